@@ -1,0 +1,27 @@
+"""Inference backends behind one protocol, chosen once per tracker."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import BackendError
+
+__all__ = ["Backend", "BackendError"]
+
+
+class Backend(Protocol):
+    """Runs the network. Crops are uint8 BGR arrays ``(N, H, W, 3)``; responses are float32 ``(N, R, R)``."""
+
+    name: str  # e.g. "torch-cpu-bf16", reported to users
+    model_config: ModelConfig
+
+    def embed(self, exemplars: np.ndarray) -> object:
+        """Exemplar crops (B, 127, 127, 3) -> an opaque kernel handle for :meth:`score`."""
+        ...
+
+    def score(self, kernel: object, search: np.ndarray) -> np.ndarray:
+        """Kernel of B targets and search crops (B * S, 255, 255, 3) -> responses (B * S, 17, 17), float32."""
+        ...

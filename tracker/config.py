@@ -1,0 +1,101 @@
+"""Configuration dataclasses.
+
+`ModelConfig` describes the network and must match the weights: it is stored inside every checkpoint and
+rebuilds the model on load. `TrackerConfig` holds inference knobs that are safe to tune per use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+BACKBONES = ("alexnet", "handset")
+METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
+
+
+class ConfigError(InputError):
+    """A configuration value or key is invalid."""
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build a dataclass from a dict, refusing unknown keys (a misspelled key must not be dropped silently)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network description; stored with the weights."""
+
+    backbone: str = "alexnet"  # "alexnet" (SiamFC's, trainable) or "handset" (fixed features, for tests)
+    width: float = 0.5  # channel multiplier of the AlexNet backbone (1.0 = the paper's 96-256-384-384-256)
+    metric: str = "xcorr"  # similarity head: xcorr | cosine | euclidean | absdiff
+    out_scale: float = 0.001  # fixed response scale; SiamFC keeps it fixed (a learned one diverged)
+    exemplar_size: int = 127  # exemplar crop side, pixels
+    search_size: int = 255  # search crop side, pixels
+    stride: int = 8  # total stride of the backbone
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if not 0.05 <= self.width <= 4.0:
+            raise ConfigError(f"width must be in [0.05, 4], got {self.width}")
+        if self.exemplar_size % 2 == 0 or self.search_size % 2 == 0 or self.search_size <= self.exemplar_size:
+            raise ConfigError("exemplar_size and search_size must be odd with search_size > exemplar_size")
+
+    @property
+    def response_size(self) -> int:
+        """Side of the response map (17 for 127/255 at stride 8)."""
+        return (self.search_size - self.exemplar_size) // self.stride + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Inference knobs (SiamFC paper defaults)."""
+
+    context: float = 0.5  # context margin around the target: p = context * (w + h)
+    scale_num: int = 3  # search scales per frame
+    scale_step: float = 1.0375  # ratio between neighbouring scales
+    scale_penalty: float = 0.9745  # response penalty for changing scale
+    scale_lr: float = 0.59  # damping of the size update
+    window_influence: float = 0.176  # weight of the cosine window against the response
+    response_up: int = 16  # bicubic upsampling factor of the response
+    min_scale: float = 0.2  # target size clamp, relative to the initial size
+    max_scale: float = 5.0
+    found_threshold: float = 0.3  # score (sigmoid of the peak response) above which the target counts as found
+    threads: int | None = None  # torch CPU threads; None leaves the process setting alone
+
+    def __post_init__(self) -> None:
+        if self.scale_num < 1 or self.scale_num % 2 == 0:
+            raise ConfigError(f"scale_num must be odd and >= 1, got {self.scale_num}")
+        if self.scale_step <= 1.0 and self.scale_num > 1:
+            raise ConfigError(f"scale_step must be > 1, got {self.scale_step}")
+        if not 0.0 <= self.window_influence <= 1.0:
+            raise ConfigError(f"window_influence must be in [0, 1], got {self.window_influence}")
+        if not 0.0 < self.scale_lr <= 1.0:
+            raise ConfigError(f"scale_lr must be in (0, 1], got {self.scale_lr}")
+        if self.response_up < 1:
+            raise ConfigError(f"response_up must be >= 1, got {self.response_up}")
+        if not 0 < self.min_scale <= 1.0 <= self.max_scale:
+            raise ConfigError("need 0 < min_scale <= 1 <= max_scale")
+        if self.context < 0:
+            raise ConfigError(f"context must be >= 0, got {self.context}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrackerConfig:
+        return _from_dict(cls, data)

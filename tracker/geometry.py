@@ -1,0 +1,103 @@
+"""Box geometry and crops. One convention everywhere: 0-based ``x, y, w, h`` floats in pixels.
+
+Internally the tracker works with centres ``(cx, cy)`` and sizes ``(w, h)``; conversions live only here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+
+class Box(NamedTuple):
+    """Axis-aligned box: top-left corner ``x, y`` and size ``w, h``, 0-based pixels."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre ``(cx, cy)`` in pixels (the centre of pixel 0 is 0.0; a box [0, w) has centre (w-1)/2)."""
+        return self.x + (self.w - 1) / 2, self.y + (self.h - 1) / 2
+
+    @classmethod
+    def from_center(cls, cx: float, cy: float, w: float, h: float) -> Box:
+        """Inverse of :attr:`center`: a box of size ``w, h`` centred on ``cx, cy``."""
+        return cls(float(cx - (w - 1) / 2), float(cy - (h - 1) / 2), float(w), float(h))
+
+    def clip(self, width: int, height: int, min_size: float = 1.0) -> Box:
+        """The part of the box inside a ``width`` x ``height`` image, at least ``min_size`` pixels a side."""
+        x0 = min(max(self.x, 0.0), width - min_size)
+        y0 = min(max(self.y, 0.0), height - min_size)
+        x1 = max(min(self.x + self.w, float(width)), x0 + min_size)
+        y1 = max(min(self.y + self.h, float(height)), y0 + min_size)
+        return Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def as_box(box: Sequence[float]) -> Box:
+    """Validate any 4-number sequence as a finite box of positive size.
+
+    Raises:
+        ValueError: wrong length, non-numeric, NaN/inf, or non-positive width/height.
+    """
+    try:
+        values = [float(v) for v in box]
+    except (TypeError, ValueError):
+        raise InputError(f"box must be 4 numbers x, y, w, h; got {box!r}") from None
+    if len(values) != 4:
+        raise InputError(f"box must be 4 numbers x, y, w, h; got {len(values)} values")
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"box has a NaN or infinite value: {values}")
+    if values[2] <= 0 or values[3] <= 0:
+        raise InputError(f"box width and height must be > 0; got w={values[2]}, h={values[3]}")
+    return Box(*values)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``x, y, w, h`` boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def context_size(w: float, h: float, context: float = 0.5) -> float:
+    """SiamFC's exemplar side in frame pixels: ``sqrt((w + p) * (h + p))`` with ``p = context * (w + h)``."""
+    p = context * (w + h)
+    return math.sqrt((w + p) * (h + p))
+
+
+def crop_and_resize(
+    image: np.ndarray,
+    center: tuple[float, float],
+    size: float,
+    out_size: int,
+    pad_value: Sequence[float] | float = 0.0,
+    interp: int = cv2.INTER_LINEAR,
+) -> np.ndarray:
+    """Crop a square of side ``size`` (frame pixels) centred on ``center`` and resize it to ``out_size``.
+
+    Parts beyond the image are filled with ``pad_value`` (SiamFC pads with the frame's mean colour). One affine
+    warp does crop, pad and resize together, so the cost does not depend on where the crop lies.
+    """
+    scale = out_size / size
+    cx, cy = center
+    # maps the crop's centre pixel to the output's centre pixel ((out_size - 1) / 2)
+    c = (out_size - 1) / 2
+    matrix = np.array([[scale, 0.0, c - scale * cx], [0.0, scale, c - scale * cy]], dtype=np.float64)
+    if isinstance(pad_value, (int, float)):
+        border = (float(pad_value),) * 4
+    else:
+        border = tuple(float(v) for v in pad_value) + (0.0,) * (4 - len(pad_value))
+    return cv2.warpAffine(
+        image, matrix, (out_size, out_size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+    )

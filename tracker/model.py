@@ -1,0 +1,142 @@
+"""SiamFC: one backbone with shared weights for exemplar and search crops, and a similarity head.
+
+``SiamFC.embed(exemplar)`` runs once per target (in ``init``); ``SiamFC.score(kernel, search)`` runs every frame.
+Inputs are float tensors of BGR pixel values in [0, 255], shape ``(N, 3, H, W)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride), nn.BatchNorm2d(cout, eps=1e-6, momentum=0.05)]
+    return layers + [nn.ReLU(inplace=True)] if relu else layers
+
+
+class AlexNet(nn.Module):
+    """SiamFC's AlexNet (Bertinetto et al. 2016) with BatchNorm; ``width`` scales every layer's channels.
+
+    127 -> 6x6 and 255 -> 22x22 features, total stride 8.
+    """
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        c = [max(8, int(round(n * width / 8)) * 8) for n in (96, 256, 384, 384, 256)]
+        self.out_channels = c[4]
+        self.features = nn.Sequential(
+            *_conv_bn(3, c[0], 11, 2), nn.MaxPool2d(3, 2),
+            *_conv_bn(c[0], c[1], 5), nn.MaxPool2d(3, 2),
+            *_conv_bn(c[1], c[2], 3),
+            *_conv_bn(c[2], c[3], 3),
+            nn.Conv2d(c[3], c[4], 3),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (x - 128) / 64 keeps the first layer's inputs near unit scale without a dataset mean
+        return self.features((x - 128.0) / 64.0)
+
+
+class HandSet(nn.Module):
+    """Fixed, hand-set features (no training): grey level and its gradients, 8x8-pooled.
+
+    Fully convolutional like AlexNet (127 -> 6x6, 255 -> 22x22, stride 8), so the tracking pipeline can be
+    tested without learned weights.
+    """
+
+    out_channels = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        grey = torch.tensor([0.114, 0.587, 0.299]).view(1, 3, 1, 1)  # BGR
+        sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
+        self.register_buffer("grey", grey)
+        self.register_buffer("sobel", torch.stack([sobel, sobel.t()]).unsqueeze(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = (x * self.grey).sum(1, keepdim=True) / 255.0
+        g = g - F.avg_pool2d(g, 31, 1, 15, count_include_pad=False)  # local contrast, not brightness
+        grad = F.conv2d(g, self.sobel, padding=1)
+        f = F.avg_pool2d(torch.cat([g, grad.abs()], 1), 8, 8)  # 127 -> 15, 255 -> 31
+        return f[:, :, 4:-5, 4:-5]  # same trim on both branches keeps it translation-equivariant: 6 and 22
+
+
+def _windows(x: torch.Tensor, k: int) -> torch.Tensor:
+    """All ``k x k`` windows of ``x`` (N, C, H, W) as (N, C * k * k, L), L = output positions."""
+    return F.unfold(x, k)
+
+
+class SimilarityHead(nn.Module):
+    """Dense similarity between a kernel (exemplar features) and every window of the search features.
+
+    ``kernel``: (B, C, k, k); ``search``: (B * S, C, H, W), S search crops per target. Returns (B * S, 1, R, R)
+    with R = H - k + 1. Response = out_scale * similarity + bias (bias learned, scale fixed).
+    """
+
+    def __init__(self, metric: str = "xcorr", out_scale: float = 0.001) -> None:
+        super().__init__()
+        self.metric = metric
+        self.out_scale = out_scale
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        return self.out_scale * self.similarity(kernel, search) + self.bias
+
+    def similarity(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        b, c, k, _ = kernel.shape
+        n, _, h, w = search.shape
+        s = n // b
+        kernel = kernel.repeat_interleave(s, 0) if s > 1 else kernel
+        if self.metric == "absdiff":
+            win = _windows(search, k)  # (n, c*k*k, L); costly, but the only exact way for |z - x|
+            out = -(win - kernel.reshape(n, -1, 1)).abs().sum(1)
+            return out.view(n, 1, h - k + 1, w - k + 1)
+        xcorr = xcorr_grouped(kernel, search)
+        if self.metric == "xcorr":
+            return xcorr
+        z2 = kernel.pow(2).sum((1, 2, 3)).view(n, 1, 1, 1)
+        x2 = F.avg_pool2d(search.pow(2).sum(1, keepdim=True), k, 1) * (k * k)
+        if self.metric == "cosine":
+            return xcorr / (z2.sqrt() * x2.sqrt() + 1e-6)
+        return -(z2 - 2 * xcorr + x2)  # euclidean: negative squared distance
+
+
+def xcorr_grouped(kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+    """Cross-correlation of each search map with its own kernel, as one grouped convolution.
+
+    ``kernel``: (N, C, k, k); ``search``: (N, C, H, W) -> (N, 1, H - k + 1, W - k + 1).
+    """
+    n, c, h, w = search.shape
+    out = F.conv2d(search.reshape(1, n * c, h, w), kernel, groups=n)
+    return out.view(n, 1, out.shape[-2], out.shape[-1])
+
+
+def build_backbone(config: ModelConfig) -> nn.Module:
+    if config.backbone == "handset":
+        return HandSet()
+    return AlexNet(config.width)
+
+
+class SiamFC(nn.Module):
+    """``SiamFC(config)``: backbone + similarity head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config)
+        self.head = SimilarityHead(config.metric, config.out_scale)
+
+    def embed(self, exemplar: torch.Tensor) -> torch.Tensor:
+        """Exemplar crops (B, 3, 127, 127) -> kernels (B, C, 6, 6)."""
+        return self.backbone(exemplar)
+
+    def score(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """Kernels (B, C, 6, 6) and search crops (B * S, 3, 255, 255) -> responses (B * S, 1, 17, 17)."""
+        return self.head(kernel, self.backbone(search))
+
+    def forward(self, exemplar: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        return self.score(self.embed(exemplar), search)

@@ -1,0 +1,67 @@
+"""Checkpoints that describe themselves: safetensors tensors plus the model config and a format version in the
+metadata, so loading executes no code and rebuilds the right network."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, ModelConfig
+from .errors import WeightsError
+from .model import SiamFC
+
+FORMAT_VERSION = "1"
+
+
+def save_weights(model: SiamFC, path: str | os.PathLike, extra: dict[str, str] | None = None) -> None:
+    """Write ``model``'s tensors and config to ``path`` (safetensors), atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format_version": FORMAT_VERSION, "model_config": json.dumps(model.config.to_dict())}
+    metadata.update(extra or {})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a weights file (format version, model config, and what training recorded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"weights file {path} is not a readable safetensors file ({e})") from None
+
+
+def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> SiamFC:
+    """Rebuild the model a weights file describes and load its tensors, in eval mode on ``device``."""
+    meta = read_metadata(path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(f"{path}: unsupported weights format version {meta.get('format_version')!r}")
+    try:
+        config = ModelConfig.from_dict(json.loads(meta["model_config"]))
+    except (KeyError, json.JSONDecodeError, TypeError, ConfigError) as e:
+        raise WeightsError(f"{path}: no valid model config in the metadata ({e})") from None
+    model = SiamFC(config)
+    try:
+        state = load_file(str(path))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise WeightsError(f"{path}: tensors do not fit the {config.backbone} model it describes ({first})") from None
+    return model.to(device).eval()
