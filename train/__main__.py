@@ -1,0 +1,80 @@
+"""``python -m train --data DIR [DIR ...] --out runs/NAME [--config cfg.json] [--resume] [--steps N] ...``
+
+Also under torchrun: ``torchrun --nproc_per_node N -m train ...`` (DDP; gloo on CPU, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tracker import SiamFCTracker
+from tracker.datasets import read_dataset
+from tracker.errors import TrackerError
+from tracker.evaluation import evaluate, load_frames
+
+from .curate import curate
+from .loop import Trainer, TrainConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train", description="Train a SiamFC model from video sequences.")
+    p.add_argument("--data", nargs="+", required=True, help="training dataset folder(s)")
+    p.add_argument("--val", nargs="*", default=[], help="validation dataset folder(s): OPE AUC picks the best checkpoint")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, best.safetensors")
+    p.add_argument("--cache", default="cache", help="crop cache root, reused across runs (default: ./cache)")
+    p.add_argument("--config", help="JSON file of TrainConfig fields (nested 'model' and 'pairs')")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--steps", type=int, help="total optimisation steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--width", type=float, help="backbone width multiplier")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--val-every", type=int, help="steps between validations")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    out = Path(args.out)
+    if args.resume and (out / "config.json").is_file():
+        cfg = json.loads((out / "config.json").read_text())
+    elif args.config:
+        cfg = json.loads(Path(args.config).read_text())
+    else:
+        cfg = {}
+    for key in ("steps", "batch_size", "lr", "workers", "val_every"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.width is not None:
+        cfg.setdefault("model", {})["width"] = args.width
+    return TrainConfig.from_dict(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        cache_dir = curate(args.data, args.cache)
+        validate = None
+        if args.val:
+            sequences = [s for d in args.val for s in read_dataset(d)]
+            frames = {s.name: load_frames(s) for s in sequences}  # decoded once, reused by every validation
+
+            def validate(weights: Path) -> dict:
+                return evaluate(lambda: SiamFCTracker(weights, backend="torch"), sequences, frames)["overall"]
+
+        Trainer(cfg, cache_dir, out, validate, resume=args.resume).run(args.max_minutes)
+    except (TrackerError, OSError, ValueError, json.JSONDecodeError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

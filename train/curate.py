@@ -1,0 +1,70 @@
+"""Crop cache: every annotated frame is cropped once around its target at a fixed scale, so an epoch never decodes
+a full frame. The target's SiamFC context square maps to ``EXEMPLAR`` pixels; the cached crop is ``CACHE_SIZE``
+pixels, enough margin for the search crop (255) under the scale and shift augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from tracker.datasets import Sequence, read_dataset
+from tracker.geometry import Box, context_size, crop_and_resize
+
+EXEMPLAR = 127  # context square -> 127 px, as the exemplar crop
+CACHE_SIZE = 351  # 351 / 127 = 2.76 context sizes: the 255 search crop plus +-25% scale and shift margin
+MANIFEST = "manifest.json"
+
+
+def _crop_sequence(args: tuple[Sequence, Path, str]) -> dict:
+    seq, out_dir, prefix = args
+    folder = out_dir / f"{prefix}{seq.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for i, (path, box) in enumerate(zip(seq.frames, seq.boxes)):
+        if not (np.isfinite(box).all() and box[2] > 1 and box[3] > 1):
+            frames.append(None)
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            frames.append(None)
+            continue
+        b = Box(*box)
+        side = context_size(b.w, b.h) * CACHE_SIZE / EXEMPLAR
+        pad = image.reshape(-1, 3).mean(0)
+        crop = crop_and_resize(image, b.center, side, CACHE_SIZE, pad)
+        name = f"{i:06d}.jpg"
+        cv2.imwrite(str(folder / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        s = CACHE_SIZE / side
+        frames.append([name, b.w * s, b.h * s])  # target size in cache pixels (centred)
+    return {"name": seq.name, "folder": folder.name, "frames": frames}
+
+
+def cache_key(data_dirs: list[Path]) -> str:
+    """Folder name for a set of data directories: same data -> same cache, reused across runs."""
+    text = "|".join(str(Path(d).resolve()) for d in data_dirs) + f"|{CACHE_SIZE}|{EXEMPLAR}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def curate(data_dirs: list[str | Path], cache_root: str | Path, workers: int = 2) -> Path:
+    """Build (or reuse) the crop cache for ``data_dirs``; returns the cache folder holding ``manifest.json``."""
+    data_dirs = [Path(d) for d in data_dirs]
+    out_dir = Path(cache_root) / cache_key(data_dirs)
+    if (out_dir / MANIFEST).is_file():
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for k, d in enumerate(data_dirs):
+        jobs += [(s, out_dir, f"{k}_") for s in read_dataset(d)]
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        sequences = list(tqdm(pool.map(_crop_sequence, jobs), total=len(jobs), desc="curating crop cache"))
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"cache_size": CACHE_SIZE, "exemplar": EXEMPLAR, "sequences": sequences}))
+    os.replace(tmp, out_dir / MANIFEST)
+    return out_dir

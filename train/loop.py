@@ -1,0 +1,210 @@
+"""The training loop: SiamFC pairs, balanced logistic loss, SGD with warm-up and cosine decay, bf16 autocast,
+atomic checkpoints with exact resume, optional DDP (torchrun), and validation by real tracking (OPE AUC)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from tracker.backends.torch_backend import cpu_has_fast_bf16
+from tracker.config import ModelConfig
+from tracker.model import SiamFC
+from tracker.weights import save_weights
+
+from .losses import LOSSES
+from .pairs import PairConfig, PairDataset
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pairs: PairConfig = field(default_factory=PairConfig)
+    loss: str = "logistic"
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 1e-2
+    min_lr: float = 1e-4
+    warmup_steps: int = 300
+    steps: int = 20000  # total optimisation steps
+    batch_size: int = 16  # per process
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    clip_grad: float = 10.0
+    precision: str = "auto"  # auto | fp32 | bf16
+    workers: int = 1
+    seed: int = 0
+    checkpoint_every: int = 250  # steps between checkpoints
+    val_every: int = 2000  # steps between validations (0: never)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        model = ModelConfig.from_dict(d.pop("model", {}))
+        pairs = PairConfig(**d.pop("pairs", {}))
+        return cls(model=model, pairs=pairs, **d)
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``min_lr`` at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _atomic_torch_save(obj: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def make_optimizer(model: SiamFC, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # no weight decay on BatchNorm and biases: it only shrinks them towards meaningless values
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+class Trainer:
+    """Owns model, optimiser and data; ``run()`` trains to ``cfg.steps``, checkpointing in ``out``."""
+
+    def __init__(self, cfg: TrainConfig, cache_dir: Path, out: Path, validate=None, resume: bool = False):
+        self.cfg, self.out, self.validate = cfg, out, validate
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = torch.device(f"cuda:{self.rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
+        self.amp_dtype = torch.bfloat16 if precision == "bf16" else None
+        torch.manual_seed(cfg.seed)
+        self.model = SiamFC(cfg.model).to(self.device)
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.loss_fn = LOSSES[cfg.loss]
+        self.step, self.best_auc = 0, -1.0
+        self.cache_dir = cache_dir
+        out.mkdir(parents=True, exist_ok=True)
+        if resume and (out / "checkpoint.pt").is_file():
+            self._load(out / "checkpoint.pt")
+
+    def _load(self, path: Path) -> None:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and dicts, no pickled code
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step, self.best_auc = ckpt["step"], ckpt["best_auc"]
+        torch.set_rng_state(ckpt["torch_rng"])
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        ckpt = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_auc": self.best_auc,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(),
+        }
+        _atomic_torch_save(ckpt, self.out / "checkpoint.pt")
+        save_weights(self.model, self.out / "last.safetensors", {"step": str(self.step)})
+
+    def _loader(self) -> DataLoader:
+        cfg = self.cfg
+        total = cfg.steps * cfg.batch_size * self.world
+        # sample indices are global: resuming at step k starts exactly at the first pair step k would have seen
+        dataset = Subset(PairDataset(self.cache_dir, total, cfg.pairs, cfg.seed), range(self.step * cfg.batch_size * self.world, total))
+        sampler = DistributedSampler(dataset, shuffle=False) if self.distributed else None
+        return DataLoader(
+            dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+            persistent_workers=cfg.workers > 0, drop_last=True,
+        )  # fmt: skip
+
+    def train_step(self, batch: list[torch.Tensor]) -> float:
+        z, x, labels, weights = (t.to(self.device, non_blocking=True) for t in batch)
+        lr = learning_rate(self.step, self.cfg)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            responses = self.net(z.float(), x.float())
+        loss = self.loss_fn(responses, labels, weights)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.optimizer.step()
+        self.step += 1
+        return loss.item()
+
+    def run(self, max_minutes: float | None = None) -> None:
+        cfg, start = self.cfg, time.time()
+        log_path = self.out / "log.csv"
+        new_log = not log_path.is_file()
+        log = open(log_path, "a", newline="")
+        writer = csv.writer(log)
+        if new_log and self.rank == 0:
+            writer.writerow(["step", "loss", "lr", "pairs_per_s", "val_auc", "val_precision", "minutes"])
+        self.net.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", disable=self.rank != 0, dynamic_ncols=True)
+        t_last, s_last, running = time.time(), self.step, None
+        for batch in self._loader():
+            loss = self.train_step(batch)
+            running = loss if running is None else 0.98 * running + 0.02 * loss
+            bar.update(1)
+            elapsed = time.time() - t_last
+            rate = (self.step - s_last) * cfg.batch_size * self.world / max(elapsed, 1e-9)
+            bar.set_postfix(loss=f"{running:.4f}", lr=f"{learning_rate(self.step, cfg):.2e}", pairs_s=f"{rate:.0f}")
+            done = self.step >= cfg.steps
+            out_of_time = max_minutes is not None and time.time() - start > max_minutes * 60
+            val = {}
+            if self.validate and self.rank == 0 and (done or (cfg.val_every and self.step % cfg.val_every == 0)):
+                val = self._validate()
+            if self.step % cfg.checkpoint_every == 0 or done or out_of_time or val:
+                self.save()
+                if self.rank == 0:
+                    writer.writerow([self.step, f"{running:.5f}", f"{learning_rate(self.step, cfg):.3e}",
+                                     f"{rate:.1f}", val.get("auc", ""), val.get("precision", ""),
+                                     f"{(time.time() - start) / 60:.1f}"])  # fmt: skip
+                    log.flush()
+                t_last, s_last = time.time(), self.step
+            if done or out_of_time:
+                break
+        bar.close()
+        log.close()
+
+    def _validate(self) -> dict:
+        self.net.eval()
+        save_weights(self.model, self.out / "last.safetensors", {"step": str(self.step)})
+        result = self.validate(self.out / "last.safetensors")
+        self.net.train()
+        tqdm.write(f"step {self.step}: dev AUC {result['auc']:.3f}, precision {result['precision']:.3f}")
+        if result["auc"] > self.best_auc:
+            self.best_auc = result["auc"]
+            meta = {"step": str(self.step), "dev_auc": f"{result['auc']:.4f}", "dev_precision": f"{result['precision']:.4f}"}
+            save_weights(self.model, self.out / "best.safetensors", meta)
+        return result

@@ -1,0 +1,158 @@
+"""(exemplar, search) pair sampling from the crop cache, with labels.
+
+Pair kinds: ``pos`` (two frames of one sequence at most ``max_gap`` apart), ``paste`` (the same, with the
+target pasted over another sequence's background), ``neg`` (search from another sequence: its own target sits in
+the middle as a distractor, every label is negative). Each index draws from its own seeded generator, so a
+sample depends on (seed, index) alone: resuming at a step reproduces the data exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import augment
+from .curate import MANIFEST
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    exemplar_size: int = 127
+    search_size: int = 255
+    response_size: int = 17
+    stride: int = 8
+    radius: float = 16.0  # positives within this many search-crop pixels of the target centre (SiamFC's R)
+    max_gap: int = 100  # exemplar and search frames at most this far apart
+    p_paste: float = 0.2  # share of pairs whose target is pasted over another sequence's background
+    p_neg: float = 0.15  # share of negative pairs
+    scale_range: float = 0.25  # search scale jitter: exp(U(-ln(1+r), ln(1+r)))
+    stretch: float = 0.15  # aspect stretch jitter, same form
+    shift: float = 48.0  # search shift, +- pixels at search scale
+    scale_sigma: float = 0.12  # positive label strength exp(-0.5 (ln s / sigma)^2): teaches scale
+    exemplar_jitter: float = 0.05  # exemplar scale jitter
+    p_grey: float = 0.1
+    p_flip: float = 0.5
+    p_occlude: float = 0.15
+
+
+def make_labels(cfg: PairConfig, target: tuple[float, float] | None, strength: float) -> tuple[np.ndarray, ...]:
+    """Balanced logistic-loss labels and weights (both (R, R) float32) for a target centred at ``target``
+    (search-crop pixels from the crop centre), or no target (``None``). Positives and negatives each carry
+    half the weight; without positives the negatives carry all of it."""
+    r = cfg.response_size
+    d = (np.arange(r) - (r - 1) / 2) * cfg.stride
+    dx, dy = np.meshgrid(d, d)
+    if target is None:
+        pos = np.zeros((r, r), bool)
+    else:
+        pos = np.hypot(dx - target[0], dy - target[1]) <= cfg.radius
+    labels = pos.astype(np.float32) * strength
+    weights = np.where(pos, 0.5 / max(pos.sum(), 1), 0.5 / max((~pos).sum(), 1)).astype(np.float32)
+    if not pos.any():
+        weights *= 2
+    return labels, weights
+
+
+class PairDataset(Dataset):
+    """Map-style dataset of ``length`` pairs over a curated crop cache (see :mod:`train.curate`)."""
+
+    def __init__(self, cache_dir: str | Path, length: int, cfg: PairConfig = PairConfig(), seed: int = 0):
+        self.dir = Path(cache_dir)
+        manifest = json.loads((self.dir / MANIFEST).read_text())
+        self.cache_size = manifest["cache_size"]
+        self.exemplar = manifest["exemplar"]
+        self.sequences = []
+        for s in manifest["sequences"]:
+            valid = [i for i, f in enumerate(s["frames"]) if f and 0.1 <= f[1] / f[2] <= 10]
+            if len(valid) >= 2:
+                self.sequences.append((s["folder"], s["frames"], np.array(valid)))
+        if not self.sequences:
+            raise ValueError(f"{cache_dir}: no sequence with two usable frames")
+        n = np.array([len(v) for _, _, v in self.sequences], float)
+        self.seq_p = np.sqrt(n) / np.sqrt(n).sum()  # long sequences must not dominate
+        self.length, self.cfg, self.seed = length, cfg, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _load(self, seq: int, frame: int) -> tuple[np.ndarray, float, float]:
+        folder, frames, _ = self.sequences[seq]
+        name, w, h = frames[frame]
+        img = cv2.imread(str(self.dir / folder / name), cv2.IMREAD_COLOR)
+        if img is None:
+            raise OSError(f"cache file missing or corrupt: {self.dir / folder / name}")
+        return img, w, h
+
+    def _other(self, rng: np.random.Generator, seq: int) -> tuple[int, int]:
+        other = int(rng.choice(len(self.sequences) - 1))
+        other += other >= seq
+        return other, int(rng.choice(self.sequences[other][2]))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        cfg = self.cfg
+        rng = np.random.default_rng([self.seed, index])
+        c = (self.cache_size - 1) / 2
+        seq = int(rng.choice(len(self.sequences), p=self.seq_p))
+        valid = self.sequences[seq][2]
+        i = int(rng.choice(valid))
+        near = valid[np.abs(valid - i) <= cfg.max_gap]
+        j = int(rng.choice(near))
+        kind = rng.choice(3, p=[1 - cfg.p_paste - cfg.p_neg, cfg.p_paste, cfg.p_neg])
+
+        # exemplar: the context square (EXEMPLAR px in the cache) with slight scale and shift jitter
+        img_z, _, _ = self._load(seq, i)
+        sz = self.exemplar * math.exp(rng.uniform(-cfg.exemplar_jitter, cfg.exemplar_jitter))
+        cz = c + rng.uniform(-2, 2, 2)
+        exemplar = augment.warp(img_z, tuple(cz), (sz, sz), cfg.exemplar_size, img_z.mean((0, 1)))
+
+        # search: scale s, aspect stretch a, shift d (search-crop pixels)
+        s = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.scale_range))
+        a = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.stretch))
+        side = np.array([a, 1 / a]) * s * self.exemplar * cfg.search_size / cfg.exemplar_size
+        d = rng.uniform(-cfg.shift, cfg.shift, 2)
+        src_seq, src_frame = (seq, j) if kind != 2 else self._other(rng, seq)
+        img_x, w, h = self._load(src_seq, src_frame)
+        centre = c - d * side / cfg.search_size  # the target lands at +d in the search crop
+        search = augment.warp(img_x, tuple(centre), tuple(side), cfg.search_size, img_x.mean((0, 1)))
+        target = None if kind == 2 else (float(d[0]), float(d[1]))
+        tw, th = w * cfg.search_size / side[0], h * cfg.search_size / side[1]
+        if kind == 1:  # paste: keep the target (+10% margin), replace the rest by another background
+            bseq, bframe = self._other(rng, seq)
+            img_b, _, _ = self._load(bseq, bframe)
+            cb = c + rng.uniform(-40, 40, 2)
+            bs = self.exemplar * cfg.search_size / cfg.exemplar_size * math.exp(rng.uniform(-0.4, 0.4))
+            background = augment.warp(img_b, tuple(cb), (bs, bs), cfg.search_size, img_b.mean((0, 1)))
+            ox, oy = (cfg.search_size - 1) / 2 + d
+            x0, x1 = int(max(0, ox - 0.55 * tw)), int(min(cfg.search_size, ox + 0.55 * tw + 1))
+            y0, y1 = int(max(0, oy - 0.55 * th)), int(min(cfg.search_size, oy + 0.55 * th + 1))
+            background[y0:y1, x0:x1] = search[y0:y1, x0:x1]
+            search = background
+        if target is not None and rng.random() < cfg.p_occlude:  # a patch of another sequence over part of it
+            oseq, oframe = self._other(rng, seq)
+            patch, _, _ = self._load(oseq, oframe)
+            pw, ph = int(tw * rng.uniform(0.2, 0.5)) + 1, int(th * rng.uniform(0.2, 0.5)) + 1
+            px = int(np.clip((cfg.search_size - 1) / 2 + d[0] + rng.uniform(-0.5, 0.5) * tw - pw / 2, 0, 254 - pw))
+            py = int(np.clip((cfg.search_size - 1) / 2 + d[1] + rng.uniform(-0.5, 0.5) * th - ph / 2, 0, 254 - ph))
+            search[py : py + ph, px : px + pw] = cv2.resize(patch, (pw, ph))
+
+        if rng.random() < cfg.p_flip:
+            exemplar, search = exemplar[:, ::-1], search[:, ::-1]
+            target = None if target is None else (-target[0], target[1])
+        grey = rng.random() < cfg.p_grey
+        exemplar = augment.photometric(np.ascontiguousarray(exemplar), rng, grey)
+        search = augment.photometric(np.ascontiguousarray(search), rng, grey)
+        strength = math.exp(-0.5 * (math.log(s) / cfg.scale_sigma) ** 2)
+        labels, weights = make_labels(cfg, target, strength)
+        return (
+            torch.from_numpy(exemplar).permute(2, 0, 1),
+            torch.from_numpy(search).permute(2, 0, 1),
+            torch.from_numpy(labels),
+            torch.from_numpy(weights),
+        )
