@@ -1,0 +1,35 @@
+"""Shared fixtures: weights of the fixed hand-set backbone, so tests check the pipeline, not learned weights."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for `synthetic`
+
+from tracker.config import ModelConfig  # noqa: E402
+from tracker.model import SiamFC  # noqa: E402
+from tracker.weights import save_weights  # noqa: E402
+
+HANDSET = ModelConfig(backbone="handset", metric="cosine", out_scale=5.0)
+
+
+@pytest.fixture(scope="session")
+def handset_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights file of the hand-set feature backbone (no training needed, meaningful features)."""
+    path = tmp_path_factory.mktemp("weights") / "handset.safetensors"
+    save_weights(SiamFC(HANDSET), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised small AlexNet model (for shape, export and parity tests)."""
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "alexnet.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.25)), path)
+    return path
