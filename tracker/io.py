@@ -1,0 +1,301 @@
+"""Frame sources (video file, image folder, camera) and output writers that never leave half-written files.
+
+Boxes are 0-based ``x, y, w, h`` floats in pixels; frames are ``H x W x 3`` uint8 BGR, as OpenCV reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import secrets
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .datasets import IMAGE_SUFFIXES
+from .errors import InputError
+
+DEFAULT_FPS = 30.0  # for image folders and for streams that do not report a rate
+VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+BOX_COLUMNS = ("frame", "x", "y", "w", "h", "score", "found")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what OpenCV and FFmpeg print straight to file descriptor 2 (several lines per failed open);
+    callers turn the failure into one clear error of their own instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr (e.g. a windowed app): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _natural_key(path: Path) -> list[object]:
+    # frame_2 before frame_10, which a plain string sort gets wrong
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+class FrameSource:
+    """Iterate over the frames of a video file, a folder of images, or a camera, as ``(index, frame)``.
+
+    ``index`` is the frame's 0-based position in the source (for folders: in the natural-sorted image list),
+    so it stays honest when a frame is skipped. An unreadable image inside a folder is skipped (its index goes
+    to ``skipped``) and reported through ``on_warning(message)`` (default: a ``RuntimeWarning``), as is a
+    video that ends before the frame count its header announced; an unreadable first frame is an error.
+    Videos and cameras are read once: iterate a source once.
+
+    Args:
+        spec: a video file, a folder of images, or a camera index (an int or an integer string like "0").
+        start_frame: index of the first frame to yield (earlier video and camera frames are read and dropped).
+        on_warning: called with one line per skipped frame or early end.
+
+    Attributes:
+        kind: "video", "images" or "camera".
+        frame_count: frames in the whole source, or None for a camera (for videos, as the container reports).
+        fps: frames per second (``DEFAULT_FPS`` when the source reports none, and for folders).
+        name: the source as given, for messages.
+        skipped: indices of the frames skipped so far.
+
+    Raises:
+        InputError: a missing, unreadable, empty or undecodable file; a folder without images; a camera that
+            does not open; ``start_frame`` negative or past the end.
+    """
+
+    def __init__(
+        self,
+        spec: str | os.PathLike | int,
+        start_frame: int = 0,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        if start_frame < 0:
+            raise InputError(f"start frame must be >= 0, got {start_frame}")
+        self.start_frame = start_frame
+        self.name = str(spec)
+        self._warn = on_warning or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
+        self.skipped: list[int] = []
+        self._capture: cv2.VideoCapture | None = None
+        self._images: list[Path] = []
+        self.fps = DEFAULT_FPS
+        if isinstance(spec, int) or re.fullmatch(r"\d+", str(spec)):
+            self.kind, self.frame_count = "camera", None
+            self._open_capture(int(spec), cv2.CAP_ANY, f"camera {int(spec)} could not be opened")
+            return
+        path = Path(spec)
+        if not path.exists():
+            raise InputError(f"video not found: {path}")
+        if path.is_dir():
+            self.kind = "images"
+            self._images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+            if not self._images:
+                raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+            self.frame_count = len(self._images)
+        else:
+            self.kind = "video"
+            if not os.access(path, os.R_OK):
+                raise InputError(f"cannot read {path}: permission denied")
+            if path.stat().st_size == 0:
+                raise InputError(f"video file is empty (0 bytes): {path}")
+            # FFmpeg by name: the default would read a name like "img_%02d.jpg" as an image-sequence pattern
+            self._open_capture(str(path), cv2.CAP_FFMPEG, f"cannot decode {path} as a video (corrupt or unsupported)")
+            count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.frame_count = count if count > 0 else None
+        if self.frame_count is not None and start_frame >= self.frame_count:
+            raise InputError(f"start frame {start_frame} is past the end of {path} ({self.frame_count} frames)")
+
+    def _open_capture(self, target: str | int, api: int, error: str) -> None:
+        with quiet_native_stderr():
+            capture = cv2.VideoCapture(target, api)
+        if not capture.isOpened():
+            raise InputError(error)
+        self._capture = capture
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        if np.isfinite(fps) and 0 < fps < 1000:
+            self.fps = float(fps)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        return self._iter_images() if self.kind == "images" else self._iter_capture()
+
+    def _iter_images(self) -> Iterator[tuple[int, np.ndarray]]:
+        for index in range(self.start_frame, len(self._images)):
+            path = self._images[index]
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                if index == self.start_frame:
+                    raise InputError(f"cannot read the first frame {path} (corrupt or not an image)")
+                self.skipped.append(index)
+                self._warn(f"skipped frame {index}: cannot read {path}")
+                continue
+            yield index, frame
+
+    def _iter_capture(self) -> Iterator[tuple[int, np.ndarray]]:
+        capture, index = self._capture, 0
+        while True:
+            with quiet_native_stderr():  # FFmpeg reports damaged packets on fd 2 while decoding
+                ok, frame = capture.read()
+            if not ok or frame is None:
+                break
+            if index >= self.start_frame:
+                yield index, frame
+            index += 1
+        if index <= self.start_frame:
+            what = f"camera {self.name}" if self.kind == "camera" else self.name
+            raise InputError(f"{what} delivered no frame at index {self.start_frame} (read {index} frames)")
+        if self.frame_count is not None and index < self.frame_count:
+            self._warn(f"{self.name}: read {index} frames, its header announced {self.frame_count} (truncated?)")
+
+    def close(self) -> None:
+        """Release the camera or video file."""
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _temp_beside(path: Path) -> Path:
+    """Create an empty temporary file in ``path``'s folder with the same extension (cv2.VideoWriter picks the
+    container from it); same folder, so the final ``os.replace`` does not cross file systems."""
+    while True:
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # mode 0o666 under the umask, like any new file (tempfile.mkstemp would leave it private, 0o600)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise InputError now, rather than after a long run, if ``path`` clearly cannot be written: its nearest
+    existing folder is not a writable folder. Creates nothing, so a run that fails leaves no empty folders."""
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: {folder} is not a writable folder")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` (``os.replace``, atomic), on
+    error it is deleted, so ``path`` is never left half written."""
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_boxes_path(path: str | os.PathLike) -> Path:
+    """Return ``path`` if it names a box file this module writes (``.csv`` or ``.json``), else raise InputError."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise InputError(f"boxes file must end in .csv or .json, got {path.name!r}")
+    return path
+
+
+def write_boxes(path: str | os.PathLike, rows: Sequence[Sequence[object]]) -> None:
+    """Write rows of ``frame, x, y, w, h, score, found`` (box: 0-based pixels) to ``.csv`` or ``.json``, atomically.
+
+    CSV: a header line, then one line per row, ``found`` as 1 or 0. JSON: a list of objects with those keys,
+    ``found`` as true or false.
+    """
+    path = check_boxes_path(path)
+    records = [
+        {"frame": int(f), "x": round(float(x), 2), "y": round(float(y), 2), "w": round(float(w), 2),
+         "h": round(float(h), 2), "score": round(float(s), 4), "found": bool(found)}
+        for f, x, y, w, h, s, found in rows
+    ]  # fmt: skip
+    with atomic_output(path) as tmp:
+        if path.suffix.lower() == ".json":
+            tmp.write_text("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")  # a row per line
+        else:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(BOX_COLUMNS)
+                writer.writerows([[r[c] if c != "found" else int(r[c]) for c in BOX_COLUMNS] for r in records])
+
+
+class VideoOutput:
+    """An annotated-video writer that writes to a temporary file and renames it into place on :meth:`commit`.
+
+    The codec follows the extension (``.mp4``/``.m4v``/``.mov``/``.mkv``: mp4v, ``.avi``: MJPG). The frame size
+    is taken from the first frame written. :meth:`close` without :meth:`commit` deletes the temporary file.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_FOURCC:
+            raise InputError(f"output video must end in {', '.join(VIDEO_FOURCC)}; got {self.path.name!r}")
+        self.fps = fps
+        self._tmp = _temp_beside(self.path)
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one BGR uint8 frame (all frames must have the first frame's size)."""
+        if self._writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[self.path.suffix.lower()])
+            with quiet_native_stderr():
+                self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
+            if not self._writer.isOpened():
+                raise InputError(f"cannot write video {self.path} (codec unavailable or folder not writable)")
+        self._writer.write(frame)
+
+    def commit(self) -> None:
+        """Finish the file and move it to its final name."""
+        if self._writer is None:
+            raise InputError(f"no frames to write to {self.path}")
+        self._writer.release()
+        self._writer = None
+        os.replace(self._tmp, self.path)
+
+    def close(self) -> None:
+        """Release the writer; delete the temporary file if :meth:`commit` did not move it into place."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoOutput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def draw_result(frame: np.ndarray, box: Sequence[float], score: float, found: bool, label: str = "") -> np.ndarray:
+    """A copy of ``frame`` with the box (x, y, w, h, 0-based pixels) drawn, green when found and red with a
+    "LOST" mark when not, the score above it and ``label`` (e.g. the frame index) in the top-left corner."""
+    out = frame.copy()
+    x, y, w, h = (float(v) for v in box)
+    colour = (0, 200, 0) if found else (0, 0, 255)
+    cv2.rectangle(out, (round(x), round(y)), (round(x + w - 1), round(y + h - 1)), colour, 2)
+    text = f"{score:.2f}" if found else f"LOST {score:.2f}"
+    cv2.putText(out, text, (round(x), max(12, round(y) - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    if label:
+        cv2.putText(out, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
