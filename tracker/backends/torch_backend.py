@@ -55,10 +55,12 @@ class TorchBackend:
     @torch.inference_mode()
     def embed(self, exemplars: np.ndarray) -> torch.Tensor:
         with self._autocast():
-            return self.model.embed(self._tensor(exemplars))
+            return self.model.embed(self._tensor(exemplars)).float()
 
     @torch.inference_mode()
     def score(self, kernel: torch.Tensor, search: np.ndarray) -> np.ndarray:
         with self._autocast():
-            out = self.model.score(kernel, self._tensor(search))
+            features = self.model.backbone(self._tensor(search))
+        # the head runs in fp32: it is cheap, and a bf16 response would be rounded to ~3 significant digits
+        out = self.model.head(kernel, features.float())
         return out[:, 0].float().cpu().numpy()  # the .cpu() is a device sync point on CUDA
