@@ -1,4 +1,9 @@
-"""One-pass evaluation (OTB protocol) of a tracker on annotated sequences."""
+"""One-pass evaluation (OTB protocol) of a tracker on annotated sequences.
+
+A tracker here is anything with ``init(frame, box)`` and ``update(frame)`` returning an object with ``box``
+(x, y, w, h, 0-based pixels), ``score`` and ``found``: :class:`tracker.SiamFCTracker` or a
+:mod:`tracker.peers` adapter.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +14,86 @@ import cv2
 import numpy as np
 
 from .datasets import Sequence
-from .metrics import summarise
+from .metrics import curves, pooled_presence, presence, summarise
+
+BOX_METRICS = ("auc", "precision", "norm_precision", "mean_iou")
 
 
 def load_frames(seq: Sequence) -> list[np.ndarray]:
     """Decode every frame of a sequence (BGR uint8)."""
     frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in seq.frames]
-    missing = [str(p) for p, f in zip(seq.frames, frames) if f is None]
+    missing = [str(p) for p, f in zip(seq.frames, frames, strict=True) if f is None]
     if missing:
         raise OSError(f"{seq.name}: cannot read {len(missing)} frame(s), first {missing[0]}")
     return frames
 
 
-def run_sequence(tracker, seq: Sequence, frames: list[np.ndarray] | None = None) -> dict:
+def run_sequence(
+    tracker, seq: Sequence, frames: list[np.ndarray] | None = None, progress: Callable[[], None] | None = None
+) -> dict:
     """Track one sequence from its first frame with a visible target to the end.
 
-    Returns predicted boxes (N, 4; NaN before the start), scores, found flags, update() seconds per frame, and
-    the summary metrics over frames where the ground truth has a target.
+    Returns predicted boxes (N, 4; NaN before the start), scores, found flags, update() seconds per frame
+    (only the update() call is timed), the summary metrics and curves over frames where the ground truth has
+    a target, and :func:`~tracker.metrics.presence` over the tracked frames. ``progress`` is called once a frame.
     """
     frames = load_frames(seq) if frames is None else frames
-    start = int(np.argmax(seq.visible))
     n = len(frames)
+    visible = seq.visible[:n]
+    if not visible.any():
+        raise ValueError(f"{seq.name}: the target is never visible; nothing to initialise on")
+    start = int(np.argmax(visible))
     boxes = np.full((n, 4), np.nan)
     scores = np.full(n, np.nan)
     found = np.zeros(n, bool)
     times = []
     tracker.init(frames[start], seq.boxes[start])
     boxes[start], scores[start], found[start] = seq.boxes[start], 1.0, True
+    if progress is not None:
+        progress()
     for i in range(start + 1, n):
         t0 = time.perf_counter()
         r = tracker.update(frames[i])
         times.append(time.perf_counter() - t0)
         boxes[i], scores[i], found[i] = r.box, r.score, r.found
-    gt = seq.boxes.copy()
+        if progress is not None:
+            progress()
+    gt = seq.boxes[:n].copy()
     gt[:start] = np.nan
-    return {"boxes": boxes, "scores": scores, "found": found, "times": np.array(times), **summarise(boxes, gt)}
+    times = np.array(times)
+    return {
+        "start": start,
+        "boxes": boxes,
+        "scores": scores,
+        "found": found,
+        "times": times,
+        "fps": 1.0 / float(np.median(times)) if len(times) else None,
+        "curves": curves(boxes, gt),
+        **summarise(boxes, gt),
+        # the init frame is given, not found, so presence counts only the frames update() answered
+        **presence(found[start + 1 :], visible[start + 1 :]),
+    }
+
+
+def overall(per_seq: dict[str, dict]) -> dict:
+    """Aggregate :func:`run_sequence` results: box metrics and curves are means over sequences (OTB style),
+    presence is pooled over frames, and ``fps`` is 1 / the median of every update() time."""
+    rows = list(per_seq.values())
+    out = {k: float(np.mean([r[k] for r in rows])) for k in BOX_METRICS}
+    times = np.concatenate([r["times"] for r in rows]) if rows else np.array([])
+    out["fps"] = 1.0 / float(np.median(times)) if len(times) else None
+    out["frames"] = int(sum(r["frames"] for r in rows))
+    out["updates"] = int(len(times))
+    out.update(pooled_presence(rows))
+    out["curves"] = {k: np.mean([r["curves"][k] for r in rows], axis=0) for k in rows[0]["curves"]}
+    return out
 
 
 def evaluate(
     make_tracker: Callable[[], object], sequences: list[Sequence], frames: dict[str, list[np.ndarray]] | None = None
 ) -> dict:
-    """Run a fresh tracker on each sequence; mean of per-sequence AUC and precision."""
+    """Run a fresh tracker on each sequence; ``overall`` holds the per-sequence means (see :func:`overall`)."""
     per_seq = {}
     for seq in sequences:
         per_seq[seq.name] = run_sequence(make_tracker(), seq, None if frames is None else frames[seq.name])
-    keys = ("auc", "precision", "norm_precision", "mean_iou")
-    overall = {k: float(np.mean([r[k] for r in per_seq.values()])) for k in keys}
-    return {"overall": overall, "sequences": per_seq}
+    return {"overall": overall(per_seq), "sequences": per_seq}

@@ -1,5 +1,14 @@
-"""One-pass evaluation metrics (OTB protocol). Boxes are (N, 4) ``x, y, w, h`` arrays; NaN ground-truth rows
-(target absent) are excluded by the callers' masks."""
+"""One-pass evaluation metrics (OTB protocol). Boxes are (N, 4) ``x, y, w, h`` arrays in pixels; NaN
+ground-truth rows (target absent) are excluded from the box metrics and scored by :func:`presence` instead.
+
+Definitions (as in the OTB toolkit and pytracking):
+
+- success: share of frames with IoU > t for 21 thresholds t = 0, 0.05, ..., 1; its mean is the success AUC
+  (so a perfect tracker scores 20/21, because no IoU exceeds 1).
+- precision: share of frames whose centre error is <= t pixels; "precision" is the value at 20 px.
+- normalised precision: centre error in units of the ground-truth width and height, per axis, before the
+  distance; "norm_precision" is the share within 0.2 (its curve spans 0..0.5).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,9 @@ import numpy as np
 
 IOU_THRESHOLDS = np.linspace(0, 1, 21)
 PRECISION_THRESHOLDS = np.arange(0, 51)
+NORM_PRECISION_THRESHOLDS = np.linspace(0, 0.5, 51)
+PRECISION_AT = 20.0  # pixels
+NORM_PRECISION_AT = 0.2  # ground-truth sizes
 
 
 def ious(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -38,15 +50,66 @@ def precision_curve(err: np.ndarray, thresholds: np.ndarray = PRECISION_THRESHOL
     return np.array([(err <= t).mean() for t in thresholds]) if len(err) else np.zeros(len(thresholds))
 
 
+def success_auc(iou: np.ndarray) -> float:
+    """Area under the success curve: the mean of the 21 success rates (0 for no frames)."""
+    return float(success_curve(iou).mean())
+
+
+def curves(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
+    """Success, precision and normalised-precision curves over frames whose ground truth is finite."""
+    mask = np.isfinite(gt).all(1)
+    p, g = pred[mask], gt[mask]
+    return {
+        "success": success_curve(ious(p, g)),
+        "precision": precision_curve(centre_errors(p, g)),
+        "norm_precision": precision_curve(centre_errors(p, g, normalise=True), NORM_PRECISION_THRESHOLDS),
+    }
+
+
 def summarise(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Success AUC, precision at 20 px, normalised precision at 0.2 and mean IoU over frames with a target."""
     mask = np.isfinite(gt).all(1)
     p, g = pred[mask], gt[mask]
     iou = ious(p, g)
     return {
-        "auc": float(success_curve(iou).mean()),
-        "precision": float((centre_errors(p, g) <= 20).mean()) if len(g) else 0.0,
-        "norm_precision": float((centre_errors(p, g, normalise=True) <= 0.2).mean()) if len(g) else 0.0,
+        "auc": success_auc(iou),
+        "precision": float((centre_errors(p, g) <= PRECISION_AT).mean()) if len(g) else 0.0,
+        "norm_precision": float((centre_errors(p, g, normalise=True) <= NORM_PRECISION_AT).mean()) if len(g) else 0.0,
         "mean_iou": float(iou.mean()) if len(g) else 0.0,
         "frames": int(mask.sum()),
+    }
+
+
+def presence(found: np.ndarray, visible: np.ndarray) -> dict[str, float | int | None]:
+    """How well the ``found`` flags match the ground truth's presence, over the frames passed in.
+
+    Returns counts and rates: ``absent_accuracy`` is the share of absent frames with ``found`` False and
+    ``present_found`` the share of present frames with ``found`` True; a rate is None when it has no frames
+    (most sequences never lose the target, and 0 would read as a failure).
+    """
+    found, visible = np.asarray(found, bool), np.asarray(visible, bool)
+    absent, present = int((~visible).sum()), int(visible.sum())
+    return {
+        "absent_frames": absent,
+        "absent_correct": int((~found & ~visible).sum()),
+        "absent_accuracy": float((~found[~visible]).mean()) if absent else None,
+        "present_frames": present,
+        "present_found_frames": int((found & visible).sum()),
+        "present_found": float(found[visible].mean()) if present else None,
+    }
+
+
+def pooled_presence(rows: list[dict]) -> dict[str, float | int | None]:
+    """:func:`presence` over several sequences, pooled by frame (not averaged by sequence)."""
+    absent = sum(r["absent_frames"] for r in rows)
+    present = sum(r["present_frames"] for r in rows)
+    correct = sum(r["absent_correct"] for r in rows)
+    hits = sum(r["present_found_frames"] for r in rows)
+    return {
+        "absent_frames": absent,
+        "absent_correct": correct,
+        "absent_accuracy": correct / absent if absent else None,
+        "present_frames": present,
+        "present_found_frames": hits,
+        "present_found": hits / present if present else None,
     }

@@ -1,0 +1,111 @@
+"""The evaluation command on a tiny generated dataset, its input errors, the benchmark, and the README updater."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import make_sequence
+
+from tracker import bench, evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 15-frame sequences in the plain layout; the second has the target marked absent on frame 7."""
+    root = tmp_path_factory.mktemp("data")
+    for name, seed, absent in (("alpha", 0, None), ("beta", 1, 7)):
+        frames, boxes = make_sequence(n=40, seed=seed)  # the first 15 frames of 40: a pace a tracker can follow
+        frames, boxes = frames[:15], boxes[:15]
+        (root / name / "img").mkdir(parents=True)
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(root / name / "img" / f"{i:04d}.jpg"), frame)
+        rows = [",".join(f"{v:g}" for v in b) for b in boxes]
+        if absent is not None:
+            rows[absent] = "nan,nan,nan,nan"
+        (root / name / "groundtruth.txt").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_evaluate_writes_results_and_plots(tiny_dataset: Path, handset_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [str(tiny_dataset), "--trackers", "siamtrack,MIL", "--weights", str(handset_weights)]
+    assert evaluate.main([*args, "--backend", "torch", "--threads", "1", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["trackers"]) == {"siamtrack", "MIL"} and results["threads"] == 1
+    for r in results["trackers"].values():
+        o = r["overall"]
+        assert 0.0 <= o["auc"] <= 20 / 21 and o["fps"] > 0 and o["updates"] == 28
+        assert len(o["curves"]["success"]) == 21
+        assert r["sequences"]["beta"]["absent_frames"] == 1 and r["sequences"]["beta"]["frames"] == 14
+        assert r["sequences"]["alpha"]["absent_accuracy"] is None
+    assert results["trackers"]["siamtrack"]["overall"]["auc"] > 0.5  # the hand-set features follow the object
+    table = (out / "results.md").read_text()
+    assert "| tracker | success AUC | precision@20 | norm precision | mean IoU | fps | absent-frame accuracy |" in table
+    assert "| siamtrack |" in table and "| MIL |" in table and "of 1 |" in table
+    for name in ("success.png", "precision.png", "fps_vs_auc.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    predictions = np.loadtxt(out / "predictions" / "MIL" / "beta.txt", delimiter=",")
+    assert predictions.shape == (15, 6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--trackers", "siamtrack,GOTURN"], "unknown tracker GOTURN"),
+        (["--trackers", "Nano"], "--nano-dir"),
+        (["--trackers", "nano", "--nano-dir", "."], "NanoTrack file(s) not found"),
+    ],
+)
+def test_evaluate_input_errors(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
+) -> None:
+    assert evaluate.main([str(tiny_dataset), *extra, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert evaluate.main([str(tmp_path / "nope"), "--trackers", "MIL", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: data folder not found: {tmp_path / 'nope'}"
+
+
+def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["--weights", str(alexnet_weights), "--frames", "3", "--threads", "1", "--targets", "1,2"]
+    assert bench.main([*argv, "--size", "320x240"]) == 0
+    out = capsys.readouterr().out
+    assert "| weights (backbone) | backend | threads | crop ms | network ms | post ms | update() ms | fps |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| alexnet.safetensors (alexnet x0.25)")]
+    assert len(rows) == 3  # one stage row, two target-count rows
+
+
+def test_readme_updater(tmp_path: Path) -> None:
+    results = tmp_path / "results" / "dev"
+    results.mkdir(parents=True)
+    (results / "results.md").write_text("| tracker | success AUC |\n|---|---:|\n| siamtrack | 0.300 |\n")
+    machine = {"cpu": "Test CPU 9000", "logical_cpus": 2, "date": "2025-01-02"}
+    (results / "results.json").write_text(json.dumps({"threads": 2, "machine": machine}))
+    for name in ("success.png", "precision.png", "fps_vs_auc.png"):
+        (results / name).write_bytes(PNG_MAGIC)
+    readme = tmp_path / "README.md"
+    readme.write_text("# t\n\nbefore\n<!-- results:start -->\nold table\n<!-- results:end -->\nafter\n")
+    script = [sys.executable, str(ROOT / "scripts" / "update_readme_results.py"), "--results", str(results)]
+    run = [*script, "--readme", str(readme), "--plots-dir", str(tmp_path / "docs" / "results")]
+    for _ in range(2):  # a second run gives the same file
+        subprocess.run(run, check=True, capture_output=True)
+    text = readme.read_text()
+    assert "old table" not in text and "| siamtrack | 0.300 |" in text
+    assert "Measured on Test CPU 9000 (2 logical CPUs), 2 thread(s), 2025-01-02." in text
+    assert "![success](docs/results/success.png)" in text and (tmp_path / "docs" / "results" / "success.png").is_file()
+    assert text.startswith("# t\n\nbefore\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\nafter\n")
+    readme.write_text("no markers\n")
+    bad = subprocess.run([*script, "--readme", str(readme)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "results:start" in bad.stderr

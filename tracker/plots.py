@@ -1,0 +1,77 @@
+"""Evaluation plots: success and precision curves, and speed against accuracy, written as PNG files.
+
+Figures are built with ``matplotlib.figure.Figure`` on an Agg canvas rather than through pyplot, so nothing
+needs a display and no process-wide backend setting is changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .metrics import IOU_THRESHOLDS, PRECISION_AT, PRECISION_THRESHOLDS
+
+
+def _figure() -> tuple[Figure, object]:
+    fig = Figure(figsize=(6, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _colours(results: dict[str, dict]) -> dict[str, str]:
+    """One colour per tracker, by its place in ``results``, so a tracker looks the same in every plot."""
+    return {name: f"C{i % 10}" for i, name in enumerate(results)}
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def success_plot(results: dict[str, dict], path: str | Path, title: str = "Success plot (OPE)") -> None:
+    """Success curves of every tracker; ``results`` maps tracker name -> ``overall`` dict (with ``curves``
+    and ``auc``). The legend gives each tracker's AUC, best first."""
+    fig, ax = _figure()
+    colour = _colours(results)
+    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["auc"]):
+        ax.plot(IOU_THRESHOLDS, r["curves"]["success"], color=colour[name], label=f"{name} [{r['auc']:.3f}]")
+    ax.set(xlabel="overlap threshold (IoU > t)", ylabel="success rate", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    _save(fig, Path(path))
+
+
+def precision_plot(results: dict[str, dict], path: str | Path, title: str = "Precision plot (OPE)") -> None:
+    """Precision curves (centre error <= t px) of every tracker; the legend gives precision at 20 px."""
+    fig, ax = _figure()
+    colour = _colours(results)
+    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["precision"]):
+        label = f"{name} [{r['precision']:.3f}]"
+        ax.plot(PRECISION_THRESHOLDS, r["curves"]["precision"], color=colour[name], label=label)
+    ax.axvline(PRECISION_AT, color="grey", lw=0.8, ls=":")
+    ax.set(
+        xlabel="location error threshold (px)", ylabel="precision", xlim=(0, PRECISION_THRESHOLDS[-1]),
+        ylim=(0, 1), title=title,
+    )  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, Path(path))
+
+
+def fps_vs_auc_plot(results: dict[str, dict], path: str | Path, threads: int | None = None) -> None:
+    """Success AUC against median update() fps (log scale), one labelled point per tracker."""
+    fig, ax = _figure()
+    colour = _colours(results)
+    for name, r in results.items():
+        fps = r["fps"] or np.nan
+        ax.scatter([fps], [r["auc"]], s=30, color=colour[name])
+        ax.annotate(name, (fps, r["auc"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    suffix = f", {threads} thread(s)" if threads else ""
+    ax.set(xlabel=f"update() fps, median{suffix}", ylabel="success AUC", title="Speed vs accuracy")
+    ax.set_xscale("log")
+    ax.set_ylim(0, max(0.1, *(r["auc"] for r in results.values())) * 1.15)
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, Path(path))
