@@ -1,0 +1,182 @@
+"""Training: dataset readers, crop cache, pair sampling, labels, loss, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from synthetic import make_sequence
+
+from tracker.datasets import read_dataset, read_sequence
+from tracker.weights import load_weights
+from train.curate import curate
+from train.loop import Trainer, TrainConfig, learning_rate
+from train.pairs import PairConfig, PairDataset, make_labels
+
+
+def write_plain(root: Path, name: str, n: int = 12, seed: int = 0, absent: tuple[int, ...] = ()) -> np.ndarray:
+    """A sequence in the plain layout (img/ + groundtruth.txt, 0-based, nan rows); returns its boxes."""
+    frames, boxes = make_sequence(n, size=(160, 120), seed=seed)
+    (root / name / "img").mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(root / name / "img" / f"{i + 1:06d}.jpg"), f)
+    lines = ["nan,nan,nan,nan" if i in absent else ",".join(f"{v:.2f}" for v in b) for i, b in enumerate(boxes)]
+    (root / name / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    return boxes
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for k in range(3):
+        write_plain(root, f"seq{k}", n=12, seed=k, absent=(3,) if k == 0 else ())
+    return root
+
+
+def test_plain_reader_nan_rows(dataset):
+    seqs = read_dataset(dataset)
+    assert [s.name for s in seqs] == ["seq0", "seq1", "seq2"]
+    assert len(seqs[0]) == 12 and not seqs[0].visible[3] and seqs[0].visible.sum() == 11
+
+
+def test_otb_reader_one_based_and_separators(tmp_path):
+    boxes = write_plain(tmp_path, "s", n=3)
+    (tmp_path / "s" / "groundtruth.txt").unlink()
+    rows = ["\t".join(str(v + 1 if j < 2 else v) for j, v in enumerate(b)) for b in boxes[:2]]
+    rows.append(" ".join(str(v + 1 if j < 2 else v) for j, v in enumerate(boxes[2])))
+    (tmp_path / "s" / "groundtruth_rect.txt").write_text("\n".join(rows))
+    seq = read_sequence(tmp_path / "s")
+    assert np.allclose(seq.boxes, boxes)
+
+
+def test_vot_reader_polygons(tmp_path):
+    (tmp_path / "v" / "color").mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "v" / "color" / f"{i + 1:08d}.jpg"), np.zeros((50, 50, 3), np.uint8))
+    (tmp_path / "v" / "groundtruth.txt").write_text("10,20,30,20,30,40,10,40\n1,2,11,2,11,7,1,7\n")
+    seq = read_sequence(tmp_path / "v", "vot")
+    assert np.allclose(seq.boxes, [[10, 20, 20, 20], [1, 2, 10, 5]])
+
+
+def test_got10k_reader_absence(tmp_path):
+    (tmp_path / "GOT-10k_Train_000001").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "GOT-10k_Train_000001" / f"{i + 1:08d}.jpg"), np.zeros((50, 50, 3), np.uint8))
+    (tmp_path / "GOT-10k_Train_000001" / "groundtruth.txt").write_text("1,2,3,4\n1,2,3,4\n1,2,3,4\n")
+    (tmp_path / "GOT-10k_Train_000001" / "absence.label").write_text("0\n1\n0\n")
+    (tmp_path / "list.txt").write_text("GOT-10k_Train_000001\n")
+    (seq,) = read_dataset(tmp_path)
+    assert seq.visible.tolist() == [True, False, True]
+
+
+def test_labels_balanced():
+    cfg = PairConfig()
+    labels, weights = make_labels(cfg, (0.0, 0.0), 1.0)
+    pos = labels > 0
+    assert pos[8, 8] and pos.sum() == 13  # cells within 16 px (2 cells) of the centre
+    assert weights[pos].sum() == pytest.approx(0.5) and weights[~pos].sum() == pytest.approx(0.5)
+    labels, weights = make_labels(cfg, (24.0, -16.0), 0.5)  # shifted target: positives move with it
+    assert labels[6, 11] == 0.5 and labels[8, 8] == 0
+    labels, weights = make_labels(cfg, None, 1.0)  # negative pair
+    assert labels.sum() == 0 and weights.sum() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def cache(dataset, tmp_path_factory) -> Path:
+    return curate([dataset], tmp_path_factory.mktemp("cache"), workers=1)
+
+
+def test_curate_manifest_and_reuse(cache, dataset):
+    manifest = json.loads((cache / "manifest.json").read_text())
+    seq0 = next(s for s in manifest["sequences"] if s["name"] == "seq0")
+    assert seq0["frames"][3] is None and all(f is not None for i, f in enumerate(seq0["frames"]) if i != 3)
+    assert curate([dataset], cache.parent, workers=1) == cache  # same data -> same cache, not rebuilt
+
+
+def test_pairs_respect_gap_and_visibility(cache):
+    ds = PairDataset(cache, 200, PairConfig(max_gap=2), seed=1)
+    seen = []
+    ds._load_orig = ds._load
+    ds._load = lambda seq, frame: (seen.append((seq, frame)), ds._load_orig(seq, frame))[1]
+    for i in range(40):
+        seen.clear()
+        z, x, labels, weights = ds[i]
+        assert z.shape == (3, 127, 127) and x.shape == (3, 255, 255) and labels.shape == (17, 17)
+        frames = ds.sequences[seen[0][0]][1]
+        assert all(ds.sequences[s][1][f] is not None for s, f in seen)  # only visible frames
+        if seen[1][0] == seen[0][0]:
+            assert abs(seen[1][1] - seen[0][1]) <= 2
+        assert frames is not None
+    a, b = ds[7], ds[7]
+    assert all(torch.equal(u, v) for u, v in zip(a, b))  # a pair depends on (seed, index) alone
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(steps=30, batch_size=4, warmup_steps=5, lr=2e-2, workers=0, checkpoint_every=10, val_every=0)
+    base.update(kw)
+    cfg = TrainConfig(**base)
+    return TrainConfig.from_dict({**cfg.to_dict(), "model": {"width": 0.125}})
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr=0.0)
+    assert learning_rate(0, cfg) == pytest.approx(0.1) and learning_rate(9, cfg) == pytest.approx(1.0)
+    assert learning_rate(100, cfg) == pytest.approx(0.0) and learning_rate(55, cfg) == pytest.approx(0.5)
+
+
+def test_training_lowers_loss_on_fixed_pairs(cache, tmp_path):
+    torch.set_num_threads(2)
+    pairs = PairConfig(p_neg=0.0, p_paste=0.0, scale_range=0.0)  # hard labels: the loss can approach 0
+    trainer = Trainer(tiny_config(steps=60, pairs=pairs), cache, tmp_path / "run")
+    batch = [torch.stack(t) for t in zip(*[trainer._loader().dataset[i] for i in range(8)])]
+    losses = [trainer.train_step(batch) for _ in range(60)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_checkpoint_resume_continues_at_same_step(cache, tmp_path):
+    out = tmp_path / "run"
+    full = Trainer(tiny_config(steps=20), cache, tmp_path / "full")
+    full.run()
+    part = Trainer(tiny_config(steps=20), cache, out)
+    part.run(max_minutes=0.0)  # stops (with a checkpoint) after the first step
+    assert part.step == 1
+    resumed = Trainer(tiny_config(steps=20), cache, out, resume=True)
+    assert resumed.step == 1
+    resumed.run()
+    assert resumed.step == 20
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert load_weights(out / "last.safetensors").config == resumed.model.config
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss") and rows[-1].startswith("20,")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes(dataset, tmp_path):
+    """torchrun-style launch of 2 CPU processes (gloo) for a few steps."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**tiny_config(steps=4).to_dict()}))
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        "-m", "train", "--data", str(dataset), "--out", str(tmp_path / "ddp"), "--cache", str(tmp_path / "c"),
+        "--config", str(cfg),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "ddp" / "last.safetensors").is_file()
+    assert (tmp_path / "ddp" / "log.csv").read_text().splitlines()[-1].startswith("4,")
