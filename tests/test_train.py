@@ -18,7 +18,7 @@ from synthetic import make_sequence
 from tracker.datasets import read_dataset, read_sequence
 from tracker.weights import load_weights
 from train.curate import curate
-from train.loop import Trainer, TrainConfig, learning_rate
+from train.loop import TrainConfig, Trainer, learning_rate
 from train.pairs import PairConfig, PairDataset, make_labels
 
 
@@ -116,7 +116,7 @@ def test_pairs_respect_gap_and_visibility(cache):
             assert abs(seen[1][1] - seen[0][1]) <= 2
         assert frames is not None
     a, b = ds[7], ds[7]
-    assert all(torch.equal(u, v) for u, v in zip(a, b))  # a pair depends on (seed, index) alone
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))  # a pair depends on (seed, index) alone
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -136,7 +136,7 @@ def test_training_lowers_loss_on_fixed_pairs(cache, tmp_path):
     torch.set_num_threads(2)
     pairs = PairConfig(p_neg=0.0, p_paste=0.0, scale_range=0.0)  # hard labels: the loss can approach 0
     trainer = Trainer(tiny_config(steps=60, pairs=pairs), cache, tmp_path / "run")
-    batch = [torch.stack(t) for t in zip(*[trainer._loader().dataset[i] for i in range(8)])]
+    batch = [torch.stack(t) for t in zip(*[trainer._loader().dataset[i] for i in range(8)], strict=True)]
     losses = [trainer.train_step(batch) for _ in range(60)]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
