@@ -62,6 +62,11 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         state = load_file(str(path))
         model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as e:
-        first = str(e).strip().splitlines()[0]
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        first = lines[1] if len(lines) > 1 else lines[0]  # torch's first line only says "Error(s) in loading"
         raise WeightsError(f"{path}: tensors do not fit the {config.backbone} model it describes ({first})") from None
+    # safetensors has no checksum: NaN/inf is the one sign of corrupt or diverged tensors we can see
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"{path}: tensor {bad[0]!r} holds NaN or infinite values (corrupt or diverged weights)")
     return model.to(device).eval()

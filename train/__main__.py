@@ -16,13 +16,15 @@ from tracker.errors import TrackerError
 from tracker.evaluation import evaluate, load_frames
 
 from .curate import curate
-from .loop import Trainer, TrainConfig
+from .loop import TrainConfig, Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train", description="Train a SiamFC model from video sequences.")
     p.add_argument("--data", nargs="+", required=True, help="training dataset folder(s)")
-    p.add_argument("--val", nargs="*", default=[], help="validation dataset folder(s): OPE AUC picks the best checkpoint")
+    p.add_argument(
+        "--val", nargs="*", default=[], help="validation dataset folder(s): OPE AUC picks the best checkpoint"
+    )
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, best.safetensors")
     p.add_argument("--cache", default="cache", help="crop cache root, reused across runs (default: ./cache)")
     p.add_argument("--config", help="JSON file of TrainConfig fields (nested 'model' and 'pairs')")

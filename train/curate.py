@@ -27,7 +27,7 @@ def _crop_sequence(args: tuple[Sequence, Path, str]) -> dict:
     folder = out_dir / f"{prefix}{seq.name}"
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
-    for i, (path, box) in enumerate(zip(seq.frames, seq.boxes)):
+    for i, (path, box) in enumerate(zip(seq.frames, seq.boxes, strict=True)):
         if not (np.isfinite(box).all() and box[2] > 1 and box[3] > 1):
             frames.append(None)
             continue

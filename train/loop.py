@@ -96,7 +96,9 @@ class Trainer:
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
-        self.device = torch.device(f"cuda:{self.rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(
+            f"cuda:{self.rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+        )
         precision = cfg.precision
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
@@ -137,7 +139,10 @@ class Trainer:
         cfg = self.cfg
         total = cfg.steps * cfg.batch_size * self.world
         # sample indices are global: resuming at step k starts exactly at the first pair step k would have seen
-        dataset = Subset(PairDataset(self.cache_dir, total, cfg.pairs, cfg.seed), range(self.step * cfg.batch_size * self.world, total))
+        dataset = Subset(
+            PairDataset(self.cache_dir, total, cfg.pairs, cfg.seed),
+            range(self.step * cfg.batch_size * self.world, total),
+        )
         sampler = DistributedSampler(dataset, shuffle=False) if self.distributed else None
         return DataLoader(
             dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
@@ -149,7 +154,9 @@ class Trainer:
         lr = learning_rate(self.step, self.cfg)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
             responses = self.net(z.float(), x.float())
         loss = self.loss_fn(responses, labels, weights)
         if not torch.isfinite(loss):
@@ -205,6 +212,10 @@ class Trainer:
         tqdm.write(f"step {self.step}: dev AUC {result['auc']:.3f}, precision {result['precision']:.3f}")
         if result["auc"] > self.best_auc:
             self.best_auc = result["auc"]
-            meta = {"step": str(self.step), "dev_auc": f"{result['auc']:.4f}", "dev_precision": f"{result['precision']:.4f}"}
+            meta = {
+                "step": str(self.step),
+                "dev_auc": f"{result['auc']:.4f}",
+                "dev_precision": f"{result['precision']:.4f}",
+            }
             save_weights(self.model, self.out / "best.safetensors", meta)
         return result
