@@ -1,0 +1,199 @@
+"""ONNX export: graphs that check, a head TensorRT can parse, and responses equal to torch fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tracker.backends.graphs import (
+    EXEMPLAR_FILE,
+    META_FILE,
+    SEARCH_FILE,
+    GraphSpec,
+    exported_graphs,
+    read_graph_meta,
+    weights_sha256,
+)
+from tracker.backends.onnx_backend import OnnxBackend
+from tracker.backends.torch_backend import TorchBackend
+from tracker.config import ConfigError, ModelConfig
+from tracker.errors import BackendError
+from tracker.export import export_graphs, main
+from tracker.model import SiamFC, SimilarityHead
+from tracker.weights import load_weights, save_weights
+
+# ONNX Runtime fp32 vs torch fp32: the same arithmetic in another order, so float32 rounding only (measured
+# 3e-5 of the response range); 1e-4 of the range leaves room for other CPUs' kernels
+FP32_TOL = 1e-4
+FP16_TOL = 0.02  # half-precision backbone (measured 0.3% of the range), as the bf16 torch path is held to 2%
+
+
+def crops(n_targets: int, scales: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    exemplars = rng.integers(0, 256, (n_targets, 127, 127, 3), dtype=np.uint8)
+    search = rng.integers(0, 256, (n_targets * scales, 255, 255, 3), dtype=np.uint8)
+    return exemplars, search
+
+
+def torch_responses(weights: Path, exemplars: np.ndarray, search: np.ndarray) -> np.ndarray:
+    ref = TorchBackend(load_weights(weights), "cpu", "fp32")
+    return ref.score(ref.embed(exemplars), search)
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, tol: float) -> None:
+    """|actual - expected| <= tol x the range of ``expected``."""
+    spread = float(expected.max() - expected.min())
+    assert spread > 0
+    assert actual.shape == expected.shape and actual.dtype == np.float32
+    assert np.abs(actual - expected).max() <= tol * spread
+
+
+@pytest.fixture(scope="module")
+def alexnet_graphs(alexnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("graphs")
+    export_graphs(alexnet_weights, out)
+    return out
+
+
+def metric_weights(tmp_path: Path, metric: str) -> Path:
+    """Hand-set backbone weights with ``metric`` (cheap to export; responses with real structure)."""
+    path = tmp_path / f"{metric}.safetensors"
+    save_weights(SiamFC(ModelConfig(backbone="handset", metric=metric, out_scale=1.0)), path)
+    return path
+
+
+# --- the exported head ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["xcorr", "cosine", "euclidean", "absdiff"])
+@pytest.mark.parametrize(("targets", "scales"), [(1, 1), (1, 3), (2, 3)])
+def test_matmul_head_equals_grouped_conv_head(metric, targets, scales):
+    torch.manual_seed(0)
+    kernel = torch.randn(targets, 16, 6, 6)
+    search = torch.randn(targets * scales, 16, 22, 22)
+    conv = SimilarityHead(metric, 1.0)(kernel, search)
+    matmul = SimilarityHead(metric, 1.0, impl="matmul")(kernel, search)
+    assert matmul.shape == conv.shape == (targets * scales, 1, 17, 17)
+    assert torch.allclose(matmul, conv, rtol=1e-5, atol=1e-5 * conv.abs().max().item())
+
+
+def test_head_impl_is_checked():
+    with pytest.raises(ConfigError, match="impl"):
+        SimilarityHead("xcorr", 1.0, impl="loop")
+
+
+# --- the graphs -----------------------------------------------------------------------------------------------
+
+
+def test_graphs_pass_checker_with_static_shapes(alexnet_graphs, alexnet_weights):
+    meta = read_graph_meta(alexnet_graphs)
+    assert meta.model_config == load_weights(alexnet_weights).config
+    assert meta.weights_sha256 == weights_sha256(alexnet_weights)
+    assert meta.spec == GraphSpec() and meta.kernel_shape == (1, 64, 6, 6)
+
+    def io(graph):
+        dims = lambda v: tuple(d.dim_value for d in v.type.tensor_type.shape.dim)  # noqa: E731
+        return {v.name: (dims(v), v.type.tensor_type.elem_type) for v in [*graph.input, *graph.output]}
+
+    u8, f32 = onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT
+    exemplar, search = (onnx.load(alexnet_graphs / f) for f in (EXEMPLAR_FILE, SEARCH_FILE))
+    for model in (exemplar, search):
+        onnx.checker.check_model(model, full_check=True)
+    assert io(exemplar.graph) == {"exemplar": ((1, 127, 127, 3), u8), "kernel": ((1, 64, 6, 6), f32)}
+    assert io(search.graph) == {
+        "kernel": ((1, 64, 6, 6), f32),
+        "search": ((3, 255, 255, 3), u8),
+        "response": ((3, 17, 17), f32),
+    }
+
+
+def test_no_convolution_takes_runtime_weights(alexnet_graphs):
+    """The property TensorRT's ONNX parser needs (NVIDIA/TensorRT#137, #1104): every Conv's weights are constants,
+    and the kernel reaches the response through MatMul."""
+    graph = onnx.load(alexnet_graphs / SEARCH_FILE).graph
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(n.input[1] in constants for n in convs)
+    assert any(n.op_type == "MatMul" for n in graph.node)
+
+
+def test_onnxruntime_matches_torch_fp32(alexnet_graphs, alexnet_weights):
+    exemplars, search = crops(1)
+    ort = OnnxBackend(alexnet_graphs, threads=1)
+    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(alexnet_weights, exemplars, search), FP32_TOL)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "absdiff"])
+def test_onnxruntime_matches_torch_fp32_for_each_metric(metric, tmp_path):
+    weights = metric_weights(tmp_path, metric)
+    export_graphs(weights, tmp_path / "graphs")
+    exemplars, search = crops(1, seed=1)
+    ort = OnnxBackend(tmp_path / "graphs", threads=1)
+    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(weights, exemplars, search), FP32_TOL)
+
+
+def test_fp16_export_stays_close(alexnet_weights, tmp_path):
+    export_graphs(alexnet_weights, tmp_path, GraphSpec(precision="fp16"))
+    onnx.checker.check_model(onnx.load(tmp_path / SEARCH_FILE), full_check=True)
+    exemplars, search = crops(1)
+    ort = OnnxBackend(tmp_path, threads=1)
+    assert ort.name == "onnxruntime-cpu-fp16"
+    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(alexnet_weights, exemplars, search), FP16_TOL)
+
+
+def test_batch_of_targets_in_chunks(alexnet_weights, tmp_path):
+    """Graphs for 2 targets x 3 scales with float inputs run 3 targets (a padded second chunk)."""
+    export_graphs(alexnet_weights, tmp_path, GraphSpec(targets=2, input_dtype="float32"))
+    exemplars, search = crops(3)
+    ort = OnnxBackend(tmp_path, threads=1)
+    kernel = ort.embed(exemplars)
+    assert kernel.shape == (3, 64, 6, 6)
+    assert_close(ort.score(kernel, search), torch_responses(alexnet_weights, exemplars, search), FP32_TOL)
+
+
+def test_scales_must_match_the_export(alexnet_graphs):
+    exemplars, search = crops(1, scales=5)
+    ort = OnnxBackend(alexnet_graphs)
+    with pytest.raises(BackendError, match="--scales 5"):
+        ort.score(ort.embed(exemplars), search)
+    with pytest.raises(BackendError, match=r"exemplar crops must be \(N, 127, 127, 3\)"):
+        ort.embed(exemplars[:, :100])
+    with pytest.raises(BackendError, match="kernel must be"):
+        ort.score("not a kernel", search[:3])
+
+
+# --- command line and cache -----------------------------------------------------------------------------------
+
+
+def test_command_line(alexnet_weights, tmp_path, capsys):
+    assert main(["--weights", str(alexnet_weights), "--out", str(tmp_path), "--scales", "1"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} >= {EXEMPLAR_FILE, SEARCH_FILE, META_FILE}
+    assert read_graph_meta(tmp_path).spec.scales == 1
+    assert "wrote" in capsys.readouterr().out
+    assert main(["--weights", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "x")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_cache_exports_once(handset_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path))
+    first = exported_graphs(handset_weights, GraphSpec())
+    assert first.parent == tmp_path / "onnx" and (first / META_FILE).is_file()
+    stamp = (first / SEARCH_FILE).stat().st_mtime_ns
+    assert exported_graphs(handset_weights, GraphSpec()) == first
+    assert (first / SEARCH_FILE).stat().st_mtime_ns == stamp
+    assert exported_graphs(handset_weights, GraphSpec(scales=1)) != first
+    assert exported_graphs(first, GraphSpec()) == first  # a folder of graphs is used as it is
+    assert not list(tmp_path.glob("onnx/.export-*"))  # no temporary folders left
+
+
+def test_invalid_graph_folder(tmp_path):
+    with pytest.raises(BackendError, match="track-export"):
+        read_graph_meta(tmp_path)
+    (tmp_path / META_FILE).write_text("{}")
+    with pytest.raises(BackendError, match="not valid"):
+        read_graph_meta(tmp_path)

@@ -1,0 +1,208 @@
+"""Exported ONNX graphs on disk: their metadata, the cache they are exported to on first use, the batching of
+any number of targets through graphs of a fixed batch, and the other helpers the graph backends share.
+
+No torch here: the ONNX Runtime and TensorRT backends read exported graphs without importing it. Only a cache
+miss on a ``.safetensors`` file imports :mod:`tracker.export` (and with it torch) to export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ConfigError, ModelConfig
+from ..errors import BackendError
+
+GRAPH_FORMAT = "1"  # bump when the graphs' inputs, outputs or layout change
+META_FILE = "siamtrack_graphs.json"
+EXEMPLAR_FILE = "exemplar.onnx"
+SEARCH_FILE = "search.onnx"
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """The static shapes and types baked into a pair of exported graphs.
+
+    targets: targets per run (exemplar batch); scales: search crops per target (search batch = targets * scales);
+    input_dtype: "uint8" (crops as read; the graph casts) or "float32" (for runtimes without uint8 inputs);
+    precision: "fp32", or "fp16" for a half-precision backbone (the head and the outputs stay fp32).
+    """
+
+    targets: int = 1
+    scales: int = 3
+    input_dtype: str = "uint8"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.targets < 1 or self.scales < 1:
+            raise ConfigError(f"targets and scales must be >= 1, got {self.targets} and {self.scales}")
+        if self.input_dtype not in ("uint8", "float32"):
+            raise ConfigError(f"input_dtype must be uint8 or float32, got {self.input_dtype!r}")
+        if self.precision not in ("fp32", "fp16"):
+            raise ConfigError(f"precision must be fp32 or fp16, got {self.precision!r}")
+
+    @property
+    def tag(self) -> str:
+        """Short name of the spec, used in cache folder names, e.g. ``t1s3-uint8-fp32``."""
+        return f"t{self.targets}s{self.scales}-{self.input_dtype}-{self.precision}"
+
+
+@dataclass(frozen=True)
+class GraphMeta:
+    """What an export folder holds: the model config, the weights' hash and the graphs' spec."""
+
+    model_config: ModelConfig
+    weights_sha256: str
+    spec: GraphSpec
+    opset: int
+    kernel_shape: tuple[int, ...]  # (targets, C, k, k): the exemplar graph's output, the search graph's input
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": GRAPH_FORMAT,
+                "model_config": self.model_config.to_dict(),
+                "weights_sha256": self.weights_sha256,
+                "spec": {f: getattr(self.spec, f) for f in ("targets", "scales", "input_dtype", "precision")},
+                "opset": self.opset,
+                "kernel_shape": list(self.kernel_shape),
+                "exemplar": EXEMPLAR_FILE,
+                "search": SEARCH_FILE,
+            },
+            indent=2,
+        )
+
+
+def read_graph_meta(folder: str | os.PathLike) -> GraphMeta:
+    """Read and check the metadata of an export folder (written by ``track-export``)."""
+    folder = Path(folder)
+    path = folder / META_FILE
+    if not path.is_file():
+        raise BackendError(f"{folder} holds no exported graphs ({META_FILE} missing): run `track-export`")
+    try:
+        data = json.loads(path.read_text())
+        if data["format"] != GRAPH_FORMAT:
+            raise BackendError(f"{path}: graph format {data['format']!r}, this version reads {GRAPH_FORMAT!r}")
+        meta = GraphMeta(
+            ModelConfig.from_dict(data["model_config"]),
+            str(data["weights_sha256"]),
+            GraphSpec(**data["spec"]),
+            int(data["opset"]),
+            tuple(int(v) for v in data["kernel_shape"]),
+        )
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise BackendError(f"{path} is not valid graph metadata ({e})") from None
+    for name in (EXEMPLAR_FILE, SEARCH_FILE):
+        if not (folder / name).is_file():
+            raise BackendError(f"{folder}: {name} missing; export again with `track-export`")
+    return meta
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a weights file's bytes: names its exported graphs and engines in the caches."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_root() -> Path:
+    """Where exported graphs and engines are cached: ``$SIAMTRACK_CACHE``, else ``$XDG_CACHE_HOME/siamtrack``,
+    else ``~/.cache/siamtrack``."""
+    if os.environ.get("SIAMTRACK_CACHE"):
+        return Path(os.environ["SIAMTRACK_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "siamtrack"
+
+
+def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
+    """The export folder for ``weights``: the folder itself if ``weights`` is one, else a cache folder keyed by
+    the weights' hash and ``spec``, exported on the first call (which imports torch)."""
+    weights = Path(weights)
+    if weights.is_dir():
+        return weights
+    if not weights.is_file():
+        raise BackendError(f"weights not found: {weights}")
+    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}"
+    if (folder / META_FILE).is_file():
+        return folder
+    from ..export import export_graphs  # torch is needed for exporting only
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
+    try:
+        export_graphs(weights, tmp, spec)
+        try:
+            tmp.rename(folder)  # atomic: a reader sees a complete folder or none
+        except OSError:
+            if not (folder / META_FILE).is_file():  # not a concurrent export that finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def cuda_index(device: str) -> int:
+    """GPU index of a device string: ``"cuda"`` -> 0, ``"cuda:N"`` -> N."""
+    kind, _, index = device.partition(":")
+    try:
+        if kind != "cuda":
+            raise ValueError
+        return int(index or 0)
+    except ValueError:
+        raise BackendError(f"invalid CUDA device {device!r}: use cuda or cuda:N") from None
+
+
+def _pad(batch: np.ndarray, n: int) -> np.ndarray:
+    """``batch`` grown to ``n`` rows by repeating its last row (real data, so no NaN from all-zero crops)."""
+    if len(batch) == n:
+        return batch
+    return np.concatenate([batch, np.repeat(batch[-1:], n - len(batch), axis=0)])
+
+
+def _check_crops(crops: np.ndarray, side: int, what: str) -> None:
+    if not isinstance(crops, np.ndarray) or crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or not len(crops):
+        got = crops.shape if isinstance(crops, np.ndarray) else type(crops).__name__
+        raise BackendError(f"{what} crops must be (N, {side}, {side}, 3) with N >= 1, got {got}")
+
+
+def embed_in_chunks(run: Callable[[np.ndarray], np.ndarray], exemplars: np.ndarray, meta: GraphMeta) -> np.ndarray:
+    """Kernels of any number of exemplar crops through ``run``, which takes exactly ``spec.targets`` of them."""
+    _check_crops(exemplars, meta.model_config.exemplar_size, "exemplar")
+    spec = meta.spec
+    out = []
+    for i in range(0, len(exemplars), spec.targets):
+        chunk = exemplars[i : i + spec.targets]
+        out.append(run(_pad(chunk, spec.targets))[: len(chunk)])
+    return np.concatenate(out)
+
+
+def score_in_chunks(
+    run: Callable[[np.ndarray, np.ndarray], np.ndarray], kernel: object, search: np.ndarray, meta: GraphMeta
+) -> np.ndarray:
+    """Responses of B targets' search crops (B * scales, ...) through ``run``, which takes exactly
+    ``spec.targets`` kernels and ``spec.targets * spec.scales`` crops."""
+    if not isinstance(kernel, np.ndarray) or kernel.shape[1:] != meta.kernel_shape[1:]:
+        raise BackendError(f"kernel must be an array (B, {', '.join(map(str, meta.kernel_shape[1:]))}) from embed()")
+    _check_crops(search, meta.model_config.search_size, "search")
+    spec = meta.spec
+    b, s = len(kernel), spec.scales
+    if len(search) != b * s:
+        raise BackendError(
+            f"got {len(search)} search crops for {b} target(s), but the graphs were exported for {s} scales "
+            f"per target: export with `track-export --scales {max(1, len(search) // max(b, 1))}`"
+        )
+    out = []
+    for i in range(0, b, spec.targets):
+        k = kernel[i : i + spec.targets]
+        x = search[i * s : (i + len(k)) * s]
+        out.append(run(_pad(k, spec.targets), _pad(x, spec.targets * s))[: len(k) * s])
+    return np.concatenate(out)

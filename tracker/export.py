@@ -1,0 +1,142 @@
+"""``track-export``: a weights file -> two static-shape ONNX graphs for ONNX Runtime and TensorRT.
+
+- ``exemplar.onnx``: exemplar crops (targets, 127, 127, 3) BGR -> kernel (targets, C, 6, 6) float32; runs once
+  per target.
+- ``search.onnx``: kernel (targets, C, 6, 6) float32 + search crops (targets * scales, 255, 255, 3) BGR ->
+  responses (targets * scales, 17, 17) float32 raw logits. The kernel is a runtime input, so a new target never
+  needs a new graph or engine.
+
+The similarity head is exported as MatMul and static slices (``SimilarityHead(impl="matmul")``) rather than a
+convolution whose weights are the kernel: that convolution breaks TensorRT's ONNX parser for Siamese trackers
+(NVIDIA/TensorRT#137, #1104). ``siamtrack_graphs.json`` beside them records the model config, the weights'
+SHA-256 and the static shapes.
+
+Usage: ``python -m tracker.export --weights W --out DIR [--fp16] [--targets N] [--scales S] [--float-input]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
+from .errors import TrackerError
+from .model import SiamFC
+from .weights import load_weights
+
+OPSET = 17  # the legacy exporter's well-trodden opset; TensorRT 8.6 and 10.x parse it
+
+
+class ExemplarGraph(nn.Module):
+    """Exemplar branch: NHWC crops (uint8 or float, BGR, 0-255) -> float32 kernels (B, C, k, k)."""
+
+    def __init__(self, model: SiamFC, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, exemplar: torch.Tensor) -> torch.Tensor:
+        # NHWC -> NCHW inside the graph, so callers pass crops exactly as cropped (no host-side transpose)
+        return self.model.embed(exemplar.permute(0, 3, 1, 2).to(self.dtype)).float()
+
+
+class SearchGraph(nn.Module):
+    """Search branch + similarity head: kernels (B, C, k, k) and NHWC crops (B * S, ...) -> responses."""
+
+    def __init__(self, model: SiamFC, dtype: torch.dtype, kernel_shape: tuple[int, ...], scales: int) -> None:
+        super().__init__()
+        self.model, self.dtype, self.kernel_shape, self.scales = model, dtype, kernel_shape, scales
+
+    def forward(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        features = self.model.backbone(search.permute(0, 3, 1, 2).to(self.dtype))
+        # each target's kernel repeated for its S crops here, with plain-int sizes: a Concat in the graph instead
+        # of the shape arithmetic that the traced repeat inside the head exports to
+        b, c, k, _ = self.kernel_shape
+        kernel = torch.cat([kernel.unsqueeze(1)] * self.scales, 1).reshape(b * self.scales, c, k, k)
+        # the head stays fp32 even in an fp16 export: euclidean sums of squares overflow fp16's 65504
+        return self.model.head(kernel, features.float()).squeeze(1)
+
+
+def graph_model(model: SiamFC, precision: str = "fp32") -> SiamFC:
+    """``model`` made ready for export: eval mode, MatMul head, backbone in ``precision`` (fp16: half weights)."""
+    model = model.eval()
+    model.head.impl = "matmul"
+    if precision == "fp16":
+        model.backbone.half()
+    return model
+
+
+def _onnx_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], output: str) -> None:
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        dynamo=False,  # the dynamo exporter needs onnxscript; the legacy one does not
+        opset_version=OPSET,
+        input_names=inputs,
+        output_names=[output],
+        do_constant_folding=True,
+    )
+
+
+def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: GraphSpec | None = None) -> GraphMeta:
+    """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``.
+
+    Raises:
+        WeightsError: the weights file is missing or invalid.
+    """
+    spec = spec or GraphSpec()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = graph_model(load_weights(weights, device="cpu"), spec.precision)
+    cfg = model.config
+    dtype = torch.float16 if spec.precision == "fp16" else torch.float32
+    in_dtype = torch.uint8 if spec.input_dtype == "uint8" else torch.float32
+    b, n = spec.targets, spec.targets * spec.scales
+    # random crops (not zeros) so that tracing and constant folding see ordinary values
+    gen = torch.Generator().manual_seed(0)
+    exemplar = torch.randint(0, 256, (b, cfg.exemplar_size, cfg.exemplar_size, 3), generator=gen).to(in_dtype)
+    search = torch.randint(0, 256, (n, cfg.search_size, cfg.search_size, 3), generator=gen).to(in_dtype)
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer warns that shape-dependent Python values become constants: intended, the shapes are static
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, chosen on purpose (above)
+        exemplar_graph = ExemplarGraph(model, dtype)
+        kernel = exemplar_graph(exemplar)
+        search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
+        _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], "kernel")
+        _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], "response")
+    meta = GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape))
+    (out_dir / META_FILE).write_text(meta.to_json())
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``track-export``)."""
+    p = argparse.ArgumentParser(prog="track-export", description="Export siamtrack weights to ONNX graphs.")
+    p.add_argument("--weights", required=True, type=Path, help="weights file (.safetensors)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--fp16", action="store_true", help="half-precision backbone (head and outputs stay fp32)")
+    p.add_argument("--targets", type=int, default=1, help="targets per run (static batch; default 1)")
+    p.add_argument("--scales", type=int, default=3, help="search scales per target (default 3)")
+    p.add_argument("--float-input", action="store_true", help="float32 crop inputs instead of uint8")
+    args = p.parse_args(argv)
+    try:
+        input_dtype, precision = ("float32" if args.float_input else "uint8"), ("fp16" if args.fp16 else "fp32")
+        spec = GraphSpec(args.targets, args.scales, input_dtype, precision)
+        meta = export_graphs(args.weights, args.out, spec)
+    except TrackerError as e:
+        print(f"track-export: {e}", file=sys.stderr)
+        return 2
+    files = ", ".join(str(args.out / f) for f in (EXEMPLAR_FILE, SEARCH_FILE, META_FILE))
+    print(f"wrote {files} ({spec.tag}, kernel {meta.kernel_shape}, weights sha256 {meta.weights_sha256[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
