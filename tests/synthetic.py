@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 
 
 def texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
@@ -33,4 +33,36 @@ def make_sequence(
         frame[y0 : y0 + hi, x0 : x0 + wi] = cv2.resize(obj, (wi, hi))
         frames.append(frame)
         boxes.append((x0, y0, wi, hi))
+    return frames, np.array(boxes, dtype=np.float64)
+
+
+def make_occluded_sequence(
+    n: int = 60,
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    absent: tuple[int, int] = (20, 35),
+    jump: tuple[float, float] = (90.0, 30.0),
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames and boxes (n, 4) of a textured object that leaves the view for frames ``absent[0]`` to
+    ``absent[1] - 1`` (NaN boxes) and comes back ``jump`` = (dx, dy) pixels away from where it left.
+
+    The object moves slowly and keeps its size, so the only hard part is the absence and the jump.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    background = texture(rng, height, width, 12) // 2 + 40
+    obj = texture(rng, 32, 40, 6)
+    frames, boxes = [], []
+    for i in range(n):
+        x0, y0 = width * 0.3 + 0.8 * i, height * 0.4 + 0.3 * i
+        if i >= absent[1]:
+            x0, y0 = x0 + jump[0], y0 + jump[1]
+        x0, y0 = int(round(x0)), int(round(y0))
+        frame = background.copy()
+        if absent[0] <= i < absent[1]:
+            boxes.append((np.nan,) * 4)
+        else:
+            frame[y0 : y0 + 32, x0 : x0 + 40] = obj
+            boxes.append((x0, y0, 40, 32))
+        frames.append(frame)
     return frames, np.array(boxes, dtype=np.float64)

@@ -7,6 +7,7 @@ rebuilds the model on load. `TrackerConfig` holds inference knobs that are safe 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +78,21 @@ class TrackerConfig:
     response_up: int = 16  # bicubic upsampling factor of the response
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
-    found_threshold: float = 0.3  # score (sigmoid of the peak response) above which the target counts as found
+    # found: the peak must be both high and sharp; both thresholds are calibrated on frames marked absent
+    # (scripts/calibrate_found.py, docs/ROBUSTNESS.md)
+    found_threshold: float = 0.3  # min peak score (sigmoid of the peak response)
+    found_psr: float = 0.0  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
+    psr_exclude: int = 2  # response cells either side of the peak that belong to the peak, not the sidelobe
+    # while lost: hold the last confident box and search a grid of crops around it, at the target's scale
+    lost_search_growth: float = 1.5  # the searched reach grows by this factor per lost frame...
+    lost_search_max: float = 3.0  # ...up to this multiple of the tracking search's reach (3: a 3x3 grid)
     threads: int | None = None  # torch CPU threads; None leaves the process setting alone
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # a NaN would pass every range check below
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name} must be finite, got {value}")
         if self.scale_num < 1 or self.scale_num % 2 == 0:
             raise ConfigError(f"scale_num must be odd and >= 1, got {self.scale_num}")
         if self.scale_step <= 1.0 and self.scale_num > 1:
@@ -95,6 +107,14 @@ class TrackerConfig:
             raise ConfigError("need 0 < min_scale <= 1 <= max_scale")
         if self.context < 0:
             raise ConfigError(f"context must be >= 0, got {self.context}")
+        if not 0.0 <= self.found_threshold <= 1.0:
+            raise ConfigError(f"found_threshold must be in [0, 1], got {self.found_threshold}")
+        if self.found_psr < 0 or self.psr_exclude < 0:
+            raise ConfigError("found_psr and psr_exclude must be >= 0")
+        if self.lost_search_growth < 1.0 or self.lost_search_max < 1.0:
+            raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrackerConfig:
