@@ -22,37 +22,17 @@ import itertools
 import sys
 import time
 
-import cv2
 import numpy as np
 
 from tracker import SiamFCTracker, TrackerConfig
-from tracker.datasets import Sequence, read_dataset
+from tracker.datasets import read_dataset
+from tracker.evaluation import run_lockstep
 from tracker.metrics import ious
 
 
 def floats(text: str) -> list[float]:
     """``"0,3.5,4"`` -> ``[0.0, 3.5, 4.0]``."""
     return [float(v) for v in text.split(",") if v.strip()]
-
-
-def track_all(seq: Sequence, trackers: list[SiamFCTracker], max_frames: int | None) -> tuple[np.ndarray, ...]:
-    """Run every tracker over ``seq`` from its first visible frame. Returns found flags (K, N) and boxes
-    (K, N, 4) of the K trackers, and the ground truth (N, 4) of the N frames after the first."""
-    start = int(np.argmax(seq.visible))
-    paths = seq.frames[start : None if max_frames is None else start + max_frames + 1]
-    first = cv2.imread(str(paths[0]), cv2.IMREAD_COLOR)
-    for t in trackers:
-        t.init(first, seq.boxes[start])
-    found = np.zeros((len(trackers), len(paths) - 1), bool)
-    boxes = np.zeros((len(trackers), len(paths) - 1, 4))
-    for i, path in enumerate(paths[1:]):
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise OSError(f"cannot read frame {path}")
-        for k, t in enumerate(trackers):
-            r = t.update(frame)
-            found[k, i], boxes[k, i] = r.found, r.box
-    return found, boxes, seq.boxes[start + 1 : start + len(paths)]
 
 
 def summarise(found: np.ndarray, boxes: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -98,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for seq in sequences:
         trackers = [SiamFCTracker(args.weights, args.backend, args.device, c) for c in configs]
-        found, boxes, gt = track_all(seq, trackers, args.max_frames)
+        run = run_lockstep(seq, trackers, args.max_frames)
         for k in range(len(pairs)):
-            per_pair[k].append((found[k], boxes[k], gt))
-        print(f"{seq.name}: {len(gt)} frames, {int((~np.isfinite(gt).all(1)).sum())} absent "
+            per_pair[k].append((run.found[k], run.boxes[k], run.gt))
+        print(f"{seq.name}: {len(run.gt)} frames, {int((~np.isfinite(run.gt).all(1)).sum())} absent "
               f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
 
     print(f"weights {args.weights}; {len(sequences)} sequences; found=False scored against absent marks")

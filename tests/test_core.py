@@ -12,7 +12,7 @@ from tracker.config import ModelConfig
 from tracker.errors import InputError, NotInitializedError, WeightsError
 from tracker.geometry import Box, as_box, context_size, crop_and_resize
 from tracker.metrics import centre_errors, ious
-from tracker.model import SiamFC, SimilarityHead, xcorr_grouped
+from tracker.model import SiamFC, SimilarityHead, fuse_batchnorm, xcorr_grouped
 from tracker.weights import load_weights, save_weights
 
 # --- geometry -------------------------------------------------------------------------------------------------
@@ -113,12 +113,59 @@ def test_head_metrics_peak_at_the_exemplar(metric):
     assert divmod(int(out.argmax()), out.shape[1]) == (5, 9)
 
 
-def test_alexnet_shapes():
-    model = SiamFC(ModelConfig(width=0.25)).eval()
+@pytest.mark.parametrize("stem_kernel, groups", [(11, 1), (9, 1), (7, 2), (5, 4)])
+def test_alexnet_shapes(stem_kernel, groups):
+    model = SiamFC(ModelConfig(width=0.25, stem_kernel=stem_kernel, groups=groups)).eval()
     with torch.inference_mode():
         z = model.embed(torch.rand(2, 3, 127, 127) * 255)
         r = model.score(z, torch.rand(6, 3, 255, 255) * 255)
     assert z.shape[-2:] == (6, 6) and r.shape == (6, 1, 17, 17)
+
+
+@pytest.mark.parametrize("bad", [{"stem_kernel": 8}, {"stem_kernel": 3}, {"groups": 3}, {"groups": 0}])
+def test_model_config_rejects(bad):
+    with pytest.raises(InputError, match=next(iter(bad))):
+        ModelConfig(**bad)
+
+
+def _with_bn_statistics(model: SiamFC) -> SiamFC:
+    """Random BatchNorm statistics and affine parameters, so folding them is not a no-op."""
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_fuse_batchnorm_matches_and_leaves_the_original():
+    model = _with_bn_statistics(SiamFC(ModelConfig(width=0.25, groups=2)))
+    fused = fuse_batchnorm(model.backbone)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    x = torch.rand(2, 3, 255, 255) * 255
+    with torch.inference_mode():
+        ref, out = model.backbone(x), fused(x)
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+def test_torch_backend_fp32_matches_the_model(tmp_path):
+    """The backend's inference form (BatchNorm folded, MatMul head on CPU) gives the training model's response."""
+    from tracker.backends.torch_backend import TorchBackend
+
+    model = _with_bn_statistics(SiamFC(ModelConfig(width=0.25, stem_kernel=7, groups=2, out_scale=1.0)))
+    backend = TorchBackend(model, "cpu", "fp32")
+    assert backend.model is not model and backend.model.head.impl == "matmul" and model.head.impl == "conv"
+    rng = np.random.default_rng(0)
+    exemplar = rng.integers(0, 256, (1, 127, 127, 3), dtype=np.uint8)
+    search = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    out = backend.score(backend.embed(exemplar), search)
+    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float()  # noqa: E731
+    with torch.inference_mode():
+        ref = model(as_tensor(exemplar), as_tensor(search))[:, 0].numpy()
+    np.testing.assert_allclose(out, ref, rtol=2e-5)  # fp32 rounding: the folded weights are rounded once more
 
 
 # --- weights --------------------------------------------------------------------------------------------------
@@ -219,7 +266,7 @@ def test_instances_are_independent(handset_weights):
 
 def test_missing_default_weights_is_clear(monkeypatch, tmp_path):
     monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(tmp_path / "none.safetensors"))
-    with pytest.raises(WeightsError, match="weights"):
+    with pytest.raises(WeightsError, match=r"no default weights at .*--weights PATH"):
         SiamFCTracker()
 
 

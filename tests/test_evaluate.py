@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from synthetic import make_sequence
 
-from tracker import bench, evaluate
+from tracker import SiamFCTracker, TrackerConfig, bench, evaluate
+from tracker.datasets import Sequence
+from tracker.evaluation import run_lockstep, run_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -76,6 +78,38 @@ def test_evaluate_input_errors(
 def test_evaluate_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert evaluate.main([str(tmp_path / "nope"), "--trackers", "MIL", "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip() == f"error: data folder not found: {tmp_path / 'nope'}"
+
+
+def test_run_lockstep_matches_one_tracker_runs(handset_weights: Path, tmp_path: Path) -> None:
+    frames, boxes = make_sequence(n=40, seed=2)
+    frames, boxes = frames[:12], boxes[:12].copy()
+    boxes[:2] = np.nan  # the target shows from frame 2: the run starts there
+    paths = []
+    for i, frame in enumerate(frames):
+        paths.append(tmp_path / f"{i:04d}.png")  # lossless, so both runs see the same pixels
+        cv2.imwrite(str(paths[-1]), frame)
+    seq = Sequence("gamma", paths, boxes)
+    configs = [TrackerConfig(threads=1), TrackerConfig(window_influence=0.4, scale_lr=0.3, threads=1)]
+    trackers = [SiamFCTracker(handset_weights, "torch", "cpu", c) for c in configs]
+    ticks = []
+    run = run_lockstep(seq, trackers, max_frames=6, progress=lambda: ticks.append(1))
+    assert run.start == 2 and run.found.shape == (2, 6) and run.boxes.shape == (2, 6, 4) and len(ticks) == 7
+    np.testing.assert_array_equal(run.gt, boxes[3:9])
+    for k, config in enumerate(configs):  # each tracker of the lockstep run tracks as it would alone
+        alone = run_sequence(SiamFCTracker(handset_weights, "torch", "cpu", config), seq, frames[:9])
+        np.testing.assert_allclose(run.boxes[k], alone["boxes"][3:9], atol=1e-6)
+        np.testing.assert_array_equal(run.found[k], alone["found"][3:9])
+    assert not np.allclose(run.boxes[0], run.boxes[1])  # the configurations differ, so do their runs
+    with pytest.raises(ValueError, match="never visible"):
+        run_lockstep(Sequence("none", paths, np.full_like(boxes, np.nan)), [])
+
+
+def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:
+    script = [sys.executable, str(ROOT / "scripts" / "tune_tracker.py"), "--weights", "w", "--data", str(tmp_path)]
+    grid = ["--grid", "window_influence=0.1", "--grid", "windw=0.2"]
+    bad = subprocess.run([*script, *grid], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown TrackerConfig field 'windw'")
+    assert len(bad.stderr.splitlines()) == 1
 
 
 def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixture) -> None:

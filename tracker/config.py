@@ -36,6 +36,8 @@ class ModelConfig:
 
     backbone: str = "alexnet"  # "alexnet" (SiamFC's, trainable) or "handset" (fixed features, for tests)
     width: float = 0.5  # channel multiplier of the AlexNet backbone (1.0 = the paper's 96-256-384-384-256)
+    stem_kernel: int = 11  # AlexNet's first kernel side (the paper's 11; 7 costs 0.4x in that layer)
+    groups: int = 1  # groups of AlexNet's conv2, conv4 and conv5 (the original AlexNet's 2 halves their cost)
     metric: str = "xcorr"  # similarity head: xcorr | cosine | euclidean | absdiff
     out_scale: float = 0.001  # fixed response scale; SiamFC keeps it fixed (a learned one diverged)
     exemplar_size: int = 127  # exemplar crop side, pixels
@@ -49,6 +51,10 @@ class ModelConfig:
             raise ConfigError(f"metric must be one of {METRICS}, got {self.metric!r}")
         if not 0.05 <= self.width <= 4.0:
             raise ConfigError(f"width must be in [0.05, 4], got {self.width}")
+        if self.stem_kernel not in (5, 7, 9, 11):
+            raise ConfigError(f"stem_kernel must be 5, 7, 9 or 11, got {self.stem_kernel}")
+        if self.groups not in (1, 2, 4):
+            raise ConfigError(f"groups must be 1, 2 or 4, got {self.groups}")
         if self.exemplar_size % 2 == 0 or self.search_size % 2 == 0 or self.search_size <= self.exemplar_size:
             raise ConfigError("exemplar_size and search_size must be odd with search_size > exemplar_size")
 

@@ -42,8 +42,14 @@ class Sequence:
         return np.isfinite(b).all(1) & (np.nan_to_num(b[:, 2]) > 0) & (np.nan_to_num(b[:, 3]) > 0)
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def natural_key(path: Path) -> list[object]:
+    """Sort key that puts frame_2 before frame_10, which a plain string sort gets wrong."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images in ``folder`` (by suffix, :data:`IMAGE_SUFFIXES`), in natural order."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
 
 
 def _read_rows(path: Path) -> np.ndarray:
@@ -90,15 +96,15 @@ def read_sequence(folder: str | Path, fmt: str = "auto") -> Sequence:
     fmt = detect_sequence_format(folder) if fmt == "auto" else fmt
     if fmt == "otb":
         gt = folder / "groundtruth_rect.txt"
-        return _make(folder.name, _images(folder / "img"), _read_rows(gt) - [1, 1, 0, 0], gt)
+        return _make(folder.name, image_files(folder / "img"), _read_rows(gt) - [1, 1, 0, 0], gt)
     gt = folder / "groundtruth.txt"
     if fmt == "plain":
-        return _make(folder.name, _images(folder / "img"), _to_boxes(_read_rows(gt), gt), gt)
+        return _make(folder.name, image_files(folder / "img"), _to_boxes(_read_rows(gt), gt), gt)
     if fmt == "vot":
-        frames = _images(folder / "color") if (folder / "color").is_dir() else _images(folder)
+        frames = image_files(folder / "color") if (folder / "color").is_dir() else image_files(folder)
         return _make(folder.name, frames, _to_boxes(_read_rows(gt), gt), gt)
     if fmt == "got10k":
-        seq = _make(folder.name, _images(folder), _to_boxes(_read_rows(gt), gt), gt)
+        seq = _make(folder.name, image_files(folder), _to_boxes(_read_rows(gt), gt), gt)
         absence = folder / "absence.label"
         if absence.is_file():
             flags = _read_rows(absence)[: len(seq), 0] > 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -73,6 +75,57 @@ def run_sequence(
         # the init frame is given, not found, so presence counts only the frames update() answered
         **presence(found[start + 1 :], visible[start + 1 :]),
     }
+
+
+class LockstepRun(NamedTuple):
+    """What :func:`run_lockstep` returns for K trackers over the N frames after the init frame."""
+
+    start: int  # index of the init frame: the first with a visible target
+    found: np.ndarray  # (K, N) bool
+    boxes: np.ndarray  # (K, N, 4) x, y, w, h, 0-based pixels
+    gt: np.ndarray  # (N, 4) ground truth of the same frames; NaN rows where the target is absent
+
+
+def run_lockstep(
+    seq: Sequence,
+    trackers: list,
+    max_frames: int | None = None,
+    progress: Callable[[], None] | None = None,
+) -> LockstepRun:
+    """Run K trackers side by side over ``seq`` from its first frame with a visible target, each frame read
+    once and given to every tracker in turn, so sweeping K configurations costs one decode per frame and no
+    frame is kept after its update (memory does not grow with the sequence).
+
+    ``max_frames`` caps the update() frames after the init frame (None: to the end); ``progress`` is called
+    once a frame, the init frame included. Raises ValueError if the target is never visible, OSError for an
+    unreadable frame.
+    """
+    if not seq.visible.any():
+        raise ValueError(f"{seq.name}: the target is never visible; nothing to initialise on")
+    start = int(np.argmax(seq.visible))
+    paths = seq.frames[start : None if max_frames is None else start + max_frames + 1]
+    first = _read(paths[0])
+    for t in trackers:
+        t.init(first, seq.boxes[start])
+    if progress is not None:
+        progress()
+    found = np.zeros((len(trackers), len(paths) - 1), bool)
+    boxes = np.zeros((len(trackers), len(paths) - 1, 4))
+    for i, path in enumerate(paths[1:]):
+        frame = _read(path)
+        for k, t in enumerate(trackers):
+            r = t.update(frame)
+            found[k, i], boxes[k, i] = r.found, r.box
+        if progress is not None:
+            progress()
+    return LockstepRun(start, found, boxes, seq.boxes[start + 1 : start + len(paths)])
+
+
+def _read(path: Path) -> np.ndarray:
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise OSError(f"cannot read frame {path}")
+    return frame
 
 
 def overall(per_seq: dict[str, dict]) -> dict:

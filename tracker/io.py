@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .datasets import IMAGE_SUFFIXES
+from .datasets import IMAGE_SUFFIXES, image_files
 from .errors import InputError
 
 DEFAULT_FPS = 30.0  # for image folders and for streams that do not report a rate
@@ -43,11 +43,6 @@ def quiet_native_stderr() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def _natural_key(path: Path) -> list[object]:
-    # frame_2 before frame_10, which a plain string sort gets wrong
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 class FrameSource:
@@ -100,7 +95,7 @@ class FrameSource:
             raise InputError(f"video not found: {path}")
         if path.is_dir():
             self.kind = "images"
-            self._images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+            self._images = image_files(path)
             if not self._images:
                 raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
             self.frame_count = len(self._images)

@@ -6,34 +6,40 @@ Inputs are float tensors of BGR pixel values in [0, 255], shape ``(N, 3, H, W)``
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import ConfigError, ModelConfig
 
 
-def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, relu: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride), nn.BatchNorm2d(cout, eps=1e-6, momentum=0.05)]
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, relu: bool = True, groups: int = 1) -> list[nn.Module]:
+    conv = nn.Conv2d(cin, cout, k, stride, groups=groups)
+    layers: list[nn.Module] = [conv, nn.BatchNorm2d(cout, eps=1e-6, momentum=0.05)]
     return layers + [nn.ReLU(inplace=True)] if relu else layers
 
 
 class AlexNet(nn.Module):
     """SiamFC's AlexNet (Bertinetto et al. 2016) with BatchNorm; ``width`` scales every layer's channels.
 
-    127 -> 6x6 and 255 -> 22x22 features, total stride 8.
+    127 -> 6x6 and 255 -> 22x22 features, total stride 8, for any odd ``stem_kernel`` from 5 to 11 (the first
+    layer's kernel; SiamFC's is 11). ``groups`` splits conv2, conv4 and conv5 into that many groups, as the
+    original AlexNet did with 2 (conv1 and conv3 stay dense so that every group sees every channel).
     """
 
-    def __init__(self, width: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, stem_kernel: int = 11, groups: int = 1) -> None:
         super().__init__()
         c = [max(8, int(round(n * width / 8)) * 8) for n in (96, 256, 384, 384, 256)]
         self.out_channels = c[4]
         self.features = nn.Sequential(
-            *_conv_bn(3, c[0], 11, 2), nn.MaxPool2d(3, 2),
-            *_conv_bn(c[0], c[1], 5), nn.MaxPool2d(3, 2),
+            *_conv_bn(3, c[0], stem_kernel, 2), nn.MaxPool2d(3, 2),
+            *_conv_bn(c[0], c[1], 5, groups=groups), nn.MaxPool2d(3, 2),
             *_conv_bn(c[1], c[2], 3),
-            *_conv_bn(c[2], c[3], 3),
-            nn.Conv2d(c[3], c[4], 3),
+            *_conv_bn(c[2], c[3], 3, groups=groups),
+            nn.Conv2d(c[3], c[4], 3, groups=groups),
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,10 +161,28 @@ def absdiff_shifted(kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def fuse_batchnorm(backbone: nn.Module) -> nn.Module:
+    """An inference copy of ``backbone`` with every Conv2d + BatchNorm2d pair of its ``features`` folded into one
+    Conv2d (same outputs up to rounding, one pass over the activations fewer per layer). The copy is in eval
+    mode and must not be trained; a backbone without ``features`` is copied unchanged."""
+    fused = copy.deepcopy(backbone).eval()
+    layers = list(getattr(fused, "features", []))
+    if not layers:
+        return fused
+    out: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, nn.BatchNorm2d) and out and isinstance(out[-1], nn.Conv2d):
+            out[-1] = fuse_conv_bn_eval(out[-1], layer)
+        else:
+            out.append(layer)
+    fused.features = nn.Sequential(*out)
+    return fused
+
+
 def build_backbone(config: ModelConfig) -> nn.Module:
     if config.backbone == "handset":
         return HandSet()
-    return AlexNet(config.width)
+    return AlexNet(config.width, config.stem_kernel, config.groups)
 
 
 class SiamFC(nn.Module):

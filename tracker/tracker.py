@@ -94,12 +94,12 @@ class SiamFCTracker:
             weights = os.environ.get("SIAMTRACK_WEIGHTS") or DEFAULT_WEIGHTS
             if not Path(weights).is_file():
                 raise WeightsError(
-                    f"no default weights at {weights}: train them with `python -m train` "
-                    "or pass weights=PATH (or set SIAMTRACK_WEIGHTS)"
+                    f"no default weights at {weights}: pass weights=PATH (--weights PATH on the command line), "
+                    "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
                 )
         self.weights = Path(weights)
         self._backend: Backend = _guarded(create_backend, f"cannot start the {backend!r} backend")(
-            backend, self.weights, device, threads=self.config.threads
+            backend, self.weights, device, threads=self.config.threads, scales=self.config.scale_num
         )
         self._model_config = self._backend.model_config
         self._window = pp.hann_window(self._model_config.response_size * self.config.response_up)

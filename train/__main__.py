@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--width", type=float, help="backbone width multiplier")
+    p.add_argument("--stem-kernel", type=int, help="AlexNet's first kernel side: 5, 7, 9 or 11")
+    p.add_argument("--groups", type=int, help="groups of AlexNet's conv2, conv4 and conv5: 1, 2 or 4")
     p.add_argument("--workers", type=int, help="DataLoader worker processes")
     p.add_argument("--val-every", type=int, help="steps between validations")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
@@ -50,8 +52,9 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     for key in ("steps", "batch_size", "lr", "workers", "val_every"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    if args.width is not None:
-        cfg.setdefault("model", {})["width"] = args.width
+    for key in ("width", "stem_kernel", "groups"):
+        if getattr(args, key) is not None:
+            cfg.setdefault("model", {})[key] = getattr(args, key)
     return TrainConfig.from_dict(cfg)
 
 

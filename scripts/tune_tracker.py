@@ -1,0 +1,176 @@
+"""Grid search over the inference knobs of TrackerConfig, scored with the OTB one-pass protocol.
+
+Every combination of the ``--grid`` values (their cartesian product) gets one tracker; all of them run in
+lockstep over each sequence from its first visible frame, so each frame is decoded once for the whole grid.
+Each configuration is scored per sequence (success AUC, precision at 20 px, mean IoU; the init frame counts,
+as in ``python -m tracker.evaluate``) and then by the mean over sequences (OTB style). Prints a table sorted by
+AUC with the defaults' row marked, then the per-sequence AUC of the best configuration and of the defaults.
+Usage:
+
+    python scripts/tune_tracker.py --weights weights/siamfc.safetensors --data ../shared/data/dev \\
+        --grid window_influence=0.1,0.176,0.25 --grid scale_lr=0.4,0.59 [--sequences a,b] [--max-frames N] \\
+        [--threads 2] [--out results/tune.json]
+
+Tune on the dev set only; a test-set number from the chosen configuration is then an honest one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tracker import SiamFCTracker, TrackerConfig
+from tracker.datasets import Sequence, read_dataset
+from tracker.errors import InputError, TrackerError
+from tracker.evaluation import BOX_METRICS, run_lockstep
+from tracker.metrics import summarise
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name != "threads"}  # threads: not a knob
+
+
+def parse_grid(specs: list[str]) -> dict[str, list[int | float]]:
+    """``["scale_lr=0.4,0.59", "scale_num=3,5"]`` -> ``{"scale_lr": [0.4, 0.59], "scale_num": [3, 5]}``; values
+    are ints for int fields (by their default), floats otherwise. Raises InputError on a bad spec or name."""
+    grid: dict[str, list[int | float]] = {}
+    for spec in specs:
+        name, sep, values = (s.strip() for s in spec.partition("="))
+        if not sep or not values:
+            raise InputError(f"--grid {spec!r}: expected FIELD=V1,V2,...")
+        if name == "threads":
+            raise InputError("threads is not a tuning knob; set it with --threads")
+        if name not in FIELDS:
+            raise InputError(f"unknown TrackerConfig field {name!r}; choose from {', '.join(FIELDS)}")
+        if name in grid:
+            raise InputError(f"--grid {name} given twice")
+        kind = int if type(FIELDS[name].default) is int else float
+        try:
+            grid[name] = list(dict.fromkeys(kind(v) for v in values.split(",") if v.strip()))
+        except ValueError:
+            raise InputError(f"--grid {spec!r}: {name} takes {kind.__name__} values") from None
+    return grid
+
+
+def pick(sequences: list[Sequence], names: str) -> list[Sequence]:
+    """The sequences named in ``names`` (comma-separated; all if empty) that show the target somewhere."""
+    if names:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        missing = sorted(set(wanted) - {s.name for s in sequences})
+        if missing:
+            raise InputError(f"sequence(s) not in the dataset: {', '.join(missing)}")
+        sequences = [s for s in sequences if s.name in wanted]
+    for s in [s for s in sequences if not s.visible.any()]:
+        print(f"warning: skipping {s.name}: the target is never visible", file=sys.stderr)
+    sequences = [s for s in sequences if s.visible.any()]
+    if not sequences:
+        raise InputError("no sequence with a visible target")
+    return sequences
+
+
+def tune(args: argparse.Namespace) -> dict:
+    """Run the grid over the dataset; returns the results, configurations sorted by mean AUC (best first)."""
+    grid = parse_grid(args.grid)
+    combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    configs = [TrackerConfig(**combo, threads=args.threads) for combo in combos]  # ConfigError on bad values
+    if not Path(args.data).is_dir():
+        raise InputError(f"data folder not found: {args.data}")
+    sequences = pick(read_dataset(args.data), args.sequences)
+    # init() fully resets a tracker, so one per configuration serves every sequence
+    trackers = [SiamFCTracker(args.weights, backend="torch", device="cpu", config=c) for c in configs]
+    per_seq: list[dict[str, dict]] = [{} for _ in configs]
+    t0 = time.perf_counter()
+    for seq in sequences:
+        start = int(np.argmax(seq.visible))
+        total = len(seq) - start if args.max_frames is None else min(len(seq) - start, args.max_frames + 1)
+        with tqdm(total=total, desc=seq.name, unit="frame", file=sys.stderr, mininterval=0.5) as bar:
+            run = run_lockstep(seq, trackers, args.max_frames, progress=bar.update)
+        # the init frame is scored too (its box is the ground truth), as tracker.evaluation.run_sequence does
+        gt = np.vstack([seq.boxes[start], run.gt])
+        for k in range(len(configs)):
+            per_seq[k][seq.name] = summarise(np.vstack([seq.boxes[start], run.boxes[k]]), gt)
+    elapsed = time.perf_counter() - t0
+    rows = []
+    for combo, config, seqs in zip(combos, configs, per_seq, strict=True):
+        mean = {k: float(np.mean([m[k] for m in seqs.values()])) for k in BOX_METRICS}  # as evaluation.overall
+        default = dataclasses.replace(config, threads=None) == TrackerConfig()
+        rows.append({"config": combo, "default": default, "overall": mean, "sequences": seqs})
+    # on a tie the defaults come first: a change of default needs a better score, not an equal one
+    rows.sort(key=lambda r: (-r["overall"]["auc"], -r["overall"]["precision"], not r["default"]))
+    return {
+        "weights": str(args.weights),
+        "data": str(args.data),
+        "sequences": [s.name for s in sequences],
+        "max_frames": args.max_frames,
+        "threads": args.threads,
+        "grid": grid,
+        "defaults": dataclasses.asdict(TrackerConfig()),
+        "elapsed_s": round(elapsed, 1),
+        "configs": rows,
+    }
+
+
+def report(results: dict) -> str:
+    """Markdown: the configurations by mean AUC, then per-sequence AUC of the best one and of the defaults."""
+    rows, fields = results["configs"], list(results["grid"])
+    lines = [
+        "| " + " | ".join([*fields, "success AUC", "precision@20", "mean IoU", ""]) + " |",
+        "|" + "---:|" * (len(fields) + 3) + "---|",
+    ]
+    for r in rows:
+        o = r["overall"]
+        cells = [f"{r['config'][f]:g}" for f in fields] + [f"{o[k]:.3f}" for k in ("auc", "precision", "mean_iou")]
+        lines.append(f"| {' | '.join(cells)} | {'default' if r['default'] else ''} |")
+    shown = {"best (default)" if rows[0]["default"] else "best": rows[0]}
+    default = next((r for r in rows if r["default"]), None)
+    if default is None:
+        lines += ["", "The defaults (TrackerConfig()) are not in the grid."]
+    elif default is not rows[0]:
+        shown["default"] = default
+    lines += ["", "| sequence | " + " | ".join(f"{n} AUC" for n in shown) + " |", "|---|" + "---:|" * len(shown)]
+    for name in results["sequences"]:
+        lines.append(f"| {name} | " + " | ".join(f"{r['sequences'][name]['auc']:.3f}" for r in shown.values()) + " |")
+    best = ", ".join(f"{k}={v:g}" for k, v in rows[0]["config"].items())
+    if rows[0]["default"]:
+        best = f"{best} (the defaults)" if best else "the defaults"
+    lines += [
+        "",
+        f"best: {best}. {len(rows)} configuration(s), {len(results['sequences'])} sequence(s), means over "
+        f"sequences; {results['elapsed_s']:.0f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, type=Path, help="trained .safetensors weights")
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder (any format tracker.datasets reads)")
+    parser.add_argument("--sequences", default="", help="comma-separated names to keep (default: all)")
+    parser.add_argument(
+        "--grid", action="append", default=[], metavar="FIELD=V1,V2", help="TrackerConfig values to try (repeat)"
+    )
+    parser.add_argument("--max-frames", type=int, help="update() frames per sequence after the init frame")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: leave the process setting)")
+    parser.add_argument("--out", type=Path, help="write every configuration's results to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        results = tune(args)
+    except (TrackerError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(results), end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
