@@ -12,7 +12,7 @@ from tracker.config import ModelConfig
 from tracker.errors import InputError, NotInitializedError, WeightsError
 from tracker.geometry import Box, as_box, context_size, crop_and_resize
 from tracker.metrics import centre_errors, ious
-from tracker.model import SiamFC, SimilarityHead, fuse_batchnorm, xcorr_grouped
+from tracker.model import SiamFC, SimilarityHead, inference_form, xcorr_grouped
 from tracker.weights import load_weights, save_weights
 
 # --- geometry -------------------------------------------------------------------------------------------------
@@ -140,9 +140,9 @@ def _with_bn_statistics(model: SiamFC) -> SiamFC:
     return model.eval()
 
 
-def test_fuse_batchnorm_matches_and_leaves_the_original():
+def test_inference_form_matches_and_leaves_the_original():
     model = _with_bn_statistics(SiamFC(ModelConfig(width=0.25, groups=2)))
-    fused = fuse_batchnorm(model.backbone)
+    fused = inference_form(model.backbone)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
     x = torch.rand(2, 3, 255, 255) * 255

@@ -161,10 +161,14 @@ def absdiff_shifted(kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def fuse_batchnorm(backbone: nn.Module) -> nn.Module:
-    """An inference copy of ``backbone`` with every Conv2d + BatchNorm2d pair of its ``features`` folded into one
-    Conv2d (same outputs up to rounding, one pass over the activations fewer per layer). The copy is in eval
-    mode and must not be trained; a backbone without ``features`` is copied unchanged."""
+def inference_form(backbone: nn.Module) -> nn.Module:
+    """An inference copy of ``backbone`` that computes the same features with less work.
+
+    In its ``features``, every Conv2d + BatchNorm2d pair is folded into one Conv2d (same outputs up to fp32
+    rounding), and every ReLU followed by a MaxPool2d is moved after it (max and ReLU commute, and the ReLU then
+    runs on a quarter of the cells). Each saves a pass over the activations. The copy is in eval mode and must not
+    be trained; a backbone without ``features`` is copied unchanged.
+    """
     fused = copy.deepcopy(backbone).eval()
     layers = list(getattr(fused, "features", []))
     if not layers:
@@ -173,6 +177,8 @@ def fuse_batchnorm(backbone: nn.Module) -> nn.Module:
     for layer in layers:
         if isinstance(layer, nn.BatchNorm2d) and out and isinstance(out[-1], nn.Conv2d):
             out[-1] = fuse_conv_bn_eval(out[-1], layer)
+        elif isinstance(layer, nn.MaxPool2d) and out and isinstance(out[-1], nn.ReLU):
+            out.insert(len(out) - 1, layer)
         else:
             out.append(layer)
     fused.features = nn.Sequential(*out)

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import torch
 
-from ..model import SiamFC, fuse_batchnorm
+from ..model import SiamFC, inference_form
 from . import BackendError
 
 
@@ -42,9 +42,9 @@ class TorchBackend:
         self.precision = precision
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         model = copy.deepcopy(model).to(self.device).eval()  # the caller's model is left as it was
-        # BatchNorm folded into the convolutions; channels_last lets oneDNN pick its blocked
-        # convolution kernels (about 2x on CPU, measured)
-        model.backbone = fuse_batchnorm(model.backbone)
+        # BatchNorm folded into the convolutions (model.inference_form); channels_last lets oneDNN pick its
+        # blocked convolution kernels (about 2x on CPU, measured)
+        model.backbone = inference_form(model.backbone)
         self.model = model.to(memory_format=torch.channels_last)
         if self.device.type == "cpu":
             # on CPU the head's MatMul form is ~4x faster than the grouped convolution (0.2 vs 0.8 ms for 3
