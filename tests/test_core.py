@@ -12,7 +12,7 @@ from tracker.config import ModelConfig
 from tracker.errors import InputError, NotInitializedError, WeightsError
 from tracker.geometry import Box, as_box, context_size, crop_and_resize
 from tracker.metrics import centre_errors, ious
-from tracker.model import SiamFC, SimilarityHead, inference_form, xcorr_grouped
+from tracker.model import SeparableMaxPool, SiamFC, SimilarityHead, inference_form, xcorr_grouped
 from tracker.weights import load_weights, save_weights
 
 # --- geometry -------------------------------------------------------------------------------------------------
@@ -138,6 +138,12 @@ def _with_bn_statistics(model: SiamFC) -> SiamFC:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     return model.eval()
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 123, 123), (1, 3, 57, 58), (1, 1, 3, 3)])
+def test_separable_max_pool_equals_max_pool(shape):
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(SeparableMaxPool(3, 2)(x), torch.nn.functional.max_pool2d(x, 3, 2))
 
 
 def test_inference_form_matches_and_leaves_the_original():
