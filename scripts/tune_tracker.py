@@ -28,8 +28,9 @@ import numpy as np
 from tqdm import tqdm
 
 from tracker import SiamFCTracker, TrackerConfig
-from tracker.datasets import Sequence, read_dataset
+from tracker.datasets import read_dataset
 from tracker.errors import InputError, TrackerError
+from tracker.evaluate import select
 from tracker.evaluation import BOX_METRICS, run_lockstep
 from tracker.metrics import summarise
 
@@ -58,22 +59,6 @@ def parse_grid(specs: list[str]) -> dict[str, list[int | float]]:
     return grid
 
 
-def pick(sequences: list[Sequence], names: str) -> list[Sequence]:
-    """The sequences named in ``names`` (comma-separated; all if empty) that show the target somewhere."""
-    if names:
-        wanted = [n.strip() for n in names.split(",") if n.strip()]
-        missing = sorted(set(wanted) - {s.name for s in sequences})
-        if missing:
-            raise InputError(f"sequence(s) not in the dataset: {', '.join(missing)}")
-        sequences = [s for s in sequences if s.name in wanted]
-    for s in [s for s in sequences if not s.visible.any()]:
-        print(f"warning: skipping {s.name}: the target is never visible", file=sys.stderr)
-    sequences = [s for s in sequences if s.visible.any()]
-    if not sequences:
-        raise InputError("no sequence with a visible target")
-    return sequences
-
-
 def tune(args: argparse.Namespace) -> dict:
     """Run the grid over the dataset; returns the results, configurations sorted by mean AUC (best first)."""
     grid = parse_grid(args.grid)
@@ -81,7 +66,7 @@ def tune(args: argparse.Namespace) -> dict:
     configs = [TrackerConfig(**combo, threads=args.threads) for combo in combos]  # ConfigError on bad values
     if not Path(args.data).is_dir():
         raise InputError(f"data folder not found: {args.data}")
-    sequences = pick(read_dataset(args.data), args.sequences)
+    sequences = select(read_dataset(args.data), args.sequences, None)
     # init() fully resets a tracker, so one per configuration serves every sequence
     trackers = [SiamFCTracker(args.weights, backend="torch", device="cpu", config=c) for c in configs]
     per_seq: list[dict[str, dict]] = [{} for _ in configs]

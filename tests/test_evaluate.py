@@ -117,7 +117,7 @@ def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixtur
     assert bench.main([*argv, "--size", "320x240"]) == 0
     out = capsys.readouterr().out
     assert "| weights (backbone) | backend | threads | crop ms | network ms | post ms | update() ms | fps |" in out
-    rows = [line for line in out.splitlines() if line.startswith("| alexnet.safetensors (alexnet x0.25)")]
+    rows = [line for line in out.splitlines() if line.startswith(f"| {alexnet_weights} (alexnet x0.25)")]
     assert len(rows) == 3  # one stage row, two target-count rows
 
 

@@ -55,6 +55,15 @@ def machine_info() -> dict[str, object]:
     }
 
 
+def describe(mc: ModelConfig) -> str:
+    """``alexnet x0.25``, plus the stem kernel and groups where they differ from SiamFC's (11, 1)."""
+    if mc.backbone != "alexnet":
+        return mc.backbone
+    text = f"alexnet x{mc.width:g}"
+    text += f" stem {mc.stem_kernel}" if mc.stem_kernel != 11 else ""
+    return text + (f" groups {mc.groups}" if mc.groups != 1 else "")
+
+
 def set_threads(threads: int) -> None:
     """Use ``threads`` threads in both PyTorch and OpenCV, so every tracker gets the same budget."""
     torch.set_num_threads(threads)
@@ -231,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"warning: skipping backend {name}: {e}", file=sys.stderr)
                         break
                     mc = backend.model_config
-                    label = f"{Path(w).name} ({mc.backbone} x{mc.width:g})"
+                    label = f"{w} ({describe(mc)})"
                     s = time_stages(backend, config, frames, boxes[:, 0])
                     full = time_updates(trackers[:1], frames, boxes)
                     stage_rows.append((label, backend.name, threads, s["crop"], s["network"], s["post"], full))
