@@ -217,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         if not weights:
             default, note = default_weights(Path(tmp))
             weights = [default]
-        missing = [str(w) for w in weights if not Path(w).is_file()]
+        missing = [str(w) for w in weights if not Path(w).exists()]  # a file, or a folder of exported graphs
         if missing:
-            print(f"error: weights file not found: {', '.join(missing)}", file=sys.stderr)
+            print(f"error: weights not found: {', '.join(missing)}", file=sys.stderr)
             return 2
         frames, boxes = synthetic_frames(args.frames + 1, args.size, max(args.targets), seed=0)
         print(f"{m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, OpenCV {m['opencv']}, {m['date']}")

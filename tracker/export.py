@@ -11,7 +11,10 @@ convolution whose weights are the kernel: that convolution breaks TensorRT's ONN
 (NVIDIA/TensorRT#137, #1104). ``siamtrack_graphs.json`` beside them records the model config, the weights'
 SHA-256 and the static shapes.
 
-Usage: ``python -m tracker.export --weights W --out DIR [--fp16] [--targets N] [--scales S] [--float-input]``
+With ``--int8`` the search graph's convolutions are quantized to int8 for ONNX Runtime on CPU
+(:func:`quantize_search_graph`).
+
+Usage: ``python -m tracker.export --weights W --out DIR [--fp16 | --int8] [--targets N] [--scales S] [--float-input]``
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
+from .config import ModelConfig
 from .errors import TrackerError
+from .geometry import context_size, crop_and_resize
 from .model import SiamFC
 from .weights import load_weights
 
@@ -111,9 +117,61 @@ def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: 
         search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
         _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], "kernel")
         _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], "response")
+        if spec.precision == "int8":
+            quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg)
     meta = GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape))
     (out_dir / META_FILE).write_text(meta.to_json())
     return meta
+
+
+def calibration_crops(spec: GraphSpec, cfg: ModelConfig, batches: int = 24) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Exemplar and search crops the way the tracker cuts them, from the synthetic scene of :mod:`tracker.bench`
+    (textured objects drifting over a textured background): ``batches`` pairs of (exemplars, search crops)."""
+    from .bench import synthetic_frames
+
+    frames, boxes = synthetic_frames(batches + 1, (640, 480), spec.targets, seed=1)
+    factors = 1.0375 ** (np.arange(spec.scales) - spec.scales // 2)
+    pairs = []
+    for i in range(1, batches + 1):
+        exemplars, searches = [], []
+        for t in range(spec.targets):
+            x, y, w, h = boxes[i, t]
+            center, z_sz = (x + w / 2, y + h / 2), context_size(w, h, 0.5)
+            pad = tuple(float(v) for v in frames[i].reshape(-1, 3).mean(0))
+            exemplars.append(crop_and_resize(frames[0], center, z_sz, cfg.exemplar_size, pad))
+            x_sz = z_sz * cfg.search_size / cfg.exemplar_size
+            searches += [crop_and_resize(frames[i], center, x_sz * f, cfg.search_size, pad) for f in factors]
+        pairs.append((np.stack(exemplars), np.stack(searches)))
+    return pairs
+
+
+def quantize_search_graph(path: Path, exemplar_graph: nn.Module, spec: GraphSpec, cfg: ModelConfig) -> None:
+    """Rewrite ``search.onnx`` with int8 convolutions: ONNX Runtime static quantization in QDQ form, per-channel
+    int8 weights and uint8 activations calibrated (min-max) on :func:`calibration_crops`. Only Conv nodes are
+    quantized: the head (MatMul against the runtime kernel) stays fp32."""
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    except ImportError:
+        raise TrackerError("an int8 export needs onnxruntime: pip install 'siamtrack[onnx]'") from None
+    dtype = np.uint8 if spec.input_dtype == "uint8" else np.float32
+    feeds = []
+    for exemplars, searches in calibration_crops(spec, cfg):
+        kernel = exemplar_graph(torch.from_numpy(exemplars.astype(dtype))).numpy()
+        feeds.append({"kernel": kernel, "search": searches.astype(dtype)})
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    tmp = path.with_suffix(".int8.tmp")
+    quantize_static(
+        str(path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,13 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="track-export", description="Export siamtrack weights to ONNX graphs.")
     p.add_argument("--weights", required=True, type=Path, help="weights file (.safetensors)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--fp16", action="store_true", help="half-precision backbone (head and outputs stay fp32)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="half-precision backbone (head and outputs stay fp32)")
+    precision.add_argument(
+        "--int8", action="store_true", help="int8 convolutions in the search graph (ONNX Runtime CPU; calibrated)"
+    )
     p.add_argument("--targets", type=int, default=1, help="targets per run (static batch; default 1)")
     p.add_argument("--scales", type=int, default=3, help="search scales per target (default 3)")
     p.add_argument("--float-input", action="store_true", help="float32 crop inputs instead of uint8")
     args = p.parse_args(argv)
     try:
-        input_dtype, precision = ("float32" if args.float_input else "uint8"), ("fp16" if args.fp16 else "fp32")
+        input_dtype = "float32" if args.float_input else "uint8"
+        precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
         spec = GraphSpec(args.targets, args.scales, input_dtype, precision)
         meta = export_graphs(args.weights, args.out, spec)
     except TrackerError as e:

@@ -33,7 +33,9 @@ class GraphSpec:
 
     targets: targets per run (exemplar batch); scales: search crops per target (search batch = targets * scales);
     input_dtype: "uint8" (crops as read; the graph casts) or "float32" (for runtimes without uint8 inputs);
-    precision: "fp32", or "fp16" for a half-precision backbone (the head and the outputs stay fp32).
+    precision: "fp32"; "fp16" for a half-precision backbone (the head and the outputs stay fp32); or "int8" for
+    a search graph whose convolutions are quantized to int8 (ONNX Runtime on CPU; the exemplar graph and the
+    head stay fp32).
     """
 
     targets: int = 1
@@ -46,8 +48,8 @@ class GraphSpec:
             raise ConfigError(f"targets and scales must be >= 1, got {self.targets} and {self.scales}")
         if self.input_dtype not in ("uint8", "float32"):
             raise ConfigError(f"input_dtype must be uint8 or float32, got {self.input_dtype!r}")
-        if self.precision not in ("fp32", "fp16"):
-            raise ConfigError(f"precision must be fp32 or fp16, got {self.precision!r}")
+        if self.precision not in ("fp32", "fp16", "int8"):
+            raise ConfigError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
 
     @property
     def tag(self) -> str:

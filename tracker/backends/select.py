@@ -36,7 +36,7 @@ def create_backend(
         device: "cpu", "cuda" or "cuda:N"; None lets the backend choose.
         threads: CPU threads (torch intra-op threads, or onnxruntime's); None leaves the default.
         scales, targets: search crops per target, and targets per run, that exported graphs are made for.
-        precision: torch "auto" | "fp32" | "bf16" | "fp16"; onnx "fp32" (default) | "fp16"; tensorrt "fp16"
+        precision: torch "auto" | "fp32" | "bf16" | "fp16"; onnx "fp32" (default) | "fp16" | "int8"; tensorrt "fp16"
             (default) | "fp32".
     """
     if name not in BACKENDS:

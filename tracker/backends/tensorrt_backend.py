@@ -191,6 +191,8 @@ class TensorRTBackend:
         self.meta = read_graph_meta(folder)
         self.model_config = self.meta.model_config
         self.precision = self.meta.spec.precision
+        if self.precision == "int8":
+            raise BackendError(f"{folder} holds int8 graphs, which are for onnxruntime on CPU; export fp16 or fp32")
         _check(cudart, cudart.cudaSetDevice(index))
         gpu = _check(cudart, cudart.cudaGetDeviceProperties(index)).name
         gpu_name = gpu.decode(errors="replace").rstrip("\0") if isinstance(gpu, bytes) else str(gpu)
