@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
-from .config import ModelConfig
+from .config import ModelConfig, TrackerConfig
 from .errors import TrackerError
 from .geometry import context_size, crop_and_resize
 from .model import SiamFC
@@ -129,18 +129,19 @@ def calibration_crops(spec: GraphSpec, cfg: ModelConfig, batches: int = 24) -> l
     (textured objects drifting over a textured background): ``batches`` pairs of (exemplars, search crops)."""
     from .bench import synthetic_frames
 
+    tracking = TrackerConfig()
     frames, boxes = synthetic_frames(batches + 1, (640, 480), spec.targets, seed=1)
-    factors = 1.0375 ** (np.arange(spec.scales) - spec.scales // 2)
+    factors = tracking.scale_step ** (np.arange(spec.scales) - spec.scales // 2)
+    pads = [tuple(float(v) for v in frame.reshape(-1, 3).mean(0)) for frame in frames]
     pairs = []
     for i in range(1, batches + 1):
         exemplars, searches = [], []
         for t in range(spec.targets):
             x, y, w, h = boxes[i, t]
-            center, z_sz = (x + w / 2, y + h / 2), context_size(w, h, 0.5)
-            pad = tuple(float(v) for v in frames[i].reshape(-1, 3).mean(0))
-            exemplars.append(crop_and_resize(frames[0], center, z_sz, cfg.exemplar_size, pad))
+            center, z_sz = (x + w / 2, y + h / 2), context_size(w, h, tracking.context)
+            exemplars.append(crop_and_resize(frames[0], center, z_sz, cfg.exemplar_size, pads[0]))
             x_sz = z_sz * cfg.search_size / cfg.exemplar_size
-            searches += [crop_and_resize(frames[i], center, x_sz * f, cfg.search_size, pad) for f in factors]
+            searches += [crop_and_resize(frames[i], center, x_sz * f, cfg.search_size, pads[i]) for f in factors]
         pairs.append((np.stack(exemplars), np.stack(searches)))
     return pairs
 

@@ -29,7 +29,8 @@ def ious(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     y1 = np.minimum(pred[:, 1] + pred[:, 3], gt[:, 1] + gt[:, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    # (x + w) - x need not equal w in floating point: clip, so identical boxes never score above 1
+    return np.clip(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0), 0.0, 1.0)
 
 
 def centre_errors(pred: np.ndarray, gt: np.ndarray, normalise: bool = False) -> np.ndarray:
