@@ -34,7 +34,8 @@ from tracker.evaluate import select
 from tracker.evaluation import BOX_METRICS, run_lockstep
 from tracker.metrics import summarise
 
-FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name != "threads"}  # threads: not a knob
+# threads and precision are not tracking knobs
+FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name not in ("threads", "precision")}
 
 
 def parse_grid(specs: list[str]) -> dict[str, list[int | float]]:

@@ -217,3 +217,17 @@ def test_invalid_graph_folder(tmp_path):
     (tmp_path / META_FILE).write_text("{}")
     with pytest.raises(BackendError, match="not valid"):
         read_graph_meta(tmp_path)
+
+
+def test_tracker_config_precision_reaches_the_backend(alexnet_weights, alexnet_graphs):
+    from tracker import SiamFCTracker, TrackerConfig
+
+    tracker = SiamFCTracker(alexnet_weights, backend="torch", config=TrackerConfig(precision="fp32"))
+    assert tracker.backend_name == "torch-cpu-fp32"
+    with pytest.raises(ConfigError, match="precision"):
+        TrackerConfig(precision="int4")
+    # a ready-made export of another precision is refused, not run silently
+    with pytest.raises(BackendError, match="are fp32, not int8"):
+        SiamFCTracker(alexnet_graphs, backend="onnx", config=TrackerConfig(precision="int8"))
+    with pytest.raises(BackendError, match="precision must be auto, fp32, bf16 or fp16"):
+        SiamFCTracker(alexnet_weights, backend="torch", config=TrackerConfig(precision="int8"))

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .backends.select import BACKENDS
-from .config import TrackerConfig
+from .config import PRECISIONS, TrackerConfig
 from .errors import InputError, TrackerError
 from .geometry import Box, as_box
 from .io import FrameSource, VideoOutput, check_boxes_path, check_writable, draw_result, write_boxes
@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped weights/siamfc.safetensors)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the backend chooses)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: torch's choice)")
+    p.add_argument(
+        "--precision", choices=[v for v in PRECISIONS if v], help="network precision (default: the backend's own); "
+        "int8 is for --backend onnx on CPU, the fastest CPU path"
+    )  # fmt: skip
     p.add_argument("--start-frame", type=int, default=0, metavar="N", help="0-based frame to start on (default 0)")
     return p
 
@@ -185,7 +189,8 @@ def run(args: argparse.Namespace) -> Summary:
 
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
-        tracker = SiamFCTracker(args.weights, args.backend, args.device, TrackerConfig(threads=args.threads))
+        config = TrackerConfig(threads=args.threads, precision=args.precision)
+        tracker = SiamFCTracker(args.weights, args.backend, args.device, config)
         summary = Summary(backend=tracker.backend_name, camera=source.kind == "camera")
         video = stack.enter_context(VideoOutput(args.output, source.fps)) if args.output else None
         total = None if source.frame_count is None else source.frame_count - source.start_frame

@@ -15,6 +15,7 @@ from .errors import InputError
 
 BACKBONES = ("alexnet", "handset")
 METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
+PRECISIONS = (None, "auto", "fp32", "bf16", "fp16", "int8")  # which backend takes which: TrackerConfig.precision
 
 
 class ConfigError(InputError):
@@ -95,6 +96,9 @@ class TrackerConfig:
     lost_search_growth: float = 1.5  # the searched reach grows by this factor per lost frame...
     lost_search_max: float = 3.0  # ...up to this multiple of the tracking search's reach (3: a 3x3 grid)
     threads: int | None = None  # torch CPU threads; None leaves the process setting alone
+    # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
+    # int8 (CPU: int8 convolutions, see docs/DEPLOY.md); tensorrt fp16 | fp32
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # a NaN would pass every range check below
@@ -123,6 +127,8 @@ class TrackerConfig:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(map(str, PRECISIONS))}; got {self.precision!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrackerConfig:

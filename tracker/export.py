@@ -152,6 +152,7 @@ def quantize_search_graph(path: Path, exemplar_graph: nn.Module, spec: GraphSpec
     quantized: the head (MatMul against the runtime kernel) stays fp32."""
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise TrackerError("an int8 export needs onnxruntime: pip install 'siamtrack[onnx]'") from None
     dtype = np.uint8 if spec.input_dtype == "uint8" else np.float32
@@ -167,12 +168,18 @@ def quantize_search_graph(path: Path, exemplar_graph: nn.Module, spec: GraphSpec
         def get_next(self) -> dict | None:
             return next(self.feeds, None)
 
-    tmp = path.with_suffix(".int8.tmp")
-    quantize_static(
-        str(path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-    )  # fmt: skip
-    os.replace(tmp, path)
+    prepared, tmp = path.with_suffix(".pre.tmp"), path.with_suffix(".int8.tmp")
+    try:
+        # shape inference and graph optimisation first, as the quantizer recommends (static shapes: no symbolic)
+        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        )  # fmt: skip
+        os.replace(tmp, path)
+    finally:
+        prepared.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

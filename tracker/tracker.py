@@ -99,7 +99,12 @@ class SiamFCTracker:
                 )
         self.weights = Path(weights)
         self._backend: Backend = _guarded(create_backend, f"cannot start the {backend!r} backend")(
-            backend, self.weights, device, threads=self.config.threads, scales=self.config.scale_num
+            backend,
+            self.weights,
+            device,
+            threads=self.config.threads,
+            scales=self.config.scale_num,
+            precision=self.config.precision,
         )
         self._model_config = self._backend.model_config
         self._window = pp.hann_window(self._model_config.response_size * self.config.response_up)

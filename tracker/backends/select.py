@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import BackendError
 from . import Backend
-from .graphs import GraphSpec, exported_graphs
+from .graphs import GraphSpec, exported_graphs, read_graph_meta
 
 BACKENDS = ("auto", "torch", "onnx", "tensorrt")
 
@@ -51,7 +51,7 @@ def create_backend(
         if importlib.util.find_spec("onnxruntime") is None:  # before exporting anything
             raise BackendError("the onnx backend needs onnxruntime: pip install 'siamtrack[onnx]'")
         spec = GraphSpec(targets, scales, "uint8", precision or "fp32")
-        return OnnxBackend(exported_graphs(weights, spec), device or "cpu", threads)
+        return OnnxBackend(_graphs(weights, spec, precision), device or "cpu", threads)
     from .tensorrt_backend import TensorRTBackend, tensorrt_unavailable
 
     reason = tensorrt_unavailable()
@@ -59,7 +59,21 @@ def create_backend(
         raise BackendError(reason)
     # float32 crop inputs: uint8 network inputs are not supported by every TensorRT version
     spec = GraphSpec(targets, scales, "float32", precision or "fp16")
-    return TensorRTBackend(exported_graphs(weights, spec), device or "cuda")
+    return TensorRTBackend(_graphs(weights, spec, precision), device or "cuda")
+
+
+def _graphs(weights: str | os.PathLike, spec: GraphSpec, precision: str | None) -> Path:
+    """:func:`exported_graphs`, refusing a ready-made export folder of another precision than the one asked for
+    (``None``: any), rather than running it silently."""
+    folder = exported_graphs(weights, spec)
+    if precision is not None and Path(weights).is_dir():
+        found = read_graph_meta(folder).spec.precision
+        if found != precision:
+            raise BackendError(
+                f"the graphs in {folder} are {found}, not {precision}: export {precision} graphs with track-export, "
+                "or leave the precision unset"
+            )
+    return folder
 
 
 def auto_backend(weights: str | os.PathLike, device: str | None = None) -> str:
