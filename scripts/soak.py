@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                         "sharply than trained ones (tests/test_robust.py), else the config's own)")  # fmt: skip
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    found_psr = args.found_psr if args.found_psr is not None else None if args.weights else HANDSET_FOUND_PSR
+    found_psr = args.found_psr
+    if found_psr is None and not args.weights:
+        found_psr = HANDSET_FOUND_PSR
     config = TrackerConfig() if found_psr is None else TrackerConfig(found_psr=found_psr)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,8 +34,8 @@ from tracker.evaluate import select
 from tracker.evaluation import BOX_METRICS, run_lockstep
 from tracker.metrics import summarise
 
-# threads and precision are not tracking knobs
-FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name not in ("threads", "precision")}
+NOT_KNOBS = ("threads", "precision")  # how the network runs, not how the tracker tracks
+FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name not in NOT_KNOBS}
 
 
 def parse_grid(specs: list[str]) -> dict[str, list[int | float]]:
@@ -48,6 +48,8 @@ def parse_grid(specs: list[str]) -> dict[str, list[int | float]]:
             raise InputError(f"--grid {spec!r}: expected FIELD=V1,V2,...")
         if name == "threads":
             raise InputError("threads is not a tuning knob; set it with --threads")
+        if name in NOT_KNOBS:
+            raise InputError(f"{name} is not a tuning knob")
         if name not in FIELDS:
             raise InputError(f"unknown TrackerConfig field {name!r}; choose from {', '.join(FIELDS)}")
         if name in grid:

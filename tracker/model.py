@@ -211,7 +211,10 @@ def inference_form(backbone: nn.Module) -> nn.Module:
             out[-1] = fuse_conv_bn_eval(out[-1], layer)
         elif _plain_max_pool(layer):
             pool = SeparableMaxPool(layer.kernel_size, layer.stride)
-            out.insert(len(out) - 1, pool) if out and isinstance(out[-1], nn.ReLU) else out.append(pool)
+            if out and isinstance(out[-1], nn.ReLU):
+                out.insert(len(out) - 1, pool)
+            else:
+                out.append(pool)
         else:
             out.append(layer)
     fused.features = nn.Sequential(*out)
