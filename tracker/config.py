@@ -95,7 +95,8 @@ class TrackerConfig:
     # while lost: hold the last confident box and search a grid of crops around it, at the target's scale
     lost_search_growth: float = 1.5  # the searched reach grows by this factor per lost frame...
     lost_search_max: float = 3.0  # ...up to this multiple of the tracking search's reach (3: a 3x3 grid)
-    threads: int | None = None  # torch CPU threads; None leaves the process setting alone
+    # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
+    threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
     # int8 (CPU: int8 convolutions, see docs/DEPLOY.md); tensorrt fp16 | fp32
     precision: str | None = None

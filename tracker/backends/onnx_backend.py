@@ -19,6 +19,11 @@ class OnnxBackend:
         device: "cpu" (CPUExecutionProvider) or "cuda[:N]" (CUDAExecutionProvider, which must be installed).
         threads: intra-op threads; None lets ONNX Runtime use one per physical core.
 
+    The sessions' threads never spin-wait (``session.intra_op.allow_spinning`` = 0, a per-session option, so
+    other sessions of the process keep theirs): by default ONNX Runtime's idle threads spin for work, which on
+    a busy CPU takes cores from the threads doing it (measured beside other jobs: 1.2-1.6x the update() time
+    with spinning, at 2 threads on 2 cores; docs/DEPLOY.md, "Threads and busy machines").
+
     Any number of targets runs through graphs of a fixed batch in chunks; the scales per target must match the
     export. Kernels (the handle :meth:`embed` returns) are float32 arrays (B, C, k, k).
     """
@@ -47,6 +52,8 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
             options.intra_op_num_threads = threads
+        for pool in ("intra_op", "inter_op"):  # idle threads sleep rather than spin: see the class docstring
+            options.add_session_config_entry(f"session.{pool}.allow_spinning", "0")
         # the graphs are chains: parallel branches would only contend for the same cores
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:

@@ -113,8 +113,6 @@ def _torch_backend(weights: str | os.PathLike, device: str | None, threads: int 
 
     if Path(weights).is_dir():
         raise BackendError(f"the torch backend needs a .safetensors weights file, not the folder {weights}")
-    if threads is not None:
-        torch.set_num_threads(threads)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return TorchBackend(load_weights(weights, device="cpu"), device=device, precision=precision)
+    return TorchBackend(load_weights(weights, device="cpu"), device=device, precision=precision, threads=threads)

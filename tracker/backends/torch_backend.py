@@ -1,8 +1,18 @@
-"""PyTorch backend: CPU (bf16 autocast + channels_last where the CPU has native bf16, else fp32) and CUDA."""
+"""PyTorch backend: CPU (bf16 autocast + channels_last where the CPU has native bf16, else fp32) and CUDA.
+
+Threads: PyTorch's intra-op thread count is a process-wide setting, and its OpenMP pool spin-waits between
+operators. On a busy CPU the spinning threads take the cores the working ones need: with 2 threads on 2 cores
+beside other jobs, update() went from 45 to 300-1000 ms and burnt 6x the CPU time of 1 thread (docs/DEPLOY.md,
+"Threads and busy machines"). So on CPU this backend runs with ``threads`` threads (default 1) set around each
+of its own calls and restored afterwards: the rest of the process keeps its own setting.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,23 +20,61 @@ import torch
 from ..model import SiamFC, inference_form
 from . import BackendError
 
+CPU_THREADS = 1  # default intra-op threads on CPU: more spin-wait and collapse on a busy machine (see above)
+
 
 def cpu_has_fast_bf16() -> bool:
-    """True when oneDNN can use native bf16 instructions (AVX512-BF16 or AMX); elsewhere bf16 is emulated."""
+    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16) that oneDNN can use.
+
+    oneDNN also "supports" bf16 on plain AVX-512 by emulating it, which took 4x the time of fp32 here (105
+    against 27 ms of CPU per update), so the CPU flags decide where Linux lists them.
+    """
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
     except (AttributeError, RuntimeError):
         return False
+    flags = cpu_flags()
+    return flags is None or bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo, or None where there is no such file (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` PyTorch intra-op threads and restore the previous count afterwards (None:
+    leave it). Costs well under a microsecond. OpenMP keeps the count per calling thread, so other threads of
+    the process are not affected, except MKL's count and threads started inside the block."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class TorchBackend:
     """Runs :class:`SiamFC` with PyTorch.
 
     ``precision``: "auto" (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "fp32", "bf16" or
-    "fp16" (CUDA only).
+    "fp16" (CUDA only). ``threads``: intra-op threads for this backend's calls; None: :data:`CPU_THREADS` on
+    CPU, PyTorch's process setting on CUDA. The count is set around each call and restored after it.
     """
 
-    def __init__(self, model: SiamFC, device: str = "cpu", precision: str = "auto") -> None:
+    def __init__(self, model: SiamFC, device: str = "cpu", precision: str = "auto", threads: int | None = None) -> None:
         try:
             self.device = torch.device(device)
         except RuntimeError as e:
@@ -51,6 +99,7 @@ class TorchBackend:
             # crops, measured); both give the same response (tests/test_export.py)
             self.model.head.impl = "matmul"
         self.model_config = model.config
+        self.threads = CPU_THREADS if threads is None and self.device.type == "cpu" else threads
         self.name = f"torch-{self.device.type}-{precision}"
 
     def _tensor(self, crops: np.ndarray) -> torch.Tensor:
@@ -63,13 +112,14 @@ class TorchBackend:
 
     @torch.inference_mode()
     def embed(self, exemplars: np.ndarray) -> torch.Tensor:
-        with self._autocast():
+        with intra_op_threads(self.threads), self._autocast():
             return self.model.embed(self._tensor(exemplars)).float()
 
     @torch.inference_mode()
     def score(self, kernel: torch.Tensor, search: np.ndarray) -> np.ndarray:
-        with self._autocast():
-            features = self.model.backbone(self._tensor(search))
-        # the head runs in fp32: it is cheap, and a bf16 response would be rounded to ~3 significant digits
-        out = self.model.head(kernel, features.float())
-        return out[:, 0].float().cpu().numpy()  # the .cpu() is a device sync point on CUDA
+        with intra_op_threads(self.threads):
+            with self._autocast():
+                features = self.model.backbone(self._tensor(search))
+            # the head runs in fp32: it is cheap, and a bf16 response would be rounded to ~3 significant digits
+            out = self.model.head(kernel, features.float())
+            return out[:, 0].float().cpu().numpy()  # the .cpu() is a device sync point on CUDA
