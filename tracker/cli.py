@@ -23,7 +23,15 @@ from .backends.select import BACKENDS
 from .config import PRECISIONS, TrackerConfig
 from .errors import InputError, TrackerError
 from .geometry import Box, as_box
-from .io import FrameSource, VideoOutput, check_boxes_path, check_writable, draw_result, write_boxes
+from .io import (
+    FrameSource,
+    VideoOutput,
+    check_boxes_path,
+    check_not_inputs,
+    check_writable,
+    draw_result,
+    write_boxes,
+)
 from .tracker import SiamFCTracker
 
 PROG = "track"
@@ -177,6 +185,7 @@ def run(args: argparse.Namespace) -> Summary:
     for path in (args.boxes, args.output):
         if path:
             check_writable(path)
+    check_not_inputs({"--output": args.output, "--boxes": args.boxes}, args.video)
     if args.show:
         _require_display("--show")
     if first_box is None:

@@ -182,6 +182,33 @@ def _temp_beside(path: Path) -> Path:
             raise InputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path, a hard link, or a symbolic link to it."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): only the same path would make them one
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_not_inputs(outputs: dict[str, str | os.PathLike | None], source: str | os.PathLike) -> None:
+    """Raise InputError if an output path (by option name, e.g. ``{"--output": path}``) is the source video, an
+    image of the source folder, or another output, so that writing it would destroy data the run reads or writes.
+    Hard links and symbolic links count as the file they lead to."""
+    given = {flag: Path(p) for flag, p in outputs.items() if p}
+    source = Path(source)
+    inputs = image_files(source) if source.is_dir() else [source] if source.is_file() else []
+    for flag, path in given.items():
+        if path.exists():
+            for inp in inputs:
+                if same_file(path, inp):
+                    raise InputError(f"{flag} {path} is the input {inp}: it would be overwritten; choose another path")
+    flags = list(given)
+    for i, first in enumerate(flags):
+        for second in flags[i + 1 :]:
+            if same_file(given[first], given[second]):
+                raise InputError(f"{first} and {second} name the same file {given[first]}; choose two paths")
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Raise InputError now, rather than after a long run, if ``path`` clearly cannot be written: its nearest
     existing folder is not a writable folder. Creates nothing, so a run that fails leaves no empty folders."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 from ..errors import BackendError
@@ -41,6 +42,8 @@ def create_backend(
     """
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise BackendError(f"unknown device {device!r}: use cpu, cuda or cuda:N")
     if name == "auto":
         name = auto_backend(weights, device)
     if name == "torch":
