@@ -77,7 +77,22 @@ def test_evaluate_input_errors(
 
 def test_evaluate_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert evaluate.main([str(tmp_path / "nope"), "--trackers", "MIL", "--out", str(tmp_path / "o")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: data folder not found: {tmp_path / 'nope'}"
+    err = capsys.readouterr().err.strip()
+    assert err == f"python -m tracker.evaluate: error: data folder not found: {tmp_path / 'nope'}"
+
+
+def test_evaluate_without_matplotlib_names_the_extra(tiny_dataset: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys\nsys.modules['matplotlib'] = None  # as if not installed\nfrom tracker import evaluate\n"
+        "try:\n    evaluate.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        f"sys.exit(evaluate.main([{str(tiny_dataset)!r}, '--trackers', 'MIL', '--out', {str(tmp_path / 'o')!r}]))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "siamtrack[eval]" in run.stdout  # --help says what to install
+    err = run.stderr.strip()
+    assert err == "python -m tracker.evaluate: error: the plots need matplotlib: pip install 'siamtrack[eval]'"
+    assert not (tmp_path / "o").exists()
 
 
 def test_run_lockstep_matches_one_tracker_runs(handset_weights: Path, tmp_path: Path) -> None:

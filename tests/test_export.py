@@ -22,7 +22,8 @@ from tracker.backends.onnx_backend import OnnxBackend
 from tracker.backends.torch_backend import TorchBackend
 from tracker.config import ConfigError, ModelConfig
 from tracker.errors import BackendError
-from tracker.export import calibration_crops, export_graphs, main
+from tracker.export import export_graphs, main
+from tracker.graph_export import calibration_crops
 from tracker.model import SiamFC, SimilarityHead
 from tracker.weights import load_weights, save_weights
 
@@ -208,7 +209,7 @@ def test_cache_exports_once(handset_weights, tmp_path, monkeypatch):
     assert (first / SEARCH_FILE).stat().st_mtime_ns == stamp
     assert exported_graphs(handset_weights, GraphSpec(scales=1)) != first
     assert exported_graphs(first, GraphSpec()) == first  # a folder of graphs is used as it is
-    assert not list(tmp_path.glob("onnx/.export-*"))  # no temporary folders left
+    assert not list((tmp_path / "onnx").glob(".*"))  # no temporary folders left
 
 
 def test_invalid_graph_folder(tmp_path):

@@ -15,15 +15,11 @@ of them is timed too, as the network cost a multi-target tracker could reach.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -32,27 +28,11 @@ from .backends.select import create_backend
 from .config import ModelConfig, TrackerConfig
 from .errors import TrackerError, WeightsError
 from .geometry import context_size, crop_and_resize
+from .machine import machine_info, set_threads
 from .model import SiamFC
+from .scene import synthetic_frames
 from .tracker import SiamFCTracker
 from .weights import save_weights
-
-
-def machine_info() -> dict[str, object]:
-    """CPU model (from /proc/cpuinfo where there is one), logical CPUs, library versions and today's date."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "opencv": cv2.__version__,
-        "date": datetime.date.today().isoformat(),
-    }
 
 
 def describe(mc: ModelConfig) -> str:
@@ -62,40 +42,6 @@ def describe(mc: ModelConfig) -> str:
     text = f"alexnet x{mc.width:g}"
     text += f" stem {mc.stem_kernel}" if mc.stem_kernel != 11 else ""
     return text + (f" groups {mc.groups}" if mc.groups != 1 else "")
-
-
-def set_threads(threads: int) -> None:
-    """Use ``threads`` threads in both PyTorch and OpenCV, so every tracker gets the same budget."""
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
-
-
-def synthetic_frames(
-    n: int, size: tuple[int, int], targets: int = 1, seed: int = 0
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` BGR frames of ``size`` (width, height) and boxes (n, targets, 4) ``x, y, w, h`` of objects
-    drifting across a textured background."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-
-    def texture(h: int, w: int, cell: int) -> np.ndarray:
-        small = rng.integers(0, 256, (max(2, h // cell), max(2, w // cell), 3), dtype=np.uint8)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-
-    background = texture(height, width, 12) // 2 + 40
-    ow, oh = max(8, width // 12), max(8, height // 12)
-    objects = [texture(oh, ow, 6) for _ in range(targets)]
-    start = rng.uniform([0, 0], [width - 2 * ow, height - 2 * oh], (targets, 2))
-    step = rng.uniform(-2, 2, (targets, 2))
-    frames, boxes = [], np.zeros((n, targets, 4))
-    for i in range(n):
-        frame = background.copy()
-        for k, obj in enumerate(objects):
-            x, y = np.clip(start[k] + i * step[k], 0, [width - ow, height - oh]).astype(int)
-            frame[y : y + oh, x : x + ow] = obj
-            boxes[i, k] = (x, y, ow, oh)
-        frames.append(frame)
-    return frames, boxes
 
 
 def _median_ms(times: list[float]) -> float:

@@ -251,6 +251,9 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``track`` and ``python -m tracker``; returns the exit code."""
     argv = _allow_negative_bbox(list(sys.argv[1:] if argv is None else argv))
+    # FFmpeg writes a line per damaged packet straight to fd 2; the command reports what matters itself. Read
+    # when OpenCV first uses FFmpeg in the process; a value the user set is kept.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:

@@ -20,22 +20,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import plots
-from .bench import machine_info, set_threads
 from .config import TrackerConfig
 from .datasets import FORMATS, Sequence, read_dataset
 from .errors import InputError, TrackerError
 from .evaluation import load_frames, overall, run_sequence
+from .machine import machine_info, set_threads
 from .peers import PEERS, peer_factory
 from .tracker import SiamFCTracker
 
+PROG = "python -m tracker.evaluate"
 TRACKERS = ("siamtrack", *PEERS)
 DEFAULT_TRACKERS = "siamtrack,KCF,CSRT,MIL"  # Nano joins when asked for, as it needs --nano-dir
 PER_FRAME = ("boxes", "scores", "found", "times")  # kept out of results.json; predictions/ holds them
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tracker.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0] + " Needs matplotlib: pip install 'siamtrack[eval]'."
+    )
     p.add_argument("data_dir", type=Path, help="dataset folder (or one sequence folder)")
     p.add_argument("--trackers", default=DEFAULT_TRACKERS, help=f"comma-separated, from {','.join(TRACKERS)}")
     p.add_argument("--nano-dir", type=Path, help="folder with NanoTrack's two ONNX files (for Nano)")
@@ -76,7 +78,7 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
         make = peer_factory(name, args.nano_dir)
         if make is None:
             reason = "not in this OpenCV build (KCF and CSRT need opencv-contrib-python)"
-            print(f"warning: skipping {name}: {reason}", file=sys.stderr)
+            print(f"{PROG}: warning: skipping {name}: {reason}", file=sys.stderr)
             notes["skipped"][name] = reason
         else:
             factories[name] = make
@@ -96,7 +98,7 @@ def select(sequences: list[Sequence], names: str | None, max_frames: int | None)
     if max_frames:
         sequences = [Sequence(s.name, s.frames[:max_frames], s.boxes[:max_frames]) for s in sequences]
     for s in [s for s in sequences if not s.visible.any()]:
-        print(f"warning: skipping {s.name}: the target is never visible", file=sys.stderr)
+        print(f"{PROG}: warning: skipping {s.name}: the target is never visible", file=sys.stderr)
     sequences = [s for s in sequences if s.visible.any()]
     if not sequences:
         raise InputError("no sequence with a visible target to evaluate")
@@ -188,8 +190,18 @@ def evaluate_all(args: argparse.Namespace) -> dict:
     }
 
 
+def check_plotting() -> None:
+    """Raise InputError naming the extra to install when matplotlib, which draws the plots, is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("the plots need matplotlib: pip install 'siamtrack[eval]'") from None
+
+
 def write_outputs(results: dict, out: Path) -> None:
     """results.json, results.md, the three plots and the per-frame predictions under ``out``."""
+    from . import plots  # matplotlib, checked by check_plotting() before the run
+
     out.mkdir(parents=True, exist_ok=True)
     for name, r in results["trackers"].items():
         write_predictions(out / "predictions" / name, r["sequences"])
@@ -215,11 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input)."""
     args = parse_args(argv)
     try:
+        check_plotting()  # before a long run, not after it
         results = evaluate_all(args)
-    except (TrackerError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        write_outputs(results, args.out)
+    except TrackerError as e:
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    write_outputs(results, args.out)
+    except OSError as e:
+        print(
+            f"{PROG}: error: {e.strerror or e}: {e.filename}" if e.filename else f"{PROG}: error: {e}", file=sys.stderr
+        )
+        return 2
     print(markdown(results), end="")
     print(f"wrote {args.out}/results.json, results.md, success.png, precision.png, fps_vs_auc.png")
     return 0

@@ -14,179 +14,84 @@ SHA-256 and the static shapes.
 With ``--int8`` the search graph's convolutions are quantized to int8 for ONNX Runtime on CPU
 (:func:`quantize_search_graph`).
 
-Usage: ``python -m tracker.export --weights W --out DIR [--fp16 | --int8] [--targets N] [--scales S] [--float-input]``
+Usage: ``track-export [--weights W] --out DIR [--fp16 | --int8] [--targets N] [--scales S] [--float-input]``
+
+The graphs are traced in :mod:`tracker.graph_export`; this module imports torch only when it exports, so the
+command answers ``--help`` and bad arguments at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
+from .atomic import atomic_folder
+from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec
+from .errors import InputError, TrackerError
+from .shipped import default_weights
 
-from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
-from .config import ModelConfig, TrackerConfig
-from .errors import TrackerError
-from .geometry import context_size, crop_and_resize
-from .model import SiamFC
-from .weights import load_weights
-
-OPSET = 17  # the legacy exporter's well-trodden opset; TensorRT 8.6 and 10.x parse it
+PROG = "track-export"
 
 
-class ExemplarGraph(nn.Module):
-    """Exemplar branch: NHWC crops (uint8 or float, BGR, 0-255) -> float32 kernels (B, C, k, k)."""
-
-    def __init__(self, model: SiamFC, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.model, self.dtype = model, dtype
-
-    def forward(self, exemplar: torch.Tensor) -> torch.Tensor:
-        # NHWC -> NCHW inside the graph, so callers pass crops exactly as cropped (no host-side transpose)
-        return self.model.embed(exemplar.permute(0, 3, 1, 2).to(self.dtype)).float()
+def missing_packages(spec: GraphSpec) -> list[str]:
+    """The Python packages an export of ``spec`` needs that are not installed: onnx always (torch's exporter
+    writes through it), onnxruntime for int8 (its quantizer)."""
+    needed = ["onnx", "onnxruntime"] if spec.precision == "int8" else ["onnx"]
+    return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
-class SearchGraph(nn.Module):
-    """Search branch + similarity head: kernels (B, C, k, k) and NHWC crops (B * S, ...) -> responses."""
-
-    def __init__(self, model: SiamFC, dtype: torch.dtype, kernel_shape: tuple[int, ...], scales: int) -> None:
-        super().__init__()
-        self.model, self.dtype, self.kernel_shape, self.scales = model, dtype, kernel_shape, scales
-
-    def forward(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
-        features = self.model.backbone(search.permute(0, 3, 1, 2).to(self.dtype))
-        # each target's kernel repeated for its S crops here, with plain-int sizes: a Concat in the graph instead
-        # of the shape arithmetic that the traced repeat inside the head exports to
-        b, c, k, _ = self.kernel_shape
-        kernel = torch.cat([kernel.unsqueeze(1)] * self.scales, 1).reshape(b * self.scales, c, k, k)
-        # the head stays fp32 even in an fp16 export: euclidean sums of squares overflow fp16's 65504
-        return self.model.head(kernel, features.float()).squeeze(1)
-
-
-def graph_model(model: SiamFC, precision: str = "fp32") -> SiamFC:
-    """``model`` made ready for export: eval mode, MatMul head, backbone in ``precision`` (fp16: half weights)."""
-    model = model.eval()
-    model.head.impl = "matmul"
-    if precision == "fp16":
-        model.backbone.half()
-    return model
-
-
-def _onnx_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], output: str) -> None:
-    torch.onnx.export(
-        module,
-        args,
-        str(path),
-        dynamo=False,  # the dynamo exporter needs onnxscript; the legacy one does not
-        opset_version=OPSET,
-        input_names=inputs,
-        output_names=[output],
-        do_constant_folding=True,
-    )
+def check_out_folder(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` if graphs can be written there: an existing folder or a path whose nearest existing folder
+    is writable; InputError otherwise. Creates nothing."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a folder")
+    folder = out_dir.absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to {out_dir}: {folder} is not a writable folder")
+    return out_dir
 
 
 def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: GraphSpec | None = None) -> GraphMeta:
-    """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``.
+    """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``
+    (created if missing, with its parents). On any error nothing is written and no folder is created.
 
     Raises:
         WeightsError: the weights file is missing or invalid.
+        InputError: ``out_dir`` is a file or cannot be written.
+        TrackerError: a package the export needs is not installed.
     """
     spec = spec or GraphSpec()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = graph_model(load_weights(weights, device="cpu"), spec.precision)
-    cfg = model.config
-    dtype = torch.float16 if spec.precision == "fp16" else torch.float32
-    in_dtype = torch.uint8 if spec.input_dtype == "uint8" else torch.float32
-    b, n = spec.targets, spec.targets * spec.scales
-    # random crops (not zeros) so that tracing and constant folding see ordinary values
-    gen = torch.Generator().manual_seed(0)
-    exemplar = torch.randint(0, 256, (b, cfg.exemplar_size, cfg.exemplar_size, 3), generator=gen).to(in_dtype)
-    search = torch.randint(0, 256, (n, cfg.search_size, cfg.search_size, 3), generator=gen).to(in_dtype)
-    with torch.no_grad(), warnings.catch_warnings():
-        # the tracer warns that shape-dependent Python values become constants: intended, the shapes are static
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, chosen on purpose (above)
-        exemplar_graph = ExemplarGraph(model, dtype)
-        kernel = exemplar_graph(exemplar)
-        search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
-        _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], "kernel")
-        _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], "response")
-        if spec.precision == "int8":
-            quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg)
-    meta = GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape))
-    (out_dir / META_FILE).write_text(meta.to_json())
+    missing = missing_packages(spec)
+    if missing:
+        raise TrackerError(f"exporting needs {' and '.join(missing)}: pip install 'siamtrack[onnx]'")
+    out_dir = check_out_folder(out_dir)
+    from .graph_export import trace_graphs  # torch: imported only to export
+
+    with atomic_folder(out_dir, last=META_FILE) as tmp:
+        meta = trace_graphs(weights, tmp, spec)
+        (tmp / META_FILE).write_text(meta.to_json())
     return meta
 
 
-def calibration_crops(spec: GraphSpec, cfg: ModelConfig, batches: int = 24) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Exemplar and search crops the way the tracker cuts them, from the synthetic scene of :mod:`tracker.bench`
-    (textured objects drifting over a textured background): ``batches`` pairs of (exemplars, search crops)."""
-    from .bench import synthetic_frames
-
-    tracking = TrackerConfig()
-    frames, boxes = synthetic_frames(batches + 1, (640, 480), spec.targets, seed=1)
-    factors = tracking.scale_step ** (np.arange(spec.scales) - spec.scales // 2)
-    pads = [tuple(float(v) for v in frame.reshape(-1, 3).mean(0)) for frame in frames]
-    pairs = []
-    for i in range(1, batches + 1):
-        exemplars, searches = [], []
-        for t in range(spec.targets):
-            x, y, w, h = boxes[i, t]
-            center, z_sz = (x + w / 2, y + h / 2), context_size(w, h, tracking.context)
-            exemplars.append(crop_and_resize(frames[0], center, z_sz, cfg.exemplar_size, pads[0]))
-            x_sz = z_sz * cfg.search_size / cfg.exemplar_size
-            searches += [crop_and_resize(frames[i], center, x_sz * f, cfg.search_size, pads[i]) for f in factors]
-        pairs.append((np.stack(exemplars), np.stack(searches)))
-    return pairs
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # one line, like every other error of the command (argparse would add the usage block)
+        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
 
 
-def quantize_search_graph(path: Path, exemplar_graph: nn.Module, spec: GraphSpec, cfg: ModelConfig) -> None:
-    """Rewrite ``search.onnx`` with int8 convolutions: ONNX Runtime static quantization in QDQ form, per-channel
-    int8 weights and uint8 activations calibrated (min-max) on :func:`calibration_crops`. Only Conv nodes are
-    quantized: the head (MatMul against the runtime kernel) stays fp32."""
-    try:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError:
-        raise TrackerError("an int8 export needs onnxruntime: pip install 'siamtrack[onnx]'") from None
-    dtype = np.uint8 if spec.input_dtype == "uint8" else np.float32
-    feeds = []
-    for exemplars, searches in calibration_crops(spec, cfg):
-        kernel = exemplar_graph(torch.from_numpy(exemplars.astype(dtype))).numpy()
-        feeds.append({"kernel": kernel, "search": searches.astype(dtype)})
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter(feeds)
-
-        def get_next(self) -> dict | None:
-            return next(self.feeds, None)
-
-    prepared, tmp = path.with_suffix(".pre.tmp"), path.with_suffix(".int8.tmp")
-    try:
-        # shape inference and graph optimisation first, as the quantizer recommends (static shapes: no symbolic)
-        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        )  # fmt: skip
-        os.replace(tmp, path)
-    finally:
-        prepared.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``track-export``)."""
-    p = argparse.ArgumentParser(prog="track-export", description="Export siamtrack weights to ONNX graphs.")
-    p.add_argument("--weights", required=True, type=Path, help="weights file (.safetensors)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+def build_parser() -> argparse.ArgumentParser:
+    """The ``track-export`` argument parser."""
+    p = _Parser(
+        prog=PROG, description="Export siamtrack weights to ONNX graphs (needs: pip install 'siamtrack[onnx]')."
+    )
+    p.add_argument("--weights", type=Path, help="weights file (.safetensors; default: the shipped weights)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="half-precision backbone (head and outputs stay fp32)")
     precision.add_argument(
@@ -195,14 +100,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", type=int, default=1, help="targets per run (static batch; default 1)")
     p.add_argument("--scales", type=int, default=3, help="search scales per target (default 3)")
     p.add_argument("--float-input", action="store_true", help="float32 crop inputs instead of uint8")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``track-export``); returns the exit status: 0 done, 2 bad input or failure."""
+    args = build_parser().parse_args(argv)
+    weights = args.weights or default_weights()
     try:
         input_dtype = "float32" if args.float_input else "uint8"
         precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
         spec = GraphSpec(args.targets, args.scales, input_dtype, precision)
-        meta = export_graphs(args.weights, args.out, spec)
-    except TrackerError as e:
-        print(f"track-export: {e}", file=sys.stderr)
+        meta = export_graphs(weights, args.out, spec)
+    except TrackerError as e:  # bad weights, a bad --out, a missing package, a bad --targets or --scales
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{PROG}: error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     files = ", ".join(str(args.out / f) for f in (EXEMPLAR_FILE, SEARCH_FILE, META_FILE))
     print(f"wrote {files} ({spec.tag}, kernel {meta.kernel_shape}, weights sha256 {meta.weights_sha256[:12]})")

@@ -29,7 +29,8 @@ BOX_COLUMNS = ("frame", "x", "y", "w", "h", "score", "found")
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silence what OpenCV and FFmpeg print straight to file descriptor 2 (several lines per failed open);
-    callers turn the failure into one clear error of their own instead."""
+    callers turn the failure into one clear error of their own instead. This redirects the whole process's
+    stderr meanwhile, so keep it around short calls made once (opening a file), never around a loop."""
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr (e.g. a windowed app): nothing to silence
@@ -140,8 +141,9 @@ class FrameSource:
     def _iter_capture(self) -> Iterator[tuple[int, np.ndarray]]:
         capture, index = self._capture, 0
         while True:
-            with quiet_native_stderr():  # FFmpeg reports damaged packets on fd 2 while decoding
-                ok, frame = capture.read()
+            # no fd-2 redirection here: it would swallow other threads' output on every frame; FFmpeg's notes on
+            # damaged packets are quietened once per process by the `track` command instead
+            ok, frame = capture.read()
             if not ok or frame is None:
                 break
             if index >= self.start_frame:

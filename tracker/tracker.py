@@ -19,7 +19,7 @@ from . import postprocess as pp
 from .backends import Backend
 from .backends.select import create_backend
 from .config import TrackerConfig
-from .errors import BackendError, InputError, NotInitializedError, TrackerError, WeightsError
+from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "siamfc.safetensors"
@@ -98,7 +98,7 @@ class SiamFCTracker:
                     "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
                 )
         self.weights = Path(weights)
-        self._backend: Backend = _guarded(create_backend, f"cannot start the {backend!r} backend")(
+        self._backend: Backend = guard_runtime(create_backend, f"cannot start the {backend!r} backend")(
             backend,
             self.weights,
             device,
@@ -254,7 +254,7 @@ class SiamFCTracker:
 
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
-        return _guarded(fn, f"the {self.backend_name} backend failed")(*args)
+        return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
 
     def _clamped(self, peak: _Peak, st: _TrackState) -> tuple[np.ndarray, np.ndarray]:
         """Centre inside the frame; size within [min_scale, max_scale] x the initial size, 1 pixel and the frame."""
@@ -268,19 +268,3 @@ class SiamFCTracker:
     def _box(self, st: _TrackState) -> Box:
         height, width = st.frame_shape
         return Box.from_center(st.center[0], st.center[1], st.size[0], st.size[1]).clip(width, height)
-
-
-def _guarded(fn: Callable[..., object], what: str) -> Callable[..., object]:
-    """``fn`` with the runtime errors of torch, onnxruntime or the OS turned into one :class:`BackendError`
-    (first line of the message kept, the library-internal traceback dropped); our own errors pass through."""
-
-    def call(*args: object, **kwargs: object) -> object:
-        try:
-            return fn(*args, **kwargs)
-        except TrackerError:
-            raise
-        except (RuntimeError, OSError, ImportError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise BackendError(f"{what}: {first}") from None
-
-    return call

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,17 +136,7 @@ def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
         return folder
     from ..export import export_graphs  # torch is needed for exporting only
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
-    try:
-        export_graphs(weights, tmp, spec)
-        try:
-            tmp.rename(folder)  # atomic: a reader sees a complete folder or none
-        except OSError:
-            if not (folder / META_FILE).is_file():  # not a concurrent export that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none
     return folder
 
 
