@@ -26,6 +26,8 @@ def temp_beside(path: str | os.PathLike) -> Path:
             return tmp
         except FileExistsError:
             continue
+        except OSError as e:  # name the file asked for, not the temporary one
+            raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 @contextlib.contextmanager

@@ -85,15 +85,6 @@ def as_frame(frame: object) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``x, y, w, h`` boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def context_size(w: float, h: float, context: float = 0.5) -> float:
     """SiamFC's exemplar side in frame pixels: ``sqrt((w + p) * (h + p))`` with ``p = context * (w + h)``."""
     p = context * (w + h)

@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import atomic_path, temp_beside
 from .datasets import IMAGE_SUFFIXES, image_files
 from .errors import InputError
 
@@ -169,19 +169,11 @@ class FrameSource:
 
 
 def _temp_beside(path: Path) -> Path:
-    """Create an empty temporary file in ``path``'s folder with the same extension (cv2.VideoWriter picks the
-    container from it); same folder, so the final ``os.replace`` does not cross file systems."""
-    while True:
-        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # mode 0o666 under the umask, like any new file (tempfile.mkstemp would leave it private, 0o600)
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+    """:func:`tracker.atomic.temp_beside`, a failure reported as an InputError naming ``path``."""
+    try:
+        return temp_beside(path)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -221,17 +213,7 @@ def check_writable(path: str | os.PathLike) -> None:
         raise InputError(f"cannot write {path}: {folder} is not a writable folder")
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` (``os.replace``, atomic), on
-    error it is deleted, so ``path`` is never left half written."""
-    path = Path(path)
-    tmp = _temp_beside(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+atomic_output = atomic_path  # write to a temporary file beside the target, renamed into place on success
 
 
 def check_boxes_path(path: str | os.PathLike) -> Path:

@@ -21,8 +21,7 @@ from .backends.select import create_backend
 from .config import TrackerConfig
 from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "siamfc.safetensors"
+from .shipped import default_weights
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,8 @@ class SiamFCTracker:
     Instances share nothing: several may run in parallel threads (one instance per thread at a time).
 
     Args:
-        weights: safetensors file written by ``train`` (default: the shipped ``weights/siamfc.safetensors``,
-            or ``$SIAMTRACK_WEIGHTS``).
+        weights: safetensors file written by ``train`` (default: ``$SIAMTRACK_WEIGHTS``, else the shipped
+            weights, :func:`tracker.shipped.default_weights`).
         backend: "auto", "torch", "onnx" or "tensorrt".
         device: "cpu", "cuda" or "cuda:N"; None lets the backend choose.
         config: inference settings (:class:`TrackerConfig`).
@@ -91,8 +90,8 @@ class SiamFCTracker:
             raise InputError(f"weights must be a path, got {type(weights).__name__}")
         self.config = config or TrackerConfig()
         if weights is None:
-            weights = os.environ.get("SIAMTRACK_WEIGHTS") or DEFAULT_WEIGHTS
-            if not Path(weights).is_file():
+            weights = default_weights()
+            if not weights.is_file():
                 raise WeightsError(
                     f"no default weights at {weights}: pass weights=PATH (--weights PATH on the command line), "
                     "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"

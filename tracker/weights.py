@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from .atomic import atomic_path
 from .config import ConfigError, ModelConfig
 from .errors import WeightsError
 from .model import SiamFC
@@ -20,20 +20,14 @@ FORMAT_VERSION = "1"
 
 
 def save_weights(model: SiamFC, path: str | os.PathLike, extra: dict[str, str] | None = None) -> None:
-    """Write ``model``'s tensors and config to ``path`` (safetensors), atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``model``'s tensors and config to ``path`` (safetensors), atomically (temp file + rename), with the
+    usual permissions of a new file (0o666 under the umask)."""
     metadata = {"format_version": FORMAT_VERSION, "model_config": json.dumps(model.config.to_dict())}
     metadata.update(extra or {})
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        # bytes written here, not safetensors.save_file, which creates its files private (mode 0o600)
+        tmp.write_bytes(save(tensors, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

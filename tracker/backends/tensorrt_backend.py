@@ -12,13 +12,13 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import tempfile
 import weakref
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import BackendError
 from .graphs import (
     EXEMPLAR_FILE,
@@ -230,12 +230,5 @@ class TensorRTBackend:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename, so a reader never sees half an engine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
