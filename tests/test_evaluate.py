@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from synthetic import make_sequence
 
-from tracker import SiamFCTracker, TrackerConfig, bench, evaluate
+from tracker import SiamFCTracker, TrackerConfig, evaluate
 from tracker.datasets import Sequence
 from tracker.evaluation import run_lockstep, run_sequence
 
@@ -125,15 +125,6 @@ def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:
     bad = subprocess.run([*script, *grid], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown TrackerConfig field 'windw'")
     assert len(bad.stderr.splitlines()) == 1
-
-
-def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixture) -> None:
-    argv = ["--weights", str(alexnet_weights), "--frames", "3", "--threads", "1", "--targets", "1,2"]
-    assert bench.main([*argv, "--size", "320x240"]) == 0
-    out = capsys.readouterr().out
-    assert "| weights (backbone) | backend | threads | crop ms | network ms | post ms | update() ms | fps |" in out
-    rows = [line for line in out.splitlines() if line.startswith(f"| {alexnet_weights} (alexnet x0.25)")]
-    assert len(rows) == 3  # one stage row, two target-count rows
 
 
 def test_readme_updater(tmp_path: Path) -> None:

@@ -18,10 +18,11 @@ import numpy as np
 from . import postprocess as pp
 from .backends import Backend
 from .backends.select import create_backend
-from .config import TrackerConfig
+from .config import ModelConfig, TrackerConfig
 from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
 from .shipped import default_weights
+from .timing import NO_CLOCK, StageClock
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,12 @@ class SiamFCTracker:
         n = self.config.scale_num
         self._scale_factors = self.config.scale_step ** (np.arange(n) - n // 2)
         self._state: _TrackState | None = None
+        self.stage_clock: StageClock | None = None  # set one to time update()'s stages (tracker.timing)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The network's configuration, as stored with the weights."""
+        return self._model_config
 
     @property
     def backend_name(self) -> str:
@@ -148,6 +155,8 @@ class SiamFCTracker:
             NotInitializedError: before :meth:`init`.
             InputError: a malformed frame, or one of another size than at :meth:`init`.
         """
+        clock = self.stage_clock or NO_CLOCK
+        clock.start()
         st = self._require_state()
         frame = self._check_frame(frame, st)
         # search: near the last position at several scales while tracking; a widening grid while lost
@@ -161,7 +170,9 @@ class SiamFCTracker:
         else:
             # hold the last confident box rather than drift onto background; the next search reaches further
             st.lost_frames += 1
-        return TrackResult(self._box(st), peak.score, found)
+        result = TrackResult(self._box(st), peak.score, found)
+        clock.lap("post")
+        return result
 
     def _is_found(self, peak: _Peak) -> bool:
         """Peak score and sharpness both at or above their thresholds; a flat response (PSR 0) never counts:
@@ -243,13 +254,17 @@ class SiamFCTracker:
         Backends take ``scale_num`` crops per target (exported graphs have that batch built in), so ``N`` crops
         are padded to a multiple of it and scored as that many copies of the target.
         """
+        clock = self.stage_clock or NO_CLOCK
+        clock.lap("crop")  # everything before the network: the frame check and the search crops
         n, per_target = len(crops), self.config.scale_num
         copies = -(-n // per_target)
         if copies * per_target > n:
             crops = np.concatenate([crops, np.repeat(crops[-1:], copies * per_target - n, axis=0)])
         if copies not in st.kernels:
             st.kernels[copies] = self._run(self._backend.embed, np.repeat(st.exemplar[None], copies, axis=0))
-        return pp.finite(self._run(self._backend.score, st.kernels[copies], crops)[:n])
+        logits = pp.finite(self._run(self._backend.score, st.kernels[copies], crops)[:n])
+        clock.lap("network")
+        return logits
 
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""

@@ -1,0 +1,68 @@
+"""The benchmark times the real update() through the tracker's stage clock, and cleans up its busy processes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import make_sequence
+
+from tracker import SiamFCTracker, bench
+from tracker.timing import STAGES, StageClock
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path_factory.getbasetemp() / "siamtrack-cache"))
+
+
+def test_stage_clock_times_the_real_update(handset_weights, monkeypatch):
+    frames, gt = make_sequence(4, seed=0)
+    t = SiamFCTracker(handset_weights, backend="torch", device="cpu")
+    t.init(frames[0], gt[0])
+    slow = 0.2
+    score = t._backend.score
+    monkeypatch.setattr(t._backend, "score", lambda *a: time.sleep(slow) or score(*a))
+    t.stage_clock = clock = StageClock()
+    walls = []
+    for f in frames[1:]:
+        t0 = time.perf_counter()
+        t.update(f)
+        walls.append(time.perf_counter() - t0)
+    assert all(len(clock.laps[s]) == 3 for s in STAGES)
+    total = np.sum([clock.laps[s] for s in STAGES], axis=0)
+    assert np.all(total <= np.array(walls)) and np.all(total >= 0.9 * np.array(walls))
+    assert min(clock.laps["network"]) >= slow  # the backend call lands in the network stage
+    t.stage_clock = None
+    t.update(frames[1])
+    assert all(len(clock.laps[s]) == 3 for s in STAGES)  # off again
+
+
+def test_busy_processes_are_stopped_on_error():
+    with pytest.raises(KeyboardInterrupt), bench.busy_processes(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        raise KeyboardInterrupt
+    assert all(p.poll() is not None for p in procs)
+
+
+def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["--weights", str(alexnet_weights), "--frames", "3", "--threads", "1", "--targets", "1,2"]
+    assert bench.main([*argv, "--size", "320x240", "--busy", "0,1", "--backends", "torch:fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "| tracker | backend | threads | 0 busy: fps | 1 busy: fps (% of 0 busy) |" in out
+    rows = [line for line in out.splitlines() if line.startswith(f"| {alexnet_weights} (alexnet x0.25)")]
+    assert len(rows) == 2 + 4 + 1  # fps by target count, stages by target count and busy level, batched
+    stage_row = next(r for r in rows if "1 target(s) | torch-cpu-fp32 | 1 | 1 |" in r)
+    assert "n/a" not in stage_row
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [(["--threads", "0"], "thread counts"), (["--backends", "tflite"], "unknown backend"), (["--busy", "-1"], "busy")],
+)
+def test_bench_bad_arguments(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(argv)
+    assert e.value.code == 2 and needle in capsys.readouterr().err
