@@ -17,6 +17,13 @@ from tracker.weights import save_weights  # noqa: E402
 HANDSET = ModelConfig(backbone="handset", metric="cosine", out_scale=1.5)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graphs exported and backend timings measured on first use go to one temporary cache per test session,
+    never to the user's (a module may point SIAMTRACK_CACHE elsewhere)."""
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path_factory.getbasetemp() / "siamtrack-cache"))
+
+
 @pytest.fixture(scope="session")
 def handset_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights file of the hand-set feature backbone (no training needed, meaningful features)."""
