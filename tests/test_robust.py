@@ -243,7 +243,7 @@ def test_bad_config_raises_config_error(bad):
 # --- lost target ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("seed", [0, pytest.param(3, marks=pytest.mark.slow)])  # ~13 s each
 def test_lost_target_holds_then_is_redetected_elsewhere(handset_weights, seed):
     frames, gt = make_occluded_sequence(60, seed=seed, absent=(20, 35), jump=(60.0, 25.0))
     t = make(handset_weights, HANDSET_FOUND)
@@ -275,6 +275,7 @@ def test_lost_search_widens_step_by_step_up_to_the_cap(handset_weights):
 # --- concurrency ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~50 s on 2 cores
 def test_parallel_threads_match_sequential_runs(handset_weights):
     streams = [make_occluded_sequence(24, seed=s, absent=(10, 16)) for s in range(3)]
 
