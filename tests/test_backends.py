@@ -12,9 +12,9 @@ from synthetic import make_sequence
 
 from tracker import BackendError, SiamFCTracker, TrackerConfig
 from tracker.backends import select, torch_backend
-from tracker.backends.graphs import GraphSpec, cuda_index, exported_graphs
+from tracker.backends.graphs import GraphSpec, cuda_index
 from tracker.backends.tensorrt_backend import engine_cache_key, tensorrt_unavailable
-from tracker.export import export_graphs
+from tracker.export import export_graphs, exported_graphs
 
 BOX_TOL = 0.1  # pixels; measured 0.0: ONNX Runtime and torch fp32 pick the same peaks frame after frame
 

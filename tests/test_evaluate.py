@@ -120,7 +120,7 @@ def test_run_lockstep_matches_one_tracker_runs(handset_weights: Path, tmp_path: 
 
 
 def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:
-    script = [sys.executable, str(ROOT / "scripts" / "tune_tracker.py"), "--weights", "w", "--data", str(tmp_path)]
+    script = [sys.executable, str(ROOT / "tools" / "tune_tracker.py"), "--weights", "w", "--data", str(tmp_path)]
     grid = ["--grid", "window_influence=0.1", "--grid", "windw=0.2"]
     bad = subprocess.run([*script, *grid], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown TrackerConfig field 'windw'")
@@ -137,7 +137,7 @@ def test_readme_updater(tmp_path: Path) -> None:
         (results / name).write_bytes(PNG_MAGIC)
     readme = tmp_path / "README.md"
     readme.write_text("# t\n\nbefore\n<!-- results:start -->\nold table\n<!-- results:end -->\nafter\n")
-    script = [sys.executable, str(ROOT / "scripts" / "update_readme_results.py"), "--results", str(results)]
+    script = [sys.executable, str(ROOT / "tools" / "update_readme_results.py"), "--results", str(results)]
     run = [*script, "--readme", str(readme), "--plots-dir", str(tmp_path / "docs" / "results")]
     for _ in range(2):  # a second run gives the same file
         subprocess.run(run, check=True, capture_output=True)

@@ -14,7 +14,6 @@ from tracker.backends.graphs import (
     META_FILE,
     SEARCH_FILE,
     GraphSpec,
-    exported_graphs,
     read_graph_meta,
     weights_sha256,
 )
@@ -22,7 +21,7 @@ from tracker.backends.onnx_backend import OnnxBackend
 from tracker.backends.torch_backend import TorchBackend
 from tracker.config import ConfigError, ModelConfig
 from tracker.errors import BackendError
-from tracker.export import export_graphs, main
+from tracker.export import export_graphs, exported_graphs, main
 from tracker.graph_export import calibration_crops
 from tracker.model import SiamFC, SimilarityHead
 from tracker.weights import load_weights, save_weights

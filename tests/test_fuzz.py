@@ -2,12 +2,14 @@
 only the documented errors, and results that are finite boxes of positive size inside the frame.
 
 Each property is a plain ``check_*(case, weights)`` over one drawn ``case``; the tests here run a few dozen cases
-each, and ``scripts/fuzz_campaign.py`` runs the same :data:`PROPERTIES` on 10,000 or more.
+each; ``tools/fuzz_campaign.py`` runs these same tests on 10,000 cases or more, through the environment variables
+``SIAMTRACK_FUZZ_CASES`` (total over all properties), ``SIAMTRACK_FUZZ_SEED`` and ``SIAMTRACK_FUZZ_WEIGHTS``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -259,6 +261,24 @@ def run_property(
     config(test if seed is None else hypothesis_seed(seed)(test))()
 
 
+TRACKER_SHARE = 0.4  # of a campaign's cases: the API property matters most (and is the slowest)
+
+
+def campaign_cases(name: str, total: int) -> int:
+    """Cases for property ``name`` out of a campaign's ``total``: TRACKER_SHARE for the tracker, the rest split
+    evenly among the others; at least one each."""
+    others = len(PROPERTIES) - 1
+    share = TRACKER_SHARE if name == "tracker" else (1 - TRACKER_SHARE) / others
+    return max(1, round(total * share))
+
+
 @pytest.mark.parametrize("name", PROPERTIES)
 def test_property(name, handset_weights):
-    run_property(name, SUITE, handset_weights)
+    total = os.environ.get("SIAMTRACK_FUZZ_CASES")
+    if not total:  # the suite: a few dozen fixed cases
+        run_property(name, SUITE, handset_weights)
+        return
+    config = settings(SUITE, max_examples=campaign_cases(name, int(total)), derandomize=False, print_blob=True)
+    seed = os.environ.get("SIAMTRACK_FUZZ_SEED")
+    weights = Path(os.environ.get("SIAMTRACK_FUZZ_WEIGHTS") or handset_weights)
+    run_property(name, config, weights, seed=None if seed is None else int(seed))

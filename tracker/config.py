@@ -79,7 +79,7 @@ class TrackerConfig:
     context: float = 0.5  # context margin around the target: p = context * (w + h)
     scale_num: int = 3  # search scales per frame
     scale_step: float = 1.0375  # ratio between neighbouring scales
-    # scale_penalty, scale_lr and window_influence were chosen on the dev set with scripts/tune_tracker.py
+    # scale_penalty, scale_lr and window_influence were chosen on the dev set with tools/tune_tracker.py
     # (docs/EVALUATION.md): the paper's 0.9745, 0.59 and 0.176 let the box size drift with these weights
     scale_penalty: float = 0.95  # response penalty for changing scale
     scale_lr: float = 0.3  # damping of the size update
@@ -87,7 +87,7 @@ class TrackerConfig:
     response_up: int = 16  # bicubic upsampling factor of the response
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
-    # found: the peak must be both high and sharp. Calibrated with scripts/calibrate_found.py on the dev set's
+    # found: the peak must be both high and sharp. Calibrated with tools/calibrate_found.py on the dev set's
     # absent frames for the w025 weights (docs/ROBUSTNESS.md): there the score added nothing to the PSR
     found_threshold: float = 0.0  # min peak score (sigmoid of the peak response)
     found_psr: float = 2.5  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)

@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 
 from .atomic import atomic_folder
-from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec
-from .errors import InputError, TrackerError
+from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
+from .errors import BackendError, InputError, TrackerError
 from .shipped import default_weights
 
 PROG = "track-export"
@@ -77,6 +77,21 @@ def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: 
         meta = trace_graphs(weights, tmp, spec)
         (tmp / META_FILE).write_text(meta.to_json())
     return meta
+
+
+def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
+    """The export folder for ``weights``: the folder itself if ``weights`` is one, else a cache folder keyed by
+    the weights' hash and ``spec``, exported on the first call (which imports torch)."""
+    weights = Path(weights)
+    if weights.is_dir():
+        return weights
+    if not weights.is_file():
+        raise BackendError(f"weights not found: {weights}")
+    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}"
+    if (folder / META_FILE).is_file():
+        return folder
+    export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none
+    return folder
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,14 +29,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", default="cache", help="crop cache root, reused across runs (default: ./cache)")
     p.add_argument("--config", help="JSON file of TrainConfig fields (nested 'model' and 'pairs')")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--steps", type=int, help="total optimisation steps")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--width", type=float, help="backbone width multiplier")
-    p.add_argument("--stem-kernel", type=int, help="AlexNet's first kernel side: 5, 7, 9 or 11")
-    p.add_argument("--groups", type=int, help="groups of AlexNet's conv2, conv4 and conv5: 1, 2 or 4")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--val-every", type=int, help="steps between validations")
+    d = TrainConfig()  # the defaults of the options below (and of every other field --config may set)
+    p.add_argument("--steps", type=int, help=f"total optimisation steps (default {d.steps})")
+    p.add_argument("--batch-size", type=int, help=f"pairs per step and process (default {d.batch_size})")
+    p.add_argument(
+        "--lr", type=float, help=f"peak learning rate, after {d.warmup_steps} warm-up steps (default {d.lr:g})"
+    )
+    p.add_argument("--width", type=float, help=f"backbone width multiplier (default {d.model.width:g})")
+    p.add_argument(
+        "--stem-kernel", type=int, help=f"AlexNet's first kernel side: 5, 7, 9 or 11 (default {d.model.stem_kernel})"
+    )
+    p.add_argument(
+        "--groups", type=int, help=f"groups of AlexNet's conv2, conv4 and conv5: 1, 2 or 4 (default {d.model.groups})"
+    )
+    p.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {d.workers})")
+    p.add_argument("--val-every", type=int, help=f"steps between validations, 0: never (default {d.val_every})")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
     return p.parse_args(argv)
 

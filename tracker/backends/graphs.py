@@ -1,8 +1,8 @@
-"""Exported ONNX graphs on disk: their metadata, the cache they are exported to on first use, the batching of
+"""Exported ONNX graphs on disk: their metadata, where the export cache lives, the batching of
 any number of targets through graphs of a fixed batch, and the other helpers the graph backends share.
 
-No torch here: the ONNX Runtime and TensorRT backends read exported graphs without importing it. Only a cache
-miss on a ``.safetensors`` file imports :mod:`tracker.export` (and with it torch) to export.
+No torch here: the ONNX Runtime and TensorRT backends read exported graphs without importing it. Writing them
+(``track-export``, and the export cache: :func:`tracker.export.exported_graphs`) is :mod:`tracker.export`'s.
 """
 
 from __future__ import annotations
@@ -121,23 +121,6 @@ def cache_root() -> Path:
     if os.environ.get("SIAMTRACK_CACHE"):
         return Path(os.environ["SIAMTRACK_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "siamtrack"
-
-
-def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
-    """The export folder for ``weights``: the folder itself if ``weights`` is one, else a cache folder keyed by
-    the weights' hash and ``spec``, exported on the first call (which imports torch)."""
-    weights = Path(weights)
-    if weights.is_dir():
-        return weights
-    if not weights.is_file():
-        raise BackendError(f"weights not found: {weights}")
-    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}"
-    if (folder / META_FILE).is_file():
-        return folder
-    from ..export import export_graphs  # torch is needed for exporting only
-
-    export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none
-    return folder
 
 
 def cuda_index(device: str) -> int:

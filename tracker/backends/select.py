@@ -11,8 +11,9 @@ import re
 from pathlib import Path
 
 from ..errors import BackendError
+from ..export import exported_graphs
 from . import Backend
-from .graphs import GraphSpec, exported_graphs, read_graph_meta
+from .graphs import GraphSpec, read_graph_meta
 
 BACKENDS = ("auto", "torch", "onnx", "tensorrt")
 

@@ -5,9 +5,9 @@ lost-target search runs too; the tracker is re-initialised every ``--reinit`` up
 (finite box inside the frame, size >= 1, score in [0, 1]). Reports resident memory (from /proc/self/statm) and
 ms per update at the start and at the end. Exit status 1 if any result broke the contract.
 
-    python scripts/soak.py                     # 100,000 updates with hand-set weights (no training needed)
-    python scripts/soak.py --updates 2000      # smoke run
-    python scripts/soak.py --weights runs/w025/best.safetensors
+    python tools/soak.py                     # 100,000 updates with hand-set weights (no training needed)
+    python tools/soak.py --updates 2000      # smoke run
+    python tools/soak.py --weights runs/w025/best.safetensors
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """GPU check in one run: build the TensorRT engines, check their responses against torch fp32 on the GPU, and
 time torch CUDA fp32/fp16 and TensorRT fp16/fp32 for one target and for a batch of targets.
 
-    python scripts/gpu_check.py [--weights W] [--width 0.5] [--targets 8] [--frames 200] [--warmup 20]
+    python tools/gpu_check.py [--weights W] [--width 0.5] [--targets 8] [--frames 200] [--warmup 20]
 
 Runs whatever is available and says what it skipped and why (torch CUDA alone where TensorRT or cuda-python is
 missing; nothing GPU at all on a CPU-only machine, which it reports, exiting 0). Exits 1 if a parity check fails.
@@ -17,19 +17,16 @@ missing; nothing GPU at all on a CPU-only machine, which it reports, exiting 0).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
 
-import tracker.tracker
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.backends import Backend
 from tracker.backends.select import create_backend
@@ -87,9 +84,8 @@ def parity(weights: Path, backend: Backend) -> float:
 
 def time_update(weights: Path, backend: str, precision: str, frames: list[np.ndarray], warmup: int) -> float:
     """Median ms of SiamFCTracker.update() with this backend and precision (one target)."""
-    factory = functools.partial(create_backend, precision=precision)  # SiamFCTracker has no precision setting
-    with mock.patch.object(tracker.tracker, "create_backend", factory):
-        t = SiamFCTracker(weights, backend=backend, device="cuda", config=TrackerConfig(found_threshold=0.0))
+    config = TrackerConfig(found_threshold=0.0, precision=precision)
+    t = SiamFCTracker(weights, backend=backend, device="cuda", config=config)
     t.init(frames[0], (272.0, 204.0, 96.0, 72.0))
     times = []
     for i, frame in enumerate(frames[1:]):

@@ -7,7 +7,7 @@ as in ``python -m tracker.evaluate``) and then by the mean over sequences (OTB s
 AUC with the defaults' row marked, then the per-sequence AUC of the best configuration and of the defaults.
 Usage:
 
-    python scripts/tune_tracker.py --weights weights/siamfc.safetensors --data ../shared/data/dev \\
+    python tools/tune_tracker.py --weights weights/siamfc.safetensors --data ../shared/data/dev \\
         --grid window_influence=0.1,0.176,0.25 --grid scale_lr=0.4,0.59 [--sequences a,b] [--max-frames N] \\
         [--threads 2] [--out results/tune.json]
 

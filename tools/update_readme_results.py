@@ -1,6 +1,6 @@
 """Copy an evaluation's results table (and optionally its plots) into the README between two markers.
 
-    python scripts/update_readme_results.py [--results results/dev] [--readme README.md] [--plots-dir DIR]
+    python tools/update_readme_results.py [--results results/dev] [--readme README.md] [--plots-dir DIR]
 
 Replaces everything between ``<!-- results:start -->`` and ``<!-- results:end -->`` with ``results.md`` from
 ``--results`` and one line describing the machine (CPU model, threads, date) as recorded in ``results.json``
@@ -26,7 +26,7 @@ def machine_line(results: dict) -> str:
     m = results.get("machine")
     if m is None:
         # imported here because it pulls in torch and OpenCV, which a normal run (results.json present) skips
-        from tracker.bench import machine_info
+        from tracker.machine import machine_info
 
         m = machine_info()
     threads = results.get("threads", "?")

@@ -1,6 +1,6 @@
 """CPU speed of the backends: SiamFCTracker.update() ms per frame, printed as a Markdown table.
 
-    python scripts/bench_backends.py [--weights W] [--width 0.5] [--frames 200] [--warmup 20] [--threads 1,2]
+    python tools/bench_backends.py [--weights W] [--width 0.5] [--frames 200] [--warmup 20] [--threads 1,2]
 
 Rows: torch fp32, torch bf16 (autocast + channels_last) and ONNX Runtime fp32, each at every thread count. Frames
 are 640x480 synthetic (a textured object drifting over a textured background), 3 scales per frame. Without
@@ -13,22 +13,18 @@ machine, and quote ratios as much as absolute figures.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import cv2
 import numpy as np
 import torch
 
-import tracker.tracker
 from tracker import SiamFCTracker, TrackerConfig
-from tracker.backends.select import create_backend
 from tracker.backends.torch_backend import cpu_has_fast_bf16
 from tracker.config import ModelConfig
 from tracker.model import SiamFC
@@ -52,12 +48,9 @@ def synthetic_frames(n: int, width: int = 640, height: int = 480, seed: int = 0)
 
 
 def make_tracker(weights: Path, backend: str, precision: str, threads: int) -> SiamFCTracker:
-    """A CPU tracker whose backend runs at ``precision``: SiamFCTracker has no precision setting, so its backend
-    factory is given one for this construction only."""
-    factory = functools.partial(create_backend, precision=precision)
-    config = TrackerConfig(found_threshold=0.0, threads=threads)
-    with mock.patch.object(tracker.tracker, "create_backend", factory):
-        return SiamFCTracker(weights, backend=backend, device="cpu", config=config)
+    """A CPU tracker whose backend runs at ``precision`` (``TrackerConfig.precision``)."""
+    config = TrackerConfig(found_threshold=0.0, threads=threads, precision=precision)
+    return SiamFCTracker(weights, backend=backend, device="cpu", config=config)
 
 
 def time_updates(t: SiamFCTracker, frames: list[np.ndarray], box: tuple, warmup: int) -> list[float]:

@@ -12,7 +12,7 @@ detection of absence; against the absent marks of the ground truth (NaN rows) it
 Closed loop on purpose: ``found`` changes what the tracker does next (hold, widen, re-detect), so each pair is
 judged by the run it produces. Usage (docs/ROBUSTNESS.md):
 
-    python scripts/calibrate_found.py --weights runs/w025/best.safetensors --data DATASET_DIR
+    python tools/calibrate_found.py --weights runs/w025/best.safetensors --data DATASET_DIR
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""Imports run one way: no cycle among tracker's modules (lazy imports inside functions included), and the
+library imports neither train, the lab tools nor its own benchmark command."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = {"tracker.bench", "tracker.evaluate"}  # `python -m` commands: they import the library, never the reverse
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function, as absolute names."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            if node.module:  # `from . import plots` imports the module plots, not the package again
+                found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in (ROOT / "tracker").rglob("*.py")}
+    return {name: {m for m in imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_no_import_cycle_in_the_library():
+    edges = graph()
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(edges[name]):
+            assert state.get(dep) != "open", "import cycle: " + " -> ".join([*path, dep])
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = "done"
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_library_imports_no_tool_training_or_command():
+    for name, deps in graph().items():
+        if name not in COMMANDS:
+            assert not deps & COMMANDS, f"{name} imports {deps & COMMANDS}"
+    for path in (ROOT / "tracker").rglob("*.py"):
+        roots = {m.split(".")[0] for m in imports(path)}
+        assert not roots & {"train", "tools", "scripts", "tests"}, path
