@@ -79,6 +79,7 @@ def test_video_to_csv_and_annotated_video(clip, handset_weights, tmp_path, capfd
     out = capfd.readouterr().out
     assert f"{N_FRAMES} frames" in out and "lost in" in out
     assert "backend torch-cpu-" in out or "backend onnxruntime-cpu-" in out  # auto's choice depends on the CPU
+    assert "auto picked" in out  # and track says what it measured
     assert no_leftovers(tmp_path)
 
 

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default: auto)")
     p.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped weights/siamfc.safetensors)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the backend chooses)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: torch's choice)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
     p.add_argument(
         "--precision", choices=[v for v in PRECISIONS if v], help="network precision (default: the backend's own); "
         "int8 is for --backend onnx on CPU, the fastest CPU path"
@@ -200,6 +200,8 @@ def run(args: argparse.Namespace) -> Summary:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
         config = TrackerConfig(threads=args.threads, precision=args.precision)
         tracker = SiamFCTracker(args.weights, args.backend, args.device, config)
+        choice = f", {tracker.backend_choice}" if tracker.backend_choice else ""
+        print(f"{PROG}: backend {tracker.backend_name}{choice}", flush=True)
         summary = Summary(backend=tracker.backend_name, camera=source.kind == "camera")
         video = stack.enter_context(VideoOutput(args.output, source.fps)) if args.output else None
         total = None if source.frame_count is None else source.frame_count - source.start_frame

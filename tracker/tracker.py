@@ -123,6 +123,12 @@ class SiamFCTracker:
         """The backend that runs the network, e.g. ``torch-cpu-bf16``."""
         return self._backend.name
 
+    @property
+    def backend_choice(self) -> str | None:
+        """Why ``backend="auto"`` picked this backend on a CPU (its timings of each candidate); else None."""
+        choice = getattr(self._backend, "auto_choice", None)
+        return None if choice is None else choice.describe()
+
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         """Start tracking the target inside ``box`` (x, y, w, h; 0-based pixels) of ``frame``; fully resets.
 

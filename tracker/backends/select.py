@@ -32,11 +32,13 @@ def create_backend(
 
     Args:
         name: "torch", "onnx", "tensorrt", or "auto": TensorRT when it is installed and a GPU is visible, else
-            torch on CUDA, else the fastest CPU path (:func:`cpu_backend`).
+            torch on CUDA, else the CPU path measured fastest here (:mod:`.autoselect`; cached), whose
+            :class:`~.autoselect.Choice` the backend then carries as ``auto_choice``.
         weights: a ``.safetensors`` file, or (onnx, tensorrt) a folder written by ``track-export``. From a weights
             file the onnx and tensorrt backends export graphs to a cache folder on first use (this imports torch).
         device: "cpu", "cuda" or "cuda:N"; None lets the backend choose.
-        threads: CPU threads (torch intra-op threads, or onnxruntime's); None leaves the default.
+        threads: CPU threads for this backend's calls (torch: set around each call, 1 by default; onnxruntime:
+            its sessions' intra-op threads, one per physical core by default).
         scales, targets: search crops per target, and targets per run, that exported graphs are made for.
         precision: torch "auto" | "fp32" | "bf16" | "fp16"; onnx "fp32" (default) | "fp16" | "int8"; tensorrt "fp16"
             (default) | "fp32".
@@ -47,6 +49,17 @@ def create_backend(
         raise BackendError(f"unknown device {device!r}: use cpu, cuda or cuda:N")
     if name == "auto":
         name = auto_backend(weights, device)
+    if name == "cpu":
+        from .autoselect import measured_cpu_backend
+
+        def build(backend: str, prec: str) -> Backend:
+            return create_backend(backend, weights, "cpu", threads, scales=scales, targets=targets, precision=prec)
+
+        backend, choice = measured_cpu_backend(
+            weights, build, threads=threads, scales=scales, targets=targets, precision=precision
+        )
+        backend.auto_choice = choice
+        return backend
     if name == "torch":
         return _torch_backend(weights, device, threads, precision or "auto")
     if name == "onnx":
@@ -81,7 +94,8 @@ def _graphs(weights: str | os.PathLike, spec: GraphSpec, precision: str | None) 
 
 
 def auto_backend(weights: str | os.PathLike, device: str | None = None) -> str:
-    """The backend "auto" resolves to for ``weights`` on ``device`` (None: any)."""
+    """What "auto" resolves to for ``weights`` on ``device`` (None: any): "tensorrt", "torch" (on CUDA), "onnx"
+    (a folder of exported graphs), or "cpu": the CPU paths, one of which is then picked by measurement."""
     from .tensorrt_backend import tensorrt_unavailable
 
     on_gpu_allowed = device is None or device.startswith("cuda")
@@ -95,18 +109,7 @@ def auto_backend(weights: str | os.PathLike, device: str | None = None) -> str:
         return "torch"
     if device is not None and device != "cpu":
         raise BackendError(f"device {device!r} asked for, but no CUDA GPU is visible to TensorRT or torch")
-    return cpu_backend()
-
-
-def cpu_backend() -> str:
-    """The faster CPU path, as measured (docs/DEPLOY.md): torch with bf16 autocast where the CPU has native bf16
-    (AMX / AVX512-BF16: 1.4-2.7x the speed of ONNX Runtime fp32), else ONNX Runtime fp32 (1.3-1.8x torch fp32)
-    when it is installed, else torch fp32."""
-    from .torch_backend import cpu_has_fast_bf16
-
-    if cpu_has_fast_bf16() or importlib.util.find_spec("onnxruntime") is None:
-        return "torch"
-    return "onnx"
+    return "cpu"
 
 
 def _torch_backend(weights: str | os.PathLike, device: str | None, threads: int | None, precision: str) -> Backend:

@@ -1,0 +1,198 @@
+"""``auto`` on a CPU: the fastest of the available CPU paths for these weights, measured, and remembered.
+
+The candidates (torch fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 and int8 where
+onnxruntime is installed) are timed for a moment on random crops at the tracker's thread setting: each one's
+``score()`` for one target, a few calls after a warm-up, the candidates taking turns so a burst of other work
+hits all of them alike; the median counts (the minimum let one lucky call decide on a busy machine). The
+choice is cached in ``<cache>/auto/`` (see :func:`~tracker.backends.graphs.cache_root`) under a key of the
+weights' hash, the machine (CPU model and flags, usable CPUs), the thread setting, the shapes and the library
+versions, so later starts only read it. The first start for a weights file also exports its ONNX graphs
+(seconds; int8 about 10 s), which are cached as well.
+
+int8 answers differ a little from float ones (0.390 against 0.400 dev AUC with the shipped weights), so it is
+chosen only when it is clearly faster: by :data:`INT8_MARGIN`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_text
+from ..errors import BackendError
+from .graphs import cache_root, weights_sha256
+
+CACHE_FORMAT = "1"  # bump when the candidates or the way they are timed change
+INT8_MARGIN = 0.85  # int8 must take at most this fraction of the best float candidate's time
+WARMUP, ROUNDS = 2, 9  # score() calls per candidate: untimed, then timed (one per round); ~1 s in all here
+
+Candidate = tuple[str, str]  # (backend, precision)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``auto`` picked on this CPU and why: the median ms of one ``score()`` per candidate."""
+
+    backend: str
+    precision: str
+    timings_ms: dict[str, float]  # "onnx:int8" -> ms, for every candidate that ran
+    skipped: dict[str, str] = field(default_factory=dict)  # candidate -> why it could not run
+    cached: bool = False
+
+    def describe(self) -> str:
+        """One line, e.g. ``auto picked onnx int8 (measured: torch:fp32 45.1 ms, onnx:int8 25.3 ms)``."""
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(self.timings_ms.items(), key=lambda kv: kv[1]))
+        source = "cached measurement" if self.cached else "measured"
+        return f"auto picked {self.backend} {self.precision} ({source}: {times})"
+
+
+def cpu_candidates(precision: str | None = None) -> list[Candidate]:
+    """The CPU paths worth timing here, restricted to ``precision`` when one is asked for. bf16 is a candidate
+    only with native bf16 instructions: emulated, it took 4x the time of fp32 (docs/DEPLOY.md)."""
+    from .torch_backend import cpu_has_fast_bf16
+
+    found: list[Candidate] = [("torch", "fp32")]
+    if cpu_has_fast_bf16():
+        found.append(("torch", "bf16"))
+    if importlib.util.find_spec("onnxruntime") is not None:
+        found += [("onnx", "fp32"), ("onnx", "int8")]
+    if precision not in (None, "auto"):
+        found = [c for c in found if c[1] == precision]
+    if not found:
+        raise BackendError(f"auto: no CPU backend here runs precision {precision!r}")
+    return found
+
+
+def choose(timings_ms: dict[Candidate, float], int8_margin: float = INT8_MARGIN) -> Candidate:
+    """The fastest candidate; an int8 one only when it takes at most ``int8_margin`` x the best float time (or
+    when only int8 ran)."""
+    if not timings_ms:
+        raise BackendError("auto: no CPU backend could be started")
+    floats = {c: ms for c, ms in timings_ms.items() if c[1] != "int8"}
+    best = min(timings_ms, key=timings_ms.get)
+    if best[1] == "int8" and floats and timings_ms[best] > int8_margin * min(floats.values()):
+        return min(floats, key=floats.get)
+    return best
+
+
+def time_candidates(backends: dict[Candidate, object], scales: int, rounds: int = ROUNDS) -> dict[Candidate, float]:
+    """Median ms of one ``score()`` (one target, ``scales`` random search crops) per backend, in turns."""
+    rng = np.random.default_rng(0)
+    times: dict[Candidate, list[float]] = {c: [] for c in backends}
+    inputs = {}
+    for c, b in backends.items():
+        mc = b.model_config
+        exemplar = rng.integers(0, 256, (1, mc.exemplar_size, mc.exemplar_size, 3), dtype=np.uint8)
+        search = rng.integers(0, 256, (scales, mc.search_size, mc.search_size, 3), dtype=np.uint8)
+        inputs[c] = (b.embed(exemplar), search)
+        for _ in range(WARMUP):
+            b.score(*inputs[c])
+    for _ in range(rounds):
+        for c, b in backends.items():
+            t0 = time.perf_counter()
+            b.score(*inputs[c])
+            times[c].append(time.perf_counter() - t0)
+    return {c: 1000.0 * float(np.median(t)) for c, t in times.items()}
+
+
+def machine_key() -> dict[str, object]:
+    """What makes one machine time differently from another: CPU model and flags, usable CPUs, libraries."""
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):  # the first CPU's entries win
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = hashlib.sha256(value.encode()).hexdigest()[:16]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = {}
+    for package in ("torch", "onnxruntime"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": model, "flags": flags, "cpus": cpus, **versions}
+
+
+def cache_file(
+    weights: str | os.PathLike, threads: int | None, scales: int, targets: int, precision: str | None
+) -> Path:
+    """The cache entry for this weights file, machine and setting."""
+    key = {
+        "format": CACHE_FORMAT,
+        "weights": weights_sha256(weights),
+        "machine": machine_key(),
+        "threads": threads,
+        "scales": scales,
+        "targets": targets,
+        "precision": precision,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_root() / "auto" / f"{digest}.json"
+
+
+def read_choice(path: Path) -> Choice | None:
+    """A cached choice, or None when there is none or it cannot be read (it is then measured again)."""
+    try:
+        data = json.loads(path.read_text())
+        return Choice(str(data["backend"]), str(data["precision"]), dict(data["timings_ms"]), cached=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def measured_cpu_backend(
+    weights: str | os.PathLike,
+    build: Callable[[str, str], object],
+    *,
+    threads: int | None = None,
+    scales: int = 3,
+    targets: int = 1,
+    precision: str | None = None,
+    candidates: Sequence[Candidate] | None = None,
+    timer: Callable[[dict[Candidate, object], int], dict[Candidate, float]] = time_candidates,
+) -> tuple[object, Choice]:
+    """The backend ``auto`` picks on a CPU for ``weights``, and the :class:`Choice` behind it.
+
+    ``build(backend, precision)`` makes a backend (a :class:`BackendError` skips that candidate); ``timer``
+    times the built ones (injectable, so tests need no timing). A cached choice is built without timing.
+    """
+    try:
+        path: Path | None = cache_file(weights, threads, scales, targets, precision)
+    except OSError:  # unreadable weights: the first build says what is wrong with them
+        path = None
+    cached = None if path is None else read_choice(path)
+    if cached is not None:
+        try:
+            return build(cached.backend, cached.precision), cached
+        except BackendError:
+            pass  # e.g. onnxruntime uninstalled since: measure again
+    built, skipped = {}, {}
+    for backend, prec in candidates if candidates is not None else cpu_candidates(precision):
+        try:
+            built[(backend, prec)] = build(backend, prec)
+        except BackendError as e:
+            skipped[f"{backend}:{prec}"] = str(e)
+    timings = timer(built, scales)
+    backend, prec = choose(timings)
+    choice = Choice(backend, prec, {f"{b}:{p}": ms for (b, p), ms in timings.items()}, skipped)
+    record = {"backend": backend, "precision": prec, "timings_ms": choice.timings_ms, "skipped": skipped}
+    try:
+        if path is not None:
+            write_text(path, json.dumps(record | {"date": time.strftime("%Y-%m-%d")}, indent=2))
+    except OSError:
+        pass  # an unwritable cache only means measuring again next time
+    return built[(backend, prec)], choice
