@@ -88,3 +88,9 @@ def test_help_does_not_import_torch():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "--weights" in run.stdout and "siamtrack[onnx]" in run.stdout
+
+
+def test_python_m_form_runs_cleanly():
+    command = [sys.executable, "-m", "tracker.export", "--help"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stderr == "" and run.stdout.startswith("usage: track-export")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -37,22 +38,8 @@ def test_wheel_carries_the_weights_and_tracks(tmp_path):
         else:
             shutil.copy2(ROOT / name, src / name)
     # no build isolation: everything the build needs (setuptools) is installed, and no network is needed
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(src),
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "-w",
-            "dist",
-            "-q",
-        ],
-        tmp_path,
-    )
+    pip = [sys.executable, "-m", "pip"]
+    run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "--no-index", "-w", "dist", "-q"], tmp_path)
     (wheel,) = (tmp_path / "dist").glob("siamtrack-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "tracker/data/siamfc.safetensors" in names
@@ -60,14 +47,14 @@ def test_wheel_carries_the_weights_and_tracks(tmp_path):
     packaged = zipfile.ZipFile(wheel).read("tracker/data/siamfc.safetensors")
     assert packaged == (ROOT / "weights" / "siamfc.safetensors").read_bytes()
 
-    # a fresh environment; the dependencies (torch, OpenCV) come from this interpreter's site-packages
+    # a fresh environment that sees this one's packages (torch, OpenCV...) through a .pth file: a path line adds
+    # their folder but runs none of the .pth files in it, so this checkout's own editable install stays out
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], tmp_path)
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel), "-q"],
-        tmp_path,
-    )
+    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path)
+    Path(purelib.stdout.strip(), "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel), "-q"], tmp_path)
     where = run([str(python), "-c", "import tracker; print(tracker.SiamFCTracker().weights)"], tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(venv)  # the installed package and its own weights
 

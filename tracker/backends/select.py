@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 from ..errors import BackendError
-from ..export import exported_graphs
 from . import Backend
 from .graphs import GraphSpec, read_graph_meta
 
@@ -82,6 +81,8 @@ def create_backend(
 def _graphs(weights: str | os.PathLike, spec: GraphSpec, precision: str | None) -> Path:
     """:func:`exported_graphs`, refusing a ready-made export folder of another precision than the one asked for
     (``None``: any), rather than running it silently."""
+    from ..export import exported_graphs  # here, not at the top: `python -m tracker.export` imports this module
+
     folder = exported_graphs(weights, spec)
     if precision is not None and Path(weights).is_dir():
         found = read_graph_meta(folder).spec.precision
