@@ -1,8 +1,9 @@
 """siamtrack: real-time single-object tracking with a SiamFC fully convolutional Siamese network."""
 
 from .config import ModelConfig, TrackerConfig
-from .errors import BackendError, InputError, NotInitializedError, TrackerError, WeightsError
+from .errors import BackendError, InputError, NotInitializedError, TrackerError, UnknownTargetError, WeightsError
 from .geometry import Box
+from .multi import MultiTracker
 from .tracker import SiamFCTracker, TrackResult
 
 __all__ = [
@@ -10,11 +11,13 @@ __all__ = [
     "Box",
     "InputError",
     "ModelConfig",
+    "MultiTracker",
     "NotInitializedError",
     "SiamFCTracker",
     "TrackResult",
     "TrackerConfig",
     "TrackerError",
+    "UnknownTargetError",
     "WeightsError",
 ]
 __version__ = "0.1.0"

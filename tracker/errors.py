@@ -18,6 +18,10 @@ class NotInitializedError(TrackerError, RuntimeError):
     """``update`` was called before ``init``."""
 
 
+class UnknownTargetError(TrackerError, LookupError):
+    """A target id that a :class:`~tracker.MultiTracker` does not hold (never added, or removed)."""
+
+
 class WeightsError(TrackerError, RuntimeError):
     """A weights file is missing, unreadable, or does not fit the model it describes."""
 

@@ -1,0 +1,180 @@
+"""MultiTracker: many targets in one video, every target's search crops scored in one batched network call.
+
+Each target follows exactly :class:`~tracker.SiamFCTracker`'s procedure (``search.py``: the same crops, the same
+decoding, lost mode and re-detection included); only the network calls are shared. Stacking the targets' kernels
+and crops into one :meth:`Backend.score` call pays the per-call cost of the network once per frame instead of
+once per target, and lets the backend run one large batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import postprocess as pp
+from .config import TrackerConfig
+from .errors import InputError, UnknownTargetError, guard_runtime
+from .geometry import as_frame
+from .search import SearchPlan, SiamFCSearch, TargetState, TrackResult
+from .tracker import open_backend
+
+
+class MultiTracker:
+    """Tracks any number of targets in one stream of frames: :meth:`add` targets on any frame, then
+    :meth:`update` every frame for all of them at once.
+
+    ::
+
+        mt = MultiTracker()                          # options as SiamFCTracker's
+        ids = mt.add(frame, [(x, y, w, h), ...])     # stable integer ids, never reused
+        results = mt.update(next_frame)              # {id: TrackResult}
+        mt.remove(ids[0])
+
+    Each target's results are those of a :class:`~tracker.SiamFCTracker` started on the same frame with the same
+    box, lost mode and re-detection included: the same found / lost decisions, boxes within 1e-3 pixel and scores
+    within 1e-4 (a larger network batch may round floats differently; on the torch CPU backend they came out
+    identical). Frames and boxes are as for SiamFCTracker: BGR frames, 0-based ``x, y, w, h`` pixel boxes.
+    Several MultiTrackers share nothing; one instance serves one thread at a time.
+
+    Args:
+        weights, backend, device, config: as for :class:`~tracker.SiamFCTracker`.
+        graph_targets: targets per run of exported graphs (onnx, tensorrt backends, whose batch is fixed at
+            export): more targets run in chunks of this many, fewer are padded. The torch backend takes any batch.
+
+    Raises:
+        WeightsError, BackendError, InputError: as :class:`~tracker.SiamFCTracker`.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        backend: str = "auto",
+        device: str | None = None,
+        config: TrackerConfig | None = None,
+        *,
+        graph_targets: int = 8,
+    ) -> None:
+        if not isinstance(graph_targets, int) or isinstance(graph_targets, bool) or graph_targets < 1:
+            raise InputError(f"graph_targets must be an integer >= 1, got {graph_targets!r}")
+        self.config, self.weights, self._backend = open_backend(weights, backend, device, config, graph_targets)
+        self._search = SiamFCSearch(self.config, self._backend.model_config)
+        self._targets: dict[int, TargetState] = {}
+        self._next_id = 0
+        self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets
+        # the batched kernel and its layout: (id, copies) per target, in the order of the search crops
+        self._kernel: object = None
+        self._layout: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that runs the network, e.g. ``torch-cpu-bf16``."""
+        return self._backend.name
+
+    @property
+    def ids(self) -> list[int]:
+        """The ids of the targets held, in the order they were added."""
+        return list(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def add(self, frame: np.ndarray, boxes: Iterable[Sequence[float]]) -> list[int]:
+        """Start tracking the targets inside ``boxes`` (each x, y, w, h; 0-based pixels) of ``frame``; their new
+        ids, in the order of ``boxes``. The targets already held are not updated on this frame.
+
+        All of the call's boxes are added, or none: on an error the tracker is left as it was, the targets it
+        already holds included.
+
+        Raises:
+            InputError: a malformed frame, or one of another size than the targets held; ``boxes`` not a list of
+                boxes; a box that is not 4 finite numbers with w, h > 0, or that lies entirely outside the frame
+                (the message gives its index).
+        """
+        frame = as_frame(frame) if self._frame_shape is None else self._search.check_frame(frame, self._frame_shape)
+        states = []
+        for i, box in enumerate(_box_list(boxes)):
+            try:
+                states.append(self._search.start(frame, box))
+            except InputError as e:
+                raise InputError(f"box {i}: {e}") from None
+        ids = list(range(self._next_id, self._next_id + len(states)))
+        self._targets.update(zip(ids, states, strict=True))
+        self._next_id += len(states)
+        if self._targets:
+            self._frame_shape = (frame.shape[0], frame.shape[1])
+        return ids
+
+    def remove(self, target_id: int) -> None:
+        """Stop tracking target ``target_id``; the others go on as they were.
+
+        Raises:
+            UnknownTargetError: no target has this id (never added, or already removed).
+        """
+        if target_id not in self._targets:
+            held = ", ".join(map(str, self._targets)) or "none"
+            raise UnknownTargetError(f"no target with id {target_id!r} (ids held: {held})")
+        del self._targets[target_id]
+        if not self._targets:
+            self._frame_shape = None  # a new stream may start, of any size
+
+    def update(self, frame: np.ndarray) -> dict[int, TrackResult]:
+        """Locate every target in the next frame: ``{id: TrackResult}``, in the order of :attr:`ids`. With no
+        targets the answer is ``{}``.
+
+        On an error no target's state changes.
+
+        Raises:
+            InputError: a malformed frame, or one of another size than the targets'.
+        """
+        if self._frame_shape is None:
+            as_frame(frame)  # a bad frame is an error even with nothing to track
+            return {}
+        frame = self._search.check_frame(frame, self._frame_shape)
+        # search: each target plans its crops (several scales while tracking, a widening grid while lost) ...
+        plans = {i: self._search.plan(frame, st) for i, st in self._targets.items()}
+        # ... all of them are scored in one batch, then each target decodes its own responses
+        responses = self._score(plans)
+        return {i: self._search.conclude(plans[i].decode(responses[i]), self._targets[i]) for i in plans}
+
+    def _score(self, plans: dict[int, SearchPlan]) -> dict[int, np.ndarray]:
+        """Finite raw responses ``(N_i, r, r)`` of each target's ``N_i`` crops, from one backend call.
+
+        Backends take ``scale_num`` crops per target copy, so each target's crops are padded to a multiple of it
+        and it is scored as that many copies (one while tracking, more while lost, as SiamFCTracker does). The
+        batched kernel is embedded again only when that layout changes (a target added, removed, lost or found).
+        """
+        per_target = self.config.scale_num
+        copies = {i: -(-len(p.crops) // per_target) for i, p in plans.items()}
+        layout = tuple(copies.items())
+        if layout != self._layout:
+            exemplars = np.concatenate([np.repeat(self._targets[i].exemplar[None], c, axis=0) for i, c in layout])
+            self._kernel, self._layout = self._run(self._backend.embed, exemplars), layout
+        crops = np.concatenate([_padded(p.crops, copies[i] * per_target) for i, p in plans.items()])
+        out = pp.finite(self._run(self._backend.score, self._kernel, crops))
+        starts = np.cumsum([0] + [c * per_target for c in copies.values()])
+        return {i: out[s : s + len(p.crops)] for (i, p), s in zip(plans.items(), starts, strict=False)}
+
+    def _run(self, fn: Callable[..., object], *args: object) -> object:
+        """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
+        return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+
+def _padded(crops: np.ndarray, n: int) -> np.ndarray:
+    """``crops`` grown to ``n`` by repeating the last one (real pixels: no NaN from an all-zero crop)."""
+    return crops if len(crops) == n else np.concatenate([crops, np.repeat(crops[-1:], n - len(crops), axis=0)])
+
+
+def _box_list(boxes: object) -> list[object]:
+    """``boxes`` as a list of boxes (each still to be checked); a single box or a non-list is an InputError."""
+    if isinstance(boxes, np.ndarray):
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise InputError(f"boxes must be an (N, 4) array of x, y, w, h rows, got shape {boxes.shape}")
+        return list(boxes)
+    if isinstance(boxes, (str, bytes)) or not isinstance(boxes, Iterable):
+        raise InputError(f"boxes must be a list of (x, y, w, h) boxes, got {type(boxes).__name__}")
+    boxes = list(boxes)
+    if boxes and all(isinstance(v, (int, float, np.number)) for v in boxes):
+        raise InputError("boxes must be a list of (x, y, w, h) boxes; for one target pass [box], not box")
+    return boxes

@@ -1,0 +1,209 @@
+"""One target's search around the network: SiamFC's procedure (Bertinetto et al. 2016), with the long-term
+re-detection of SiamRPN-LT (pysot) for targets that leave the view or are occluded.
+
+Everything here is numpy and geometry: which crops to score, and how to turn their responses into the target's
+next box. The network runs elsewhere (:class:`~tracker.SiamFCTracker` for one target,
+:class:`~tracker.MultiTracker` for many in one batch), so a plan's crops can be scored alone or stacked with
+other targets'. Boxes are 0-based ``x, y, w, h`` floats in pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import postprocess as pp
+from .config import ModelConfig, TrackerConfig
+from .errors import InputError
+from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's answer: ``box`` (x, y, w, h floats, 0-based pixels, inside the frame, w, h >= 1), ``score``
+    (peak response as a probability in [0, 1]) and ``found`` (target judged present; when False, ``box`` is the
+    last box where it was)."""
+
+    box: Box
+    score: float
+    found: bool
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A search's best candidate for the target."""
+
+    center: np.ndarray  # (cx, cy), frame pixels
+    size: np.ndarray  # (w, h), frame pixels
+    score: float  # sigmoid of the peak response
+    psr: float  # peak-to-sidelobe ratio of the raw response
+
+
+@dataclass
+class TargetState:
+    center: np.ndarray  # (cx, cy), frame pixels: the last confident position
+    size: np.ndarray  # (w, h), frame pixels: the last confident size
+    base_size: np.ndarray  # (w, h) at init, for the size clamp
+    exemplar: np.ndarray  # exemplar crop, kept to embed it again as several targets for batched re-detection
+    pad_value: tuple[float, ...]  # mean colour of the first frame, for crops beyond the border
+    frame_shape: tuple[int, int]  # (H, W)
+    lost_frames: int = 0  # consecutive frames without a confident peak; 0 while tracking
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The search crops of one target for one frame, and how to read their responses."""
+
+    crops: np.ndarray  # (N, search, search, 3) uint8 BGR
+    decode: Callable[[np.ndarray], Peak]  # finite raw responses (N, r, r) -> the best candidate
+
+
+class SiamFCSearch:
+    """SiamFC's search for one target at a time: :meth:`start` on the first frame, then every frame
+    :meth:`plan` the crops, score them with the network, and :meth:`conclude` with the decoded peak."""
+
+    def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
+        self.config, self.model_config = config, model_config
+        self._window = pp.hann_window(model_config.response_size * config.response_up)
+        n = config.scale_num
+        self._scale_factors = config.scale_step ** (np.arange(n) - n // 2)
+
+    def start(self, frame: np.ndarray, box: Sequence[float]) -> TargetState:
+        """The state of a target inside ``box`` of a frame already checked by ``as_frame``.
+
+        A box partly outside the frame is clipped to it.
+
+        Raises:
+            InputError: a box that is not 4 finite numbers with w, h > 0, or that lies entirely outside the frame.
+        """
+        box = as_box(box)
+        height, width = frame.shape[:2]
+        if box.x >= width or box.y >= height or box.x + box.w <= 0 or box.y + box.h <= 0:
+            raise InputError(f"box {tuple(box)} lies entirely outside the {width}x{height} frame")
+        box = box.clip(width, height)
+        size = np.array([box.w, box.h])
+        pad = tuple(float(v) for v in frame.reshape(-1, 3).mean(0))
+        z_sz = context_size(box.w, box.h, self.config.context)
+        exemplar = crop_and_resize(frame, box.center, z_sz, self.model_config.exemplar_size, pad)
+        return TargetState(np.array(box.center), size, size.copy(), exemplar, pad, (height, width))
+
+    @staticmethod
+    def check_frame(frame: object, frame_shape: tuple[int, int]) -> np.ndarray:
+        """``frame`` as a BGR array of the size ``frame_shape`` (H, W) the targets were started on.
+
+        Raises:
+            InputError: a malformed frame, or one of another size.
+        """
+        frame = as_frame(frame)
+        if frame.shape[:2] != frame_shape:
+            raise InputError(
+                f"frame size changed from {frame_shape[1]}x{frame_shape[0]} to "
+                f"{frame.shape[1]}x{frame.shape[0]}; call init() again for a new stream"
+            )
+        return frame
+
+    def plan(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
+        """The crops to score: near the last position at several scales while tracking; a widening grid while
+        lost."""
+        return self._redetect(frame, st) if st.lost_frames else self._track(frame, st)
+
+    def conclude(self, peak: Peak, st: TargetState) -> TrackResult:
+        """Update ``st`` with the decoded ``peak`` and give the frame's answer.
+
+        While the target is judged absent the box stays where it was last found, its size frozen, and the next
+        search reaches further.
+        """
+        # found: the peak must be both high and sharp (thresholds calibrated on frames marked absent)
+        found = self._is_found(peak)
+        if found:
+            # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
+            st.center, st.size = self._clamped(peak, st)
+            st.lost_frames = 0
+        else:
+            # hold the last confident box rather than drift onto background; the next search reaches further
+            st.lost_frames += 1
+        return TrackResult(self.box(st), peak.score, found)
+
+    def box(self, st: TargetState) -> Box:
+        """The target's current box, inside the frame."""
+        height, width = st.frame_shape
+        return Box.from_center(st.center[0], st.center[1], st.size[0], st.size[1]).clip(width, height)
+
+    def _is_found(self, peak: Peak) -> bool:
+        """Peak score and sharpness both at or above their thresholds; a flat response (PSR 0) never counts:
+        it says nothing about where the target is."""
+        cfg = self.config
+        return peak.score >= cfg.found_threshold and peak.psr >= cfg.found_psr and peak.psr > 0
+
+    def _search_side(self, size: np.ndarray) -> float:
+        """Side, in frame pixels, of the search crop for a target of ``size`` (SiamFC: x_sz = z_sz * 255 / 127)."""
+        mcfg = self.model_config
+        return context_size(size[0], size[1], self.config.context) * mcfg.search_size / mcfg.exemplar_size
+
+    def _track(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
+        """SiamFC's search: crops at ``scale_num`` scales around the last position; the best (penalised) scale's
+        upsampled response, blended with a cosine window, gives the new centre, and that scale the new size."""
+        cfg, mcfg = self.config, self.model_config
+        side = self._search_side(st.size)
+        crops = np.stack(
+            [crop_and_resize(frame, st.center, side * s, mcfg.search_size, st.pad_value) for s in self._scale_factors]
+        )
+
+        def decode(logits: np.ndarray) -> Peak:
+            scores = pp.sigmoid(logits)
+            scale_id = pp.select_scale(logits, cfg.scale_penalty)
+            response = pp.upsample(scores[scale_id : scale_id + 1], cfg.response_up)[0]
+            # locate target centre: response cells -> search-crop pixels -> frame pixels
+            dx, dy = pp.locate_peak(response, self._window, cfg.window_influence)
+            crop_to_frame = side * self._scale_factors[scale_id] / mcfg.search_size
+            center = st.center + np.array([dx, dy]) * mcfg.stride / cfg.response_up * crop_to_frame
+            # damped scale update
+            size = st.size * ((1 - cfg.scale_lr) + cfg.scale_lr * self._scale_factors[scale_id])
+            psr = pp.peak_to_sidelobe(logits[scale_id], cfg.psr_exclude)
+            return Peak(center, size, float(scores[scale_id].max()), psr)
+
+        return SearchPlan(crops, decode)
+
+    def _redetect(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
+        """Long-term search while lost: crops at the held scale on a grid around the held centre.
+
+        The grid reaches ``lost_search_growth`` times further per lost frame, up to ``lost_search_max`` times
+        the tracking search's reach, never further than the frame's borders. Crops ``response_size * stride``
+        crop pixels apart give response maps that abut into one map; its peak, without a cosine window (the
+        target may be anywhere), is the candidate, its PSR taken over a tracking-sized window around it.
+        """
+        cfg, mcfg = self.config, self.model_config
+        side = self._search_side(st.size)
+        crop_to_frame = side / mcfg.search_size
+        r, stride = mcfg.response_size, mcfg.stride
+        tile_reach, spacing = (r - 1) / 2 * stride, r * stride  # search-crop pixels
+        # growth ** lost_frames, in logs: it would overflow a float after a few thousand lost frames
+        growth = math.exp(min(st.lost_frames * math.log(cfg.lost_search_growth), math.log(cfg.lost_search_max)))
+        height, width = st.frame_shape
+        to_border = np.maximum(st.center, [width - 1 - st.center[0], height - 1 - st.center[1]]) / crop_to_frame
+        cols, rows = (tiles_to_cover(min(tile_reach * growth, b), tile_reach, spacing) for b in to_border)
+        xs = st.center[0] + grid_offsets(cols, spacing * crop_to_frame)
+        ys = st.center[1] + grid_offsets(rows, spacing * crop_to_frame)
+        crops = np.stack([crop_and_resize(frame, (x, y), side, mcfg.search_size, st.pad_value) for y in ys for x in xs])
+
+        def decode(responses: np.ndarray) -> Peak:
+            logits = pp.mosaic(responses, rows, cols)
+            iy, ix = np.unravel_index(int(np.argmax(logits)), logits.shape)
+            offset = (np.array([ix, iy]) - (np.array([cols, rows]) * r - 1) / 2) * stride * crop_to_frame
+            score = float(pp.sigmoid(logits[iy, ix]))
+            psr = pp.peak_to_sidelobe(pp.peak_window(logits, r), cfg.psr_exclude)
+            return Peak(st.center + offset, st.size, score, psr)
+
+        return SearchPlan(crops, decode)
+
+    def _clamped(self, peak: Peak, st: TargetState) -> tuple[np.ndarray, np.ndarray]:
+        """Centre inside the frame; size within [min_scale, max_scale] x the initial size, 1 pixel and the frame."""
+        height, width = st.frame_shape
+        frame_size = np.array([width, height], dtype=np.float64)
+        center = np.clip(peak.center, 0.0, frame_size - 1.0)
+        low = np.maximum(st.base_size * self.config.min_scale, 1.0)
+        high = np.minimum(st.base_size * self.config.max_scale, frame_size)
+        return center, np.clip(peak.size, low, high)
