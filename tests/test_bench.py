@@ -48,8 +48,8 @@ def test_busy_processes_are_stopped_on_error():
 
 
 def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixture) -> None:
-    argv = ["--weights", str(alexnet_weights), "--frames", "3", "--threads", "1", "--targets", "1,2"]
-    assert bench.main([*argv, "--size", "320x240", "--busy", "0,1", "--backends", "torch:fp32"]) == 0
+    argv = ["--weights", str(alexnet_weights), "--frames", "3", "--threads", "2", "--targets", "1,2"]
+    assert bench.main([*argv, "--size", "320x240", "--busy", "0,1", "--backends", "torch:fp32@1"]) == 0
     out = capsys.readouterr().out
     assert "| tracker | backend | threads | 0 busy: fps | 1 busy: fps (% of 0 busy) |" in out
     rows = [line for line in out.splitlines() if line.startswith(f"| {alexnet_weights} (alexnet x0.25)")]
@@ -60,7 +60,8 @@ def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
-    [(["--threads", "0"], "thread counts"), (["--backends", "tflite"], "unknown backend"), (["--busy", "-1"], "busy")],
+    [(["--threads", "0"], "thread counts"), (["--backends", "tflite"], "unknown backend"), (["--busy", "-1"], "busy")]
+    + [(["--backends", "torch@0"], "thread counts")],
 )
 def test_bench_bad_arguments(argv, needle, capsys):
     with pytest.raises(SystemExit) as e:

@@ -1,6 +1,6 @@
 """Speed benchmark of SiamFCTracker.update() on a quiet and on a busy CPU: fps, ms per stage, CPU time.
 
-    python -m tracker.bench [--weights W [W ...]] [--backends auto,torch,onnx:int8] [--threads default,1,2]
+    python -m tracker.bench [--weights W [W ...]] [--backends auto,torch:bf16@2,onnx:int8] [--threads default,1,2]
                             [--busy 0,1,3] [--frames N] [--size 640x480] [--targets 1,4] [--nano DIR]
 
 Frames are synthetic (textured objects drifting over a textured background), so no dataset is needed. Each
@@ -161,7 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weights", nargs="+", type=Path, help="weights file(s) or export folders (default: shipped)")
     p.add_argument(
         "--backends", type=_csv(str), default=["auto"],
-        help="comma-separated BACKEND[:PRECISION], e.g. auto,torch:bf16,onnx:int8 (default: auto)",
+        help="comma-separated BACKEND[:PRECISION][@THREADS] (@ overrides --threads), e.g. auto,torch:bf16@2,onnx:int8",
     )  # fmt: skip
     p.add_argument("--threads", type=_csv(_threads), default=[None], help="e.g. default,1,2 (default: default)")
     p.add_argument("--busy", type=_csv(int), default=[0], help="busy processes beside the tracker, e.g. 0,1,3")
@@ -180,6 +180,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.busy or min(args.busy) < 0 or not args.targets or min(args.targets) < 1:
         p.error("--busy needs counts >= 0 and --targets counts >= 1")
     for b in args.backends:
+        b, _, threads = b.partition("@")
+        if threads and (not threads.isdigit() or int(threads) < 1):
+            p.error(f"thread counts must be >= 1, got @{threads}")
         if b.partition(":")[0] not in BACKENDS:
             p.error(f"unknown backend {b!r}: use {', '.join(BACKENDS)}, optionally with :PRECISION")
     return args
@@ -202,8 +205,9 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
     entries, batched = [], []
     for w in weights:
         for spec in args.backends:
+            spec, _, at = spec.partition("@")
             name, _, precision = spec.partition(":")
-            for threads in args.threads:
+            for threads in [int(at)] if at else args.threads:
                 config = TrackerConfig(threads=threads, precision=precision or None)
                 try:
                     trackers = [SiamFCTracker(w, backend=name, config=config) for _ in range(max(args.targets))]
