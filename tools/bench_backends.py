@@ -2,12 +2,13 @@
 
     python tools/bench_backends.py [--weights W] [--width 0.5] [--frames 200] [--warmup 20] [--threads 1,2]
 
-Rows: torch fp32, torch bf16 (autocast + channels_last) and ONNX Runtime fp32, each at every thread count. Frames
-are 640x480 synthetic (a textured object drifting over a textured background), 3 scales per frame. Without
-``--weights`` a random AlexNet of ``--width`` is timed (the network cost does not depend on the weights) and
-its ONNX export goes to a temporary cache. ``found_threshold=0`` keeps every frame on the tracking path (random
-weights would otherwise send the tracker into its costlier re-detection search). Medians: run it on an idle
-machine, and quote ratios as much as absolute figures.
+Rows: torch fp32, torch bf16 (autocast + channels_last) and ONNX Runtime fp32, each at every thread count.
+Frames are 640x480 synthetic (``tracker.scene``: a textured object drifting over a textured background), 3
+scales per frame. Without ``--weights`` a random AlexNet of ``--width`` is timed (the network cost does not
+depend on the weights) and its ONNX export goes to a temporary cache. ``found_threshold=0`` keeps every frame
+on the tracking path (random weights would otherwise send the tracker into its costlier re-detection search).
+Medians: run it on an idle machine, and quote ratios as much as absolute figures. ``python -m tracker.bench``
+does the same with stages, busy processes and NanoTrack.
 """
 
 from __future__ import annotations
@@ -28,23 +29,10 @@ from tracker import SiamFCTracker, TrackerConfig
 from tracker.backends.torch_backend import cpu_has_fast_bf16
 from tracker.config import ModelConfig
 from tracker.model import SiamFC
+from tracker.scene import synthetic_frames
 from tracker.weights import save_weights
 
 ROWS = (("torch fp32", "torch", "fp32"), ("torch bf16", "torch", "bf16"), ("onnxruntime fp32", "onnx", "fp32"))
-
-
-def synthetic_frames(n: int, width: int = 640, height: int = 480, seed: int = 0) -> tuple[list[np.ndarray], tuple]:
-    """``n`` BGR frames of a 96x72 textured object drifting right over a textured background; first box x,y,w,h."""
-    rng = np.random.default_rng(seed)
-    background = cv2.resize(rng.integers(0, 256, (height // 12, width // 12, 3), dtype=np.uint8), (width, height))
-    obj = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (96, 72))
-    frames = []
-    for i in range(n):
-        frame = background.copy()
-        x, y = 200 + (i % 200), 200
-        frame[y : y + 72, x : x + 96] = obj
-        frames.append(frame)
-    return frames, (200.0, 200.0, 96.0, 72.0)
 
 
 def make_tracker(weights: Path, backend: str, precision: str, threads: int) -> SiamFCTracker:
@@ -81,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             weights = Path(tmp) / "random.safetensors"
             save_weights(SiamFC(ModelConfig(width=args.width)), weights)
             os.environ["SIAMTRACK_CACHE"] = tmp  # a random model's export is not worth keeping
-        frames, box = synthetic_frames(args.frames + args.warmup + 1)
+        frames, boxes = synthetic_frames(args.frames + args.warmup + 1, (640, 480))
+        box = tuple(boxes[0, 0])
         cpu = platform.processor() or platform.machine()
         print(f"{cpu}, {os.cpu_count()} logical CPUs, native bf16: {cpu_has_fast_bf16()}, torch {torch.__version__}")
         print(f"weights: {args.weights or f'random AlexNet width {args.width}'}; 640x480, 3 scales, "

@@ -35,6 +35,7 @@ from tracker.config import ModelConfig
 from tracker.errors import TrackerError
 from tracker.geometry import crop_and_resize
 from tracker.model import SiamFC
+from tracker.scene import synthetic_frames
 from tracker.weights import save_weights
 
 # (label, backend, precision, max |diff| / range against torch fp32)
@@ -45,12 +46,6 @@ VARIANTS = (
     ("TensorRT fp32", "tensorrt", "fp32", 1e-3),  # TF32 is cleared, but kernels sum in other orders
 )
 SCALES = (1 / 1.0375, 1.0, 1.0375)
-
-
-def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
-    """``n`` 640x480 BGR frames of random texture (for timing: content does not change the work done)."""
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(n)]
 
 
 def unavailable(backend: str) -> str | None:
@@ -121,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=200, help="timed frames per row (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed frames first (default 20)")
     args = p.parse_args(argv)
-    frames = synthetic_frames(min(args.frames + args.warmup + 1, 64))
+    frames, _ = synthetic_frames(min(args.frames + args.warmup + 1, 64), (640, 480))
     frames = [frames[i % len(frames)] for i in range(args.frames + args.warmup + 1)]  # 64 distinct are plenty
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     print(f"GPU: {gpu}; torch {torch.__version__} (CUDA {torch.version.cuda})")
