@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import site
 import subprocess
 import sys
 import zipfile
@@ -53,7 +52,8 @@ def test_wheel_carries_the_weights_and_tracks(tmp_path):
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path)
-    Path(purelib.stdout.strip(), "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
+    Path(purelib.stdout.strip(), "deps.pth").write_text("\n".join(ours) + "\n")
     run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel), "-q"], tmp_path)
     where = run([str(python), "-c", "import tracker; print(tracker.SiamFCTracker().weights)"], tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(venv)  # the installed package and its own weights
