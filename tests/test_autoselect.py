@@ -33,7 +33,7 @@ class Timer:
     def __init__(self, ms: dict[tuple[str, str], float]) -> None:
         self.ms, self.calls = ms, 0
 
-    def __call__(self, built: dict, scales: int) -> dict:
+    def __call__(self, built: dict, scales: int, targets: int) -> dict:
         self.calls += 1
         return {c: self.ms[c] for c in built}
 
@@ -123,5 +123,5 @@ def test_real_timer_times_each_backend(handset_weights):
     from tracker.backends.select import create_backend
 
     built = {("torch", "fp32"): create_backend("torch", handset_weights, "cpu", precision="fp32")}
-    ms = autoselect.time_candidates(built, scales=3, rounds=2)
+    ms = autoselect.time_candidates(built, scales=3, targets=2, rounds=2)
     assert set(ms) == {("torch", "fp32")} and ms[("torch", "fp32")] > 0

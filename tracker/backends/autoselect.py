@@ -2,7 +2,7 @@
 
 The candidates (torch fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 and int8 where
 onnxruntime is installed) are timed for a moment on random crops at the tracker's thread setting: each one's
-``score()`` for one target, a few calls after a warm-up, the candidates taking turns so a burst of other work
+``score()`` for the tracker's targets, a few calls after a warm-up, the candidates taking turns so a burst of other work
 hits all of them alike; the median counts (the minimum let one lucky call decide on a busy machine). The
 choice is cached in ``<cache>/auto/`` (see :func:`~tracker.backends.graphs.cache_root`) under a key of the
 weights' hash, the machine (CPU model and flags, usable CPUs), the thread setting, the shapes and the library
@@ -85,15 +85,18 @@ def choose(timings_ms: dict[Candidate, float], int8_margin: float = INT8_MARGIN)
     return best
 
 
-def time_candidates(backends: dict[Candidate, object], scales: int, rounds: int = ROUNDS) -> dict[Candidate, float]:
-    """Median ms of one ``score()`` (one target, ``scales`` random search crops) per backend, in turns."""
+def time_candidates(
+    backends: dict[Candidate, object], scales: int, targets: int = 1, rounds: int = ROUNDS
+) -> dict[Candidate, float]:
+    """Median ms of one ``score()`` (``targets`` targets, ``scales`` random search crops each) per backend, in
+    turns: exported graphs have their batch built in, so all candidates are timed at the batch they will run."""
     rng = np.random.default_rng(0)
     times: dict[Candidate, list[float]] = {c: [] for c in backends}
     inputs = {}
     for c, b in backends.items():
         mc = b.model_config
-        exemplar = rng.integers(0, 256, (1, mc.exemplar_size, mc.exemplar_size, 3), dtype=np.uint8)
-        search = rng.integers(0, 256, (scales, mc.search_size, mc.search_size, 3), dtype=np.uint8)
+        exemplar = rng.integers(0, 256, (targets, mc.exemplar_size, mc.exemplar_size, 3), dtype=np.uint8)
+        search = rng.integers(0, 256, (targets * scales, mc.search_size, mc.search_size, 3), dtype=np.uint8)
         inputs[c] = (b.embed(exemplar), search)
         for _ in range(WARMUP):
             b.score(*inputs[c])
@@ -163,7 +166,7 @@ def measured_cpu_backend(
     targets: int = 1,
     precision: str | None = None,
     candidates: Sequence[Candidate] | None = None,
-    timer: Callable[[dict[Candidate, object], int], dict[Candidate, float]] = time_candidates,
+    timer: Callable[[dict[Candidate, object], int, int], dict[Candidate, float]] = time_candidates,
 ) -> tuple[object, Choice]:
     """The backend ``auto`` picks on a CPU for ``weights``, and the :class:`Choice` behind it.
 
@@ -186,7 +189,7 @@ def measured_cpu_backend(
             built[(backend, prec)] = build(backend, prec)
         except BackendError as e:
             skipped[f"{backend}:{prec}"] = str(e)
-    timings = timer(built, scales)
+    timings = timer(built, scales, targets)
     backend, prec = choose(timings)
     choice = Choice(backend, prec, {f"{b}:{p}": ms for (b, p), ms in timings.items()}, skipped)
     record = {"backend": backend, "precision": prec, "timings_ms": choice.timings_ms, "skipped": skipped}
