@@ -53,7 +53,11 @@ def test_bench_prints_tables(alexnet_weights: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "| tracker | backend | threads | 0 busy: fps | 1 busy: fps (% of 0 busy) |" in out
     rows = [line for line in out.splitlines() if line.startswith(f"| {alexnet_weights} (alexnet x0.25)")]
-    assert len(rows) == 2 + 4 + 1  # fps by target count, stages by target count and busy level, batched
+    # fps and stages (by busy level) of K separate trackers and of one MultiTracker for K = 1, 2; one batched
+    # score(); target updates per second, separate against MultiTracker, by K and busy level
+    assert len(rows) == 4 + 8 + 1 + 4
+    speedups = [r for r in rows if r.endswith("x |")]
+    assert len(speedups) == 4 and all("| torch-cpu-fp32 | 1 | " in r for r in speedups)
     stage_row = next(r for r in rows if "1 target(s) | torch-cpu-fp32 | 1 | 1 |" in r)
     assert "n/a" not in stage_row
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .backends.select import BACKENDS, create_backend
+from .bench_targets import all_targets, print_targets_table
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError, TrackerError, WeightsError
 from .geometry import context_size, crop_and_resize
@@ -82,6 +83,7 @@ class Entry:
     threads: str
     trackers: list  # SiamFCTracker or peers.OpenCVTracker
     cv_threads: int | None = None  # OpenCV's thread count while this entry runs (NanoTrack's threads)
+    multi_of: Entry | None = None  # for one MultiTracker: the entry of the same targets, one tracker each
     times: dict[int, list[float]] = field(default_factory=dict)  # busy -> seconds per frame
     cpu: dict[int, float] = field(default_factory=dict)  # busy -> process CPU seconds per frame
     stages: dict[int, dict[str, float]] = field(default_factory=dict)  # busy -> median ms per stage
@@ -219,6 +221,12 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
                 tag = f"{trackers[0].backend_name}" + (" (auto)" if name == "auto" else "")
                 for k in args.targets:
                     entries.append(Entry(f"{label}, {k} target(s)", tag, str(threads or "default"), trackers[:k]))
+                    multi = all_targets(w, name, config, boxes[0, :k])
+                    if multi:  # the same K targets, all in one MultiTracker
+                        one = entries[-1]
+                        entries.append(
+                            Entry(f"{one.label}, MultiTracker", multi[0], one.threads, [multi[1]], multi_of=one)
+                        )
                     if k > 1:  # exported graphs have a fixed batch, so K targets need a backend made for K
                         kind = trackers[0].backend_name.split("-")[0].replace("onnxruntime", "onnx")
                         try:
@@ -263,6 +271,7 @@ def print_tables(entries: list[Entry], batched: list, busy_levels: list[int]) ->
         print("|---|---|---|---|---|")
         for label, tag, threads, k, ms in batched:
             print(f"| {label} | {tag} | {threads} | {k} | {ms:.1f} |")
+    print_targets_table(entries, busy_levels)
 
 
 def main(argv: list[str] | None = None) -> int:
