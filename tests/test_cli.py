@@ -69,15 +69,15 @@ def test_video_to_csv_and_annotated_video(clip, handset_weights, tmp_path, capfd
     args = [str(video), "--bbox", bbox_arg(gt[0]), "--weights", str(handset_weights), "--threads", "1"]
     assert main(args + ["--output", str(out_video), "--boxes", str(out_csv)]) == 0
     rows = list(csv.DictReader(out_csv.open()))
-    assert list(rows[0]) == ["frame", "x", "y", "w", "h", "score", "found"]
-    assert [int(r["frame"]) for r in rows] == list(range(N_FRAMES))
+    assert list(rows[0]) == ["frame", "target", "x", "y", "w", "h", "score", "found"]
+    assert [int(r["frame"]) for r in rows] == list(range(N_FRAMES)) and {r["target"] for r in rows} == {"0"}
     assert [float(rows[0][k]) for k in "xywh"] == list(gt[0]) and rows[0]["found"] == "1"
     boxes = np.array([[float(r[k]) for k in "xywh"] for r in rows])
     centre_error = np.linalg.norm((boxes[:, :2] + boxes[:, 2:] / 2) - (gt[:, :2] + gt[:, 2:] / 2), axis=1)
     assert centre_error.mean() < 10, centre_error
     assert count_frames(out_video) == N_FRAMES
     out = capfd.readouterr().out
-    assert f"{N_FRAMES} frames" in out and "lost in" in out
+    assert f"{N_FRAMES} frames" in out and "target lost in" in out
     assert "backend torch-cpu-" in out or "backend onnxruntime-cpu-" in out  # auto's choice depends on the CPU
     assert "auto picked" in out  # and track says what it measured
     assert no_leftovers(tmp_path)

@@ -1,4 +1,4 @@
-"""The ``track`` command: follow one target through a video file, a folder of images or a camera.
+"""The ``track`` command: follow one or more targets through a video file, a folder of images or a camera.
 
 Boxes on the command line and in outputs are 0-based ``x, y, w, h`` pixels. Exit codes: 0 done, 2 bad input or
 a library error (one line on stderr, no traceback), 130 interrupted (Ctrl-C) while reading a file.
@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -29,10 +29,11 @@ from .io import (
     check_boxes_path,
     check_not_inputs,
     check_writable,
-    draw_result,
+    draw_results,
     write_boxes,
 )
-from .tracker import SiamFCTracker
+from .multi import MultiTracker
+from .tracker import TrackResult
 
 PROG = "track"
 WINDOW = "track"
@@ -43,10 +44,12 @@ examples:
   track clip.mp4 --bbox 74,67,39,87 --output clip_tracked.mp4 --boxes clip_boxes.csv
   track frames/ --bbox 10,20,40,30 --boxes boxes.json --start-frame 5
   track 0 --bbox --show          (camera 0; draw the box with the mouse; q quits)
+  track clip.mp4 --bbox 74,67,39,87 --bbox 200,40,30,60 --boxes boxes.csv   (two targets, 0 and 1)
 
-outputs: --boxes has one row per frame read, init frame included (score 1, found true), columns
-frame, x, y, w, h, score, found; an unreadable image in a folder is skipped with a warning and has no row
-(the frame column keeps the source index, so the gap shows). exit codes: 0 done, 2 bad input, 130 interrupted.
+outputs: --boxes has one row per frame read and target, init frame included (score 1, found true), columns
+frame, target, x, y, w, h, score, found (target: 0, 1, ... in the order of the --bbox options); an unreadable
+image in a folder is skipped with a warning and has no row (the frame column keeps the source index, so the gap
+shows). exit codes: 0 done, 2 bad input, 130 interrupted.
 """
 
 
@@ -64,14 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``track`` argument parser."""
     p = _Parser(
         prog=PROG,
-        description="Track one object with SiamFC. Boxes are 0-based x,y,w,h in pixels.",
+        description="Track one or more objects with SiamFC. Boxes are 0-based x,y,w,h in pixels.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("video", metavar="VIDEO", help="video file, folder of images, or camera index (0, 1, ...)")
     p.add_argument(
-        "--bbox", nargs="?", const=SELECT, required=True, metavar="x,y,w,h",
-        help="target box on the first frame; without a value, draw it with the mouse (needs a display)",
+        "--bbox", nargs="?", const=SELECT, required=True, action="append", metavar="x,y,w,h",
+        help="target box on the first frame, once per target; without a value, draw one with the mouse (needs a "
+        "display)",
     )  # fmt: skip
     p.add_argument("--output", metavar="VIDEO", help="write an annotated video (.mp4, .avi, .mkv, .mov, .m4v)")
     p.add_argument("--boxes", metavar="FILE", help="write the boxes per frame to .csv or .json")
@@ -144,7 +148,7 @@ class Summary:
 
     frames: int = 0  # frames with a row: the init frame and every update
     update_seconds: float = 0.0  # time inside update() only, not decoding or drawing
-    lost: int = 0  # updates with found=False
+    lost: list[int] = field(default_factory=lambda: [0])  # updates with found=False, per target
     skipped: int = 0  # unreadable frames left out
     interrupted: bool = False
     backend: str = ""
@@ -154,32 +158,39 @@ class Summary:
         """One line: frames, mean update() fps, frames lost, backend."""
         updates = self.frames - 1
         fps = f"{updates / self.update_seconds:.1f} fps" if updates > 0 and self.update_seconds > 0 else "n/a"
-        text = f"{self.frames} frames, update() {fps} mean, target lost in {self.lost}, backend {self.backend}"
+        if len(self.lost) == 1:
+            lost = f"target lost in {self.lost[0]}"
+        else:
+            lost = "frames lost per target " + ", ".join(f"{i}: {n}" for i, n in enumerate(self.lost))
+        text = f"{self.frames} frames, update() {fps} mean, {lost}, backend {self.backend}"
         if self.skipped:
             text += f", {self.skipped} unreadable frame(s) skipped"
         return text + (" (interrupted)" if self.interrupted else "")
 
 
 def _track(
-    tracker: SiamFCTracker, frames: Iterator[tuple[int, np.ndarray]], box: Box | None, summary: Summary
-) -> Iterator[tuple[int, np.ndarray, Box, float, bool]]:
-    """``(index, frame, box, score, found)``: the first frame with its given box (score 1, found), then the
-    tracked result of every further frame; the time spent in update() goes to ``summary``."""
+    tracker: MultiTracker, frames: Iterator[tuple[int, np.ndarray]], boxes: list[Box] | None, summary: Summary
+) -> Iterator[tuple[int, np.ndarray, list[TrackResult]]]:
+    """``(index, frame, results)``, one result per target: the first frame with the given boxes (score 1,
+    found), then the tracked results of every further frame; the time spent in update() goes to ``summary``."""
     index, frame = next(frames)
-    if box is None:
-        box = select_box(frame)
-    tracker.init(frame, box)
-    yield index, frame, box.clip(frame.shape[1], frame.shape[0]), 1.0, True  # init tracks the part inside
+    if boxes is None:
+        boxes = [select_box(frame)]
+    tracker.add(frame, boxes)
+    height, width = frame.shape[:2]
+    yield index, frame, [TrackResult(b.clip(width, height), 1.0, True) for b in boxes]  # the part inside is tracked
     for index, frame in frames:
         start = time.perf_counter()
-        result = tracker.update(frame)
+        results = tracker.update(frame)
         summary.update_seconds += time.perf_counter() - start
-        yield index, frame, result.box, result.score, result.found
+        yield index, frame, list(results.values())
 
 
 def run(args: argparse.Namespace) -> Summary:
     """Track as ``args`` says (see :func:`build_parser`); outputs are written only when the run finishes."""
-    first_box = None if args.bbox == SELECT else parse_bbox(args.bbox)
+    if SELECT in args.bbox and len(args.bbox) > 1:
+        raise InputError("--bbox without a value (mouse selection) is for one target; give every box as x,y,w,h")
+    first_boxes = None if args.bbox == [SELECT] else [parse_bbox(b) for b in args.bbox]
     if args.boxes:
         check_boxes_path(args.boxes)
     for path in (args.boxes, args.output):
@@ -188,7 +199,7 @@ def run(args: argparse.Namespace) -> Summary:
     check_not_inputs({"--output": args.output, "--boxes": args.boxes}, args.video)
     if args.show:
         _require_display("--show")
-    if first_box is None:
+    if first_boxes is None:
         _require_display("--bbox without a value (mouse selection)")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
@@ -199,10 +210,11 @@ def run(args: argparse.Namespace) -> Summary:
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
         config = TrackerConfig(threads=args.threads, precision=args.precision)
-        tracker = SiamFCTracker(args.weights, args.backend, args.device, config)
+        # exported graphs (onnx, tensorrt) are made for all the targets in one run
+        tracker = MultiTracker(args.weights, args.backend, args.device, config, graph_targets=len(args.bbox))
         choice = f", {tracker.backend_choice}" if tracker.backend_choice else ""
         print(f"{PROG}: backend {tracker.backend_name}{choice}", flush=True)
-        summary = Summary(backend=tracker.backend_name, camera=source.kind == "camera")
+        summary = Summary(lost=[0] * len(args.bbox), backend=tracker.backend_name, camera=source.kind == "camera")
         video = stack.enter_context(VideoOutput(args.output, source.fps)) if args.output else None
         total = None if source.frame_count is None else source.frame_count - source.start_frame
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=None, file=sys.stderr))
@@ -210,13 +222,14 @@ def run(args: argparse.Namespace) -> Summary:
             stack.callback(cv2.destroyAllWindows)
         rows = []
         try:
-            for index, frame, box, score, found in _track(tracker, iter(source), first_box, summary):
-                rows.append((index, *box, score, found))
+            for index, frame, results in _track(tracker, iter(source), first_boxes, summary):
+                for target, r in enumerate(results):
+                    rows.append((index, target, *r.box, r.score, r.found))
+                    summary.lost[target] += not r.found
                 summary.frames += 1
-                summary.lost += not found
                 bar.update(1)
                 if video is not None or args.show:
-                    drawn = draw_result(frame, box, score, found, f"frame {index}")
+                    drawn = draw_results(frame, results, f"frame {index}")
                     if video is not None:
                         video.write(drawn)
                     if args.show and not _show(drawn):

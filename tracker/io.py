@@ -23,7 +23,7 @@ from .errors import InputError
 
 DEFAULT_FPS = 30.0  # for image folders and for streams that do not report a rate
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
-BOX_COLUMNS = ("frame", "x", "y", "w", "h", "score", "found")
+BOX_COLUMNS = ("frame", "target", "x", "y", "w", "h", "score", "found")
 
 
 @contextlib.contextmanager
@@ -225,16 +225,17 @@ def check_boxes_path(path: str | os.PathLike) -> Path:
 
 
 def write_boxes(path: str | os.PathLike, rows: Sequence[Sequence[object]]) -> None:
-    """Write rows of ``frame, x, y, w, h, score, found`` (box: 0-based pixels) to ``.csv`` or ``.json``, atomically.
+    """Write rows of ``frame, target, x, y, w, h, score, found`` (box: 0-based pixels) to ``.csv`` or ``.json``,
+    atomically.
 
     CSV: a header line, then one line per row, ``found`` as 1 or 0. JSON: a list of objects with those keys,
     ``found`` as true or false.
     """
     path = check_boxes_path(path)
     records = [
-        {"frame": int(f), "x": round(float(x), 2), "y": round(float(y), 2), "w": round(float(w), 2),
-         "h": round(float(h), 2), "score": round(float(s), 4), "found": bool(found)}
-        for f, x, y, w, h, s, found in rows
+        {"frame": int(f), "target": int(t), "x": round(float(x), 2), "y": round(float(y), 2),
+         "w": round(float(w), 2), "h": round(float(h), 2), "score": round(float(s), 4), "found": bool(found)}
+        for f, t, x, y, w, h, s, found in rows
     ]  # fmt: skip
     with atomic_output(path) as tmp:
         if path.suffix.lower() == ".json":
@@ -293,15 +294,24 @@ class VideoOutput:
         self.close()
 
 
-def draw_result(frame: np.ndarray, box: Sequence[float], score: float, found: bool, label: str = "") -> np.ndarray:
-    """A copy of ``frame`` with the box (x, y, w, h, 0-based pixels) drawn, green when found and red with a
-    "LOST" mark when not, the score above it and ``label`` (e.g. the frame index) in the top-left corner."""
+# box colours (BGR) by target, none of them red, which marks a lost target
+TARGET_COLOURS = ((0, 200, 0), (255, 160, 0), (0, 215, 255), (255, 0, 255), (255, 255, 0), (0, 128, 255), (160, 80, 0))
+LOST_COLOUR = (0, 0, 255)
+
+
+def draw_results(frame: np.ndarray, results: Sequence[object], label: str = "") -> np.ndarray:
+    """A copy of ``frame`` with each target's box drawn (``results``: TrackResult-like, with ``box`` x, y, w, h in
+    0-based pixels, ``score`` and ``found``, in target order): in the target's colour when found, red with a
+    "LOST" mark when not, the score above it, prefixed by the target number when there are several targets; and
+    ``label`` (e.g. the frame index) in the top-left corner."""
     out = frame.copy()
-    x, y, w, h = (float(v) for v in box)
-    colour = (0, 200, 0) if found else (0, 0, 255)
-    cv2.rectangle(out, (round(x), round(y)), (round(x + w - 1), round(y + h - 1)), colour, 2)
-    text = f"{score:.2f}" if found else f"LOST {score:.2f}"
-    cv2.putText(out, text, (round(x), max(12, round(y) - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    for target, r in enumerate(results):
+        x, y, w, h = (float(v) for v in r.box)
+        colour = TARGET_COLOURS[target % len(TARGET_COLOURS)] if r.found else LOST_COLOUR
+        cv2.rectangle(out, (round(x), round(y)), (round(x + w - 1), round(y + h - 1)), colour, 2)
+        text = f"{r.score:.2f}" if r.found else f"LOST {r.score:.2f}"
+        text = f"{target}: {text}" if len(results) > 1 else text
+        cv2.putText(out, text, (round(x), max(12, round(y) - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     if label:
         cv2.putText(out, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out

@@ -73,6 +73,12 @@ class MultiTracker:
         return self._backend.name
 
     @property
+    def backend_choice(self) -> str | None:
+        """Why ``backend="auto"`` picked this backend on a CPU (its timings of each candidate); else None."""
+        choice = getattr(self._backend, "auto_choice", None)
+        return None if choice is None else choice.describe()
+
+    @property
     def ids(self) -> list[int]:
         """The ids of the targets held, in the order they were added."""
         return list(self._targets)
