@@ -53,6 +53,12 @@ def test_unwritable_out(handset_weights, tmp_path, capsys):
         locked.chmod(0o700)
 
 
+def test_unwritable_out_as_any_user(handset_weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as a read-only folder looks to a non-root user
+    assert export.main(["--weights", str(handset_weights), "--out", str(tmp_path / "graphs")]) == 2
+    assert "not a writable folder" in error_line(capsys) and list(tmp_path.iterdir()) == []
+
+
 def test_bad_weights_leave_no_folder(tmp_path, capsys):
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\0" * 64)
