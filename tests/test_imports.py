@@ -62,3 +62,12 @@ def test_library_imports_no_tool_training_or_command():
     for path in (ROOT / "tracker").rglob("*.py"):
         roots = {m.split(".")[0] for m in imports(path)}
         assert not roots & {"train", "tools", "scripts", "tests"}, path
+
+
+def test_lab_tools_use_the_library_as_it_is():
+    """tools/ run the library as users do: no patched internals, no test file loaded as a module."""
+    for path in (ROOT / "tools").glob("*.py"):
+        names = imports(path)
+        assert not {"unittest.mock", "mock"} & names, f"{path.name} patches the library"
+        assert "importlib.util" not in names and "tests" not in {n.split(".")[0] for n in names}, path.name
+        assert "tracker.tracker" not in names, f"{path.name} reaches into tracker.tracker"
