@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic import make_occluded_sequence
 
-from tracker import MultiTracker, SiamFCTracker, TrackerConfig
+from tracker import MultiTracker, SiamFCTracker, TrackerConfig, multi
 from tracker.errors import InputError, TrackerError, UnknownTargetError
 
 BOX_TOLERANCE = 1e-3  # pixels: MultiTracker's docstring promises this, found flags identical
@@ -138,3 +138,16 @@ def test_onnx_backend_in_chunks(handset_weights, scene, tmp_path, monkeypatch):
         for i in want:
             assert got[i].found == want[i].found
             np.testing.assert_allclose(got[i].box, want[i].box, atol=0.5)
+
+
+def test_kernels_of_an_unknown_kind_are_embedded_again(handset_weights, scene, monkeypatch):
+    """A backend whose kernel handles cannot be joined still gets every layout, embedded as a whole."""
+    runs = []
+    for join in (True, False):
+        if not join:
+            monkeypatch.setattr(multi, "_joined", lambda parts: None)
+        mt = MultiTracker(handset_weights, backend="torch")
+        mt.add(scene[0], BOXES)
+        runs.append([mt.update(frame) for frame in scene[1:12]])  # target 0 is lost from frame 8: a new layout
+    for i in range(len(BOXES)):
+        assert_same([r[i] for r in runs[0]], [r[i] for r in runs[1]])

@@ -65,6 +65,7 @@ class MultiTracker:
         self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets
         # the batched kernel and its layout: (id, copies) per target, in the order of the search crops
         self._kernel: object = None
+        self._kernels: dict[int, object] = {}  # each target's own kernel handle (one copy), embedded once
         self._layout: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -122,6 +123,7 @@ class MultiTracker:
             held = ", ".join(map(str, self._targets)) or "none"
             raise UnknownTargetError(f"no target with id {target_id!r} (ids held: {held})")
         del self._targets[target_id]
+        self._kernels.pop(target_id, None)
         if not self._targets:
             self._frame_shape = None  # a new stream may start, of any size
 
@@ -149,22 +151,49 @@ class MultiTracker:
 
         Backends take ``scale_num`` crops per target copy, so each target's crops are padded to a multiple of it
         and it is scored as that many copies (one while tracking, more while lost, as SiamFCTracker does). The
-        batched kernel is embedded again only when that layout changes (a target added, removed, lost or found).
+        batched kernel is rebuilt only when that layout changes (a target added, removed, lost or found).
         """
         per_target = self.config.scale_num
         copies = {i: -(-len(p.crops) // per_target) for i, p in plans.items()}
         layout = tuple(copies.items())
         if layout != self._layout:
-            exemplars = np.concatenate([np.repeat(self._targets[i].exemplar[None], c, axis=0) for i, c in layout])
-            self._kernel, self._layout = self._run(self._backend.embed, exemplars), layout
+            self._kernel, self._layout = self._layout_kernel(layout), layout
         crops = np.concatenate([_padded(p.crops, copies[i] * per_target) for i, p in plans.items()])
         out = pp.finite(self._run(self._backend.score, self._kernel, crops))
         starts = np.cumsum([0] + [c * per_target for c in copies.values()])
         return {i: out[s : s + len(p.crops)] for (i, p), s in zip(plans.items(), starts, strict=False)}
 
+    def _layout_kernel(self, layout: tuple[tuple[int, int], ...]) -> object:
+        """The kernel handle of ``layout``'s targets and copies. Each target's exemplar is embedded once (those
+        not embedded yet, in one batch) and its kernel repeated and joined with the others'; for a backend whose
+        handles cannot be joined that way, the whole layout is embedded again."""
+        new = [i for i, _ in layout if i not in self._kernels]
+        if new:
+            kernels = self._run(self._backend.embed, np.stack([self._targets[i].exemplar for i in new]))
+            self._kernels.update((i, kernels[j : j + 1]) for j, i in enumerate(new))
+        joined = _joined([(self._kernels[i], c) for i, c in layout])
+        if joined is not None:
+            return joined
+        exemplars = np.concatenate([np.repeat(self._targets[i].exemplar[None], c, axis=0) for i, c in layout])
+        return self._run(self._backend.embed, exemplars)
+
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
         return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+
+def _joined(parts: list[tuple[object, int]]) -> object | None:
+    """One kernel handle from single-target handles, each repeated for its copies: the handles of the shipped
+    backends are ``(1, C, k, k)`` arrays, numpy (onnx, tensorrt) or torch (torch), joined along the first axis;
+    None for any other kind of handle."""
+    handles = [h for h, _ in parts]
+    if all(isinstance(h, np.ndarray) for h in handles):
+        return np.concatenate([np.repeat(h, c, axis=0) for h, c in parts])
+    if all(type(h).__module__.startswith("torch") for h in handles):
+        import torch  # already imported by the backend that made these handles
+
+        return torch.cat([h.expand(c, *h.shape[1:]) for h, c in parts])
+    return None
 
 
 def _padded(crops: np.ndarray, n: int) -> np.ndarray:
