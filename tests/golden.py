@@ -1,7 +1,8 @@
 """The golden run: the shipped default weights on the demo clip, and its stored reference boxes.
 
 ``tests/test_golden.py`` compares a fresh run against ``tests/data/golden_bobot.json``;
-``python tests/regenerate_golden.py`` rewrites that file, which new default weights require.
+``python tests/regenerate_golden.py`` rewrites that file, which new default weights (or new ``TrackerConfig``
+defaults) require.
 """
 
 from __future__ import annotations

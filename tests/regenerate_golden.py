@@ -2,7 +2,8 @@
 
     python tests/regenerate_golden.py
 
-Run it when the default weights change (and look at the annotated demo before committing the new reference).
+Run it when the default weights or the TrackerConfig defaults change (and look at the annotated demo, `python
+demos/run_demo.py`, before committing the new reference).
 """
 
 from __future__ import annotations
