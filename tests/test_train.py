@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -15,10 +16,13 @@ import pytest
 import torch
 from synthetic import make_sequence
 
+from tracker.config import ConfigError, ModelConfig
 from tracker.datasets import read_dataset, read_sequence
+from tracker.model import SiamFC
 from tracker.weights import load_weights
+from train.__main__ import main as train_main
 from train.curate import curate
-from train.loop import TrainConfig, Trainer, learning_rate
+from train.loop import TrainConfig, Trainer, learning_rate, make_optimizer
 from train.pairs import PairConfig, PairDataset, make_labels
 
 
@@ -78,14 +82,14 @@ def test_got10k_reader_absence(tmp_path):
 
 
 def test_labels_balanced():
-    cfg = PairConfig()
-    labels, weights = make_labels(cfg, (0.0, 0.0), 1.0)
+    cfg, model = PairConfig(), ModelConfig()
+    labels, weights = make_labels(model, cfg, (0.0, 0.0), 1.0)
     pos = labels > 0
     assert pos[8, 8] and pos.sum() == 13  # cells within 16 px (2 cells) of the centre
     assert weights[pos].sum() == pytest.approx(0.5) and weights[~pos].sum() == pytest.approx(0.5)
-    labels, weights = make_labels(cfg, (24.0, -16.0), 0.5)  # shifted target: positives move with it
+    labels, weights = make_labels(model, cfg, (24.0, -16.0), 0.5)  # shifted target: positives move with it
     assert labels[6, 11] == 0.5 and labels[8, 8] == 0
-    labels, weights = make_labels(cfg, None, 1.0)  # negative pair
+    labels, weights = make_labels(model, cfg, None, 1.0)  # negative pair
     assert labels.sum() == 0 and weights.sum() == pytest.approx(1.0)
 
 
@@ -102,7 +106,7 @@ def test_curate_manifest_and_reuse(cache, dataset):
 
 
 def test_pairs_respect_gap_and_visibility(cache):
-    ds = PairDataset(cache, 200, PairConfig(max_gap=2), seed=1)
+    ds = PairDataset(cache, 200, ModelConfig(), PairConfig(max_gap=2), seed=1)
     seen = []
     ds._load_orig = ds._load
     ds._load = lambda seq, frame: (seen.append((seq, frame)), ds._load_orig(seq, frame))[1]
@@ -159,6 +163,72 @@ def test_checkpoint_resume_continues_at_same_step(cache, tmp_path):
     assert load_weights(out / "last.safetensors").config == resumed.model.config
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss") and rows[-1].startswith("20,")
+
+
+def test_sizes_follow_the_model(cache):
+    model = ModelConfig(backbone="mobilenetv2", width=1.0, stride=16, exemplar_size=95, search_size=191)
+    z, x, labels, weights = PairDataset(cache, 4, model, PairConfig(), seed=0)[0]
+    assert z.shape == (3, 95, 95) and x.shape == (3, 191, 191) and labels.shape == (model.response_size,) * 2
+
+
+def test_train_config_is_guarded():
+    with pytest.raises(ConfigError, match="unknown TrainConfig key"):
+        TrainConfig.from_dict({"step": 10})
+    with pytest.raises(ConfigError, match="loss"):
+        TrainConfig(loss="hinge")
+    with pytest.raises(ConfigError, match="steps"):
+        TrainConfig(steps=0)
+    with pytest.raises(ConfigError, match="finite"):
+        TrainConfig(clip_grad=float("nan"))
+    with pytest.raises(ConfigError, match="pairs.stride"):
+        TrainConfig.from_dict({"pairs": {"stride": 16}})
+    with pytest.raises(ConfigError, match="pretrained needs a MobileNet"):
+        TrainConfig(pretrained="x.tflite")
+    old = TrainConfig.from_dict({"pairs": {"exemplar_size": 127, "search_size": 255, "response_size": 17, "stride": 8}})
+    assert old.pairs == PairConfig()  # older configs repeated the model's sizes: accepted when they agree
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        old.steps = 5
+
+
+def test_frozen_layers_and_backbone_rate():
+    cfg = TrainConfig(model=ModelConfig(backbone="mobilenetv2", width=1.0, neck=32), freeze_layers=2, backbone_lr=0.1)
+    model = SiamFC(cfg.model)
+    optimizer = make_optimizer(model, cfg)
+    frozen = [p for layer in list(model.backbone.features)[:2] for p in layer.parameters()]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert not trained & {id(p) for p in frozen}
+    neck = {id(p) for layer in list(model.backbone.features)[-2:] for p in layer.parameters()}
+    for g in optimizer.param_groups:
+        ids = {id(p) for p in g["params"]}
+        assert g["lr_scale"] == (0.1 if g["backbone"] else 1.0)
+        assert not (g["backbone"] and ids & neck)  # the new neck trains at the full rate
+
+
+def test_run_folder_is_never_mixed(dataset, tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(tiny_config(steps=2).to_dict()))
+    args = [
+        "--data",
+        str(dataset),
+        "--out",
+        str(tmp_path / "run"),
+        "--cache",
+        str(tmp_path / "c"),
+        "--config",
+        str(cfg),
+    ]
+    assert train_main([*args, "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert train_main(args) == 0
+    assert f"weights: {tmp_path / 'run' / 'last.safetensors'}" in capsys.readouterr().out
+    assert train_main(args) == 2  # a second run into the same folder
+    assert "already holds a run" in capsys.readouterr().err
+    mine = tmp_path / "run" / "notes.txt"
+    mine.write_text("kept")
+    assert train_main([*args, "--overwrite"]) == 0
+    assert mine.read_text() == "kept" and (tmp_path / "run" / "log.csv").read_text().count("\n") == 2
 
 
 def free_port() -> int:

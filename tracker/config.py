@@ -13,7 +13,15 @@ from typing import Any
 
 from .errors import InputError
 
-BACKBONES = ("alexnet", "handset")
+# backbone -> (padding of its layers, total strides it can be cut at). "valid" layers (SiamFC's AlexNet) shrink a
+# crop of side n to (n - receptive) / stride + 1 features, "same" layers (TF's MobileNets) to ceil(n / stride)
+BACKBONE_GEOMETRY = {
+    "alexnet": ("valid", (8,)),
+    "handset": ("valid", (8,)),
+    "mobilenetv2": ("same", (8, 16)),
+    "mobilenetv1": ("same", (8, 16)),
+}
+BACKBONES = tuple(BACKBONE_GEOMETRY)
 METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
 PRECISIONS = (None, "auto", "fp32", "bf16", "fp16", "int8")  # which backend takes which: TrackerConfig.precision
 
@@ -35,15 +43,18 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 class ModelConfig:
     """Network description; stored with the weights."""
 
-    backbone: str = "alexnet"  # "alexnet" (SiamFC's, trainable) or "handset" (fixed features, for tests)
-    width: float = 0.5  # channel multiplier of the AlexNet backbone (1.0 = the paper's 96-256-384-384-256)
+    # "alexnet" (SiamFC's), "mobilenetv2" / "mobilenetv1" (ImageNet-pretrained, train.pretrained) or "handset"
+    # (fixed features, for tests)
+    backbone: str = "alexnet"
+    width: float = 0.5  # channel multiplier (AlexNet: 1.0 = the paper's 96-256-384-384-256; MobileNet: its alpha)
     stem_kernel: int = 11  # AlexNet's first kernel side (the paper's 11; 7 costs 0.4x in that layer)
     groups: int = 1  # groups of AlexNet's conv2, conv4 and conv5 (the original AlexNet's 2 halves their cost)
     metric: str = "xcorr"  # similarity head: xcorr | cosine | euclidean | absdiff
     out_scale: float = 0.001  # fixed response scale; SiamFC keeps it fixed (a learned one diverged)
     exemplar_size: int = 127  # exemplar crop side, pixels
     search_size: int = 255  # search crop side, pixels
-    stride: int = 8  # total stride of the backbone
+    stride: int = 8  # total stride the backbone is cut at (one of BACKBONE_GEOMETRY's for that backbone)
+    neck: int = 0  # MobileNets: a 1x1 conv + BatchNorm to this many channels after the cut (0: none)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -58,10 +69,34 @@ class ModelConfig:
             raise ConfigError(f"groups must be 1, 2 or 4, got {self.groups}")
         if self.exemplar_size % 2 == 0 or self.search_size % 2 == 0 or self.search_size <= self.exemplar_size:
             raise ConfigError("exemplar_size and search_size must be odd with search_size > exemplar_size")
+        padding, strides = BACKBONE_GEOMETRY[self.backbone]
+        if self.stride not in strides:
+            raise ConfigError(
+                f"{self.backbone} can be cut at stride {' or '.join(map(str, strides))}, not {self.stride}"
+            )
+        if self.neck < 0 or (self.neck and padding != "same"):
+            raise ConfigError(f"neck must be 0 or a channel count for a MobileNet backbone, got {self.neck}")
+        if padding == "same" and ((self.exemplar_size + 1) % self.stride or (self.search_size + 1) % self.stride):
+            # sides of k * stride - 1 keep the exemplar's and the search's features on one grid, so the response
+            # centre is exactly zero displacement
+            raise ConfigError(f"exemplar_size and search_size must be multiples of {self.stride} minus 1")
+
+    @property
+    def padding(self) -> str:
+        """``"valid"`` or ``"same"``: how the backbone's layers pad (see ``BACKBONE_GEOMETRY``)."""
+        return BACKBONE_GEOMETRY[self.backbone][0]
+
+    def feature_size(self, side: int) -> int:
+        """Side of the features of a crop of ``side`` pixels, up to the receptive field of "valid" backbones (the
+        difference of two such sides is exact for both kinds, which is what the response size needs)."""
+        return -(-side // self.stride) if self.padding == "same" else side // self.stride
 
     @property
     def response_size(self) -> int:
-        """Side of the response map (17 for 127/255 at stride 8)."""
+        """Side of the response map: search features minus exemplar features plus one (17 for 127 / 255 at stride
+        8, 9 at stride 16). Cell ``r`` is a displacement of ``(r - (R - 1) / 2) * stride`` search-crop pixels."""
+        if self.padding == "same":
+            return self.feature_size(self.search_size) - self.feature_size(self.exemplar_size) + 1
         return (self.search_size - self.exemplar_size) // self.stride + 1
 
     def to_dict(self) -> dict[str, Any]:

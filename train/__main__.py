@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tracker import SiamFCTracker
+from tracker.config import BACKBONES
 from tracker.datasets import read_dataset
 from tracker.errors import TrackerError
 from tracker.evaluation import evaluate, load_frames
@@ -28,14 +29,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, best.safetensors")
     p.add_argument("--cache", default="cache", help="crop cache root, reused across runs (default: ./cache)")
     p.add_argument("--config", help="JSON file of TrainConfig fields (nested 'model' and 'pairs')")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (which must exist)")
+    runs.add_argument("--overwrite", action="store_true", help="delete the run files already in OUT and start anew")
     d = TrainConfig()  # the defaults of the options below (and of every other field --config may set)
     p.add_argument("--steps", type=int, help=f"total optimisation steps (default {d.steps})")
     p.add_argument("--batch-size", type=int, help=f"pairs per step and process (default {d.batch_size})")
     p.add_argument(
         "--lr", type=float, help=f"peak learning rate, after {d.warmup_steps} warm-up steps (default {d.lr:g})"
     )
-    p.add_argument("--width", type=float, help=f"backbone width multiplier (default {d.model.width:g})")
+    p.add_argument("--backbone", choices=BACKBONES[:1] + BACKBONES[2:], help=f"default {d.model.backbone}")
+    p.add_argument("--pretrained", help="TFLite file of an ImageNet MobileNet to start the backbone from")
+    p.add_argument("--stride", type=int, help="total stride to cut a MobileNet at: 8 (default) or 16")
+    p.add_argument("--neck", type=int, help="MobileNets: 1x1 conv + BatchNorm to this many channels (default 0: none)")
+    p.add_argument(
+        "--freeze-layers", type=int, help=f"leading backbone layers never trained (default {d.freeze_layers})"
+    )
+    p.add_argument("--freeze-steps", type=int, help=f"steps with the whole backbone frozen (default {d.freeze_steps})")
+    p.add_argument(
+        "--backbone-lr", type=float, help=f"backbone learning rate as a multiple of --lr (default {d.backbone_lr:g})"
+    )
+    p.add_argument(
+        "--width", type=float, help=f"backbone width multiplier (default {d.model.width:g}; MobileNets: the file's)"
+    )
     p.add_argument(
         "--stem-kernel", type=int, help=f"AlexNet's first kernel side: 5, 7, 9 or 11 (default {d.model.stem_kernel})"
     )
@@ -56,13 +72,46 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         cfg = json.loads(Path(args.config).read_text())
     else:
         cfg = {}
-    for key in ("steps", "batch_size", "lr", "workers", "val_every"):
+    for key in ("steps", "batch_size", "lr", "workers", "val_every", "pretrained", "freeze_layers", "freeze_steps",
+                "backbone_lr"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    for key in ("width", "stem_kernel", "groups"):
+    for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck"):
         if getattr(args, key) is not None:
             cfg.setdefault("model", {})[key] = getattr(args, key)
+    model = cfg.get("model", {})
+    if cfg.get("pretrained") and "width" not in model and "backbone" in model:
+        model["width"] = pretrained_width(cfg["pretrained"])  # the file's width, e.g. mobilenet_v1_0.5_160
     return TrainConfig.from_dict(cfg)
+
+
+def pretrained_width(path: str) -> float:
+    """Width multiplier named in a ``mobilenet_v<N>_<width>_<size>_quant.tflite`` file name (1.0 if none)."""
+    parts = Path(path).name.split("_")
+    try:
+        return float(parts[2])
+    except (IndexError, ValueError):
+        return 1.0
+
+
+RUN_FILES = ("checkpoint.pt", "last.safetensors", "best.safetensors", "log.csv", "config.json")
+
+
+def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder: a folder holding run files needs --resume (with a checkpoint) or
+    --overwrite (which deletes those files, and only those)."""
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if resume and not (out / "checkpoint.pt").is_file():
+        raise ValueError(f"--resume: no checkpoint in {out}; leave --resume out to start a new run")
+    if existing and not resume:
+        if not overwrite:
+            raise ValueError(
+                f"{out} already holds a run ({', '.join(existing)}); use --resume to continue it, --overwrite to "
+                "replace it, or another --out"
+            )
+        for name in existing:
+            (out / name).unlink()
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_run_folder(out, args.resume, args.overwrite)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         cache_dir = curate(args.data, args.cache)
         validate = None
@@ -81,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             def validate(weights: Path) -> dict:
                 return evaluate(lambda: SiamFCTracker(weights, backend="torch"), sequences, frames)["overall"]
 
-        Trainer(cfg, cache_dir, out, validate, resume=args.resume).run(args.max_minutes)
+        trainer = Trainer(cfg, cache_dir, out, validate, resume=args.resume)
+        trainer.run(args.max_minutes)
     except (TrackerError, OSError, ValueError, json.JSONDecodeError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
+    best = out / "best.safetensors"
+    written = best if best.is_file() else out / "last.safetensors"
+    print(f"train: step {trainer.step} of {cfg.steps}; weights: {written}")
     return 0
 
 

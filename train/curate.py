@@ -1,6 +1,8 @@
 """Crop cache: every annotated frame is cropped once around its target at a fixed scale, so an epoch never decodes
-a full frame. The target's SiamFC context square maps to ``EXEMPLAR`` pixels; the cached crop is ``CACHE_SIZE``
-pixels, enough margin for the search crop (255) under the scale and shift augmentation."""
+a full frame. The target's SiamFC context square maps to ``EXEMPLAR`` cache pixels; the cached crop is
+``CACHE_SIZE`` pixels, enough margin for a search region of 2 context squares (SiamFC's 255 / 127) under the
+scale and shift augmentation. These are the cache's resolution, not the model's geometry: the pair sampler
+resamples cache pixels to the model's exemplar and search sizes (``ModelConfig``)."""
 
 from __future__ import annotations
 

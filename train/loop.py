@@ -18,20 +18,29 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from tracker.backends.torch_backend import cpu_has_fast_bf16
-from tracker.config import ModelConfig
+from tracker.config import ConfigError, ModelConfig
 from tracker.model import SiamFC
+from tracker.model.backbones import TFConv
 from tracker.weights import save_weights
 
 from .losses import LOSSES
 from .pairs import PairConfig, PairDataset
+from .pretrained import load_pretrained
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """Everything a run needs besides data; saved as ``config.json`` in the run folder and beside shipped weights."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     pairs: PairConfig = field(default_factory=PairConfig)
     loss: str = "logistic"
     optimizer: str = "sgd"  # sgd | adamw
+    # ImageNet initialisation of a MobileNet backbone: a TFLite file (train.pretrained); None trains from scratch
+    pretrained: str | None = None
+    freeze_layers: int = 0  # leading backbone layers (stem = 1, then one per block) never trained
+    freeze_steps: int = 0  # the whole backbone stays frozen for this many steps (the head and neck settle first)
+    backbone_lr: float = 1.0  # backbone learning rate as a multiple of lr (pretrained features: below 1)
     lr: float = 1e-2
     min_lr: float = 1e-4
     warmup_steps: int = 300
@@ -46,15 +55,48 @@ class TrainConfig:
     checkpoint_every: int = 250  # steps between checkpoints
     val_every: int = 2000  # steps between validations (0: never)
 
+    def __post_init__(self) -> None:
+        for name in ("lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"TrainConfig: {name} must be finite")
+        checks = [
+            (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
+            (self.optimizer in ("sgd", "adamw"), "optimizer must be sgd or adamw"),
+            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
+            (self.steps >= 1 and self.batch_size >= 1, "steps and batch_size must be >= 1"),
+            (0 <= self.min_lr <= self.lr and self.lr > 0, "need 0 <= min_lr <= lr and lr > 0"),
+            (0 < self.backbone_lr <= 10, "backbone_lr must be in (0, 10]"),
+            (min(self.warmup_steps, self.freeze_layers, self.freeze_steps, self.workers) >= 0, "counts must be >= 0"),
+            (self.weight_decay >= 0 and 0 <= self.momentum < 1, "need weight_decay >= 0 and 0 <= momentum < 1"),
+            (self.clip_grad > 0, "clip_grad must be > 0"),
+            (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
+            (self.pretrained is None or self.model.backbone.startswith("mobilenet"), "pretrained needs a MobileNet"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"TrainConfig: {message}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from plain data, refusing unknown keys at every level (a misspelled key must not be dropped)."""
         d = dict(d)
         model = ModelConfig.from_dict(d.pop("model", {}))
-        pairs = PairConfig(**d.pop("pairs", {}))
-        return cls(model=model, pairs=pairs, **d)
+        pairs = dict(d.pop("pairs", {}))
+        for key in ("exemplar_size", "search_size", "response_size", "stride"):  # older configs repeated these
+            if key in pairs and pairs.pop(key) != getattr(model, key):
+                raise ConfigError(f"TrainConfig: pairs.{key} disagrees with the model's; remove it")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig key(s): {', '.join(unknown)}")
+        try:
+            pairs_cfg = PairConfig(**pairs)
+        except TypeError as e:
+            raise ConfigError(f"TrainConfig.pairs: {e}") from None
+        return cls(model=model, pairs=pairs_cfg, **d)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -76,11 +118,31 @@ def _atomic_torch_save(obj: dict, path: Path) -> None:
             os.unlink(tmp)
 
 
+def backbone_layers(model: SiamFC) -> list[torch.nn.Module]:
+    """The backbone's layers in order (what ``freeze_layers`` counts): its ``features`` entries."""
+    return list(getattr(model.backbone, "features", []))
+
+
 def make_optimizer(model: SiamFC, cfg: TrainConfig) -> torch.optim.Optimizer:
-    # no weight decay on BatchNorm and biases: it only shrinks them towards meaningless values
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    """SGD or AdamW in four groups: (backbone, rest) x (decayed weights, BatchNorm and biases). The backbone
+    groups run at ``backbone_lr`` times the rate (``lr_scale``); frozen layers are left out."""
+    frozen = {id(p) for layer in backbone_layers(model)[: cfg.freeze_layers] for p in layer.parameters()}
+    # a MobileNet's own layers count as backbone; its neck is new and trains like the head
+    parts = [m for m in model.backbone.modules() if isinstance(m, TFConv)] or [model.backbone]
+    in_backbone = {id(p) for m in parts for p in m.parameters()}
+    groups = []
+    for backbone in (True, False):
+        params = [p for p in model.parameters() if (id(p) in in_backbone) == backbone and id(p) not in frozen]
+        scale = cfg.backbone_lr if backbone else 1.0
+        # no weight decay on BatchNorm and biases: it only shrinks them towards meaningless values
+        for decayed in (True, False):
+            groups.append({
+                "params": [p for p in params if (p.ndim > 1) == decayed], "lr_scale": scale, "backbone": backbone,
+                "weight_decay": cfg.weight_decay if decayed else 0.0,
+            })  # fmt: skip
+    for p in model.parameters():
+        p.requires_grad_(id(p) not in frozen)
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
@@ -104,7 +166,12 @@ class Trainer:
             precision = "bf16" if self.device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
         self.amp_dtype = torch.bfloat16 if precision == "bf16" else None
         torch.manual_seed(cfg.seed)
-        self.model = SiamFC(cfg.model).to(self.device)
+        self.model = SiamFC(cfg.model)
+        if cfg.pretrained and not resume:
+            loaded = load_pretrained(self.model.backbone, cfg.pretrained)
+            if self.rank == 0:
+                tqdm.write(f"backbone: {loaded} layers from {cfg.pretrained}")
+        self.model.to(self.device)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
         self.optimizer = make_optimizer(self.model, cfg)
         self.loss_fn = LOSSES[cfg.loss]
@@ -140,7 +207,7 @@ class Trainer:
         total = cfg.steps * cfg.batch_size * self.world
         # sample indices are global: resuming at step k starts exactly at the first pair step k would have seen
         dataset = Subset(
-            PairDataset(self.cache_dir, total, cfg.pairs, cfg.seed),
+            PairDataset(self.cache_dir, total, cfg.model, cfg.pairs, cfg.seed),
             range(self.step * cfg.batch_size * self.world, total),
         )
         sampler = DistributedSampler(dataset, shuffle=False) if self.distributed else None
@@ -152,8 +219,9 @@ class Trainer:
     def train_step(self, batch: list[torch.Tensor]) -> float:
         z, x, labels, weights = (t.to(self.device, non_blocking=True) for t in batch)
         lr = learning_rate(self.step, self.cfg)
+        backbone_on = self.step >= self.cfg.freeze_steps
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"] if backbone_on or not g["backbone"] else 0.0
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):

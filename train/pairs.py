@@ -18,16 +18,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tracker.config import ModelConfig
+
 from . import augment
 from .curate import MANIFEST
 
 
 @dataclass(frozen=True)
 class PairConfig:
-    exemplar_size: int = 127
-    search_size: int = 255
-    response_size: int = 17
-    stride: int = 8
+    """Sampling and augmentation; crop sizes, stride and response size come from the model's ``ModelConfig``."""
+
     radius: float = 16.0  # positives within this many search-crop pixels of the target centre (SiamFC's R)
     max_gap: int = 100  # exemplar and search frames at most this far apart
     p_paste: float = 0.2  # share of pairs whose target is pasted over another sequence's background
@@ -42,12 +42,14 @@ class PairConfig:
     p_occlude: float = 0.15
 
 
-def make_labels(cfg: PairConfig, target: tuple[float, float] | None, strength: float) -> tuple[np.ndarray, ...]:
-    """Balanced logistic-loss labels and weights (both (R, R) float32) for a target centred at ``target``
-    (search-crop pixels from the crop centre), or no target (``None``). Positives and negatives each carry
-    half the weight; without positives the negatives carry all of it."""
-    r = cfg.response_size
-    d = (np.arange(r) - (r - 1) / 2) * cfg.stride
+def make_labels(
+    model: ModelConfig, cfg: PairConfig, target: tuple[float, float] | None, strength: float
+) -> tuple[np.ndarray, ...]:
+    """Balanced logistic-loss labels and weights (both (R, R) float32, R = ``model.response_size``) for a target
+    centred at ``target`` (search-crop pixels from the crop centre), or no target (``None``). Positives and
+    negatives each carry half the weight; without positives the negatives carry all of it."""
+    r = model.response_size
+    d = (np.arange(r) - (r - 1) / 2) * model.stride  # cell -> displacement, as the tracker decodes it
     dx, dy = np.meshgrid(d, d)
     if target is None:
         pos = np.zeros((r, r), bool)
@@ -63,11 +65,14 @@ def make_labels(cfg: PairConfig, target: tuple[float, float] | None, strength: f
 class PairDataset(Dataset):
     """Map-style dataset of ``length`` pairs over a curated crop cache (see :mod:`train.curate`)."""
 
-    def __init__(self, cache_dir: str | Path, length: int, cfg: PairConfig = PairConfig(), seed: int = 0):
+    def __init__(
+        self, cache_dir: str | Path, length: int, model: ModelConfig, cfg: PairConfig = PairConfig(), seed: int = 0
+    ):
         self.dir = Path(cache_dir)
         manifest = json.loads((self.dir / MANIFEST).read_text())
         self.cache_size = manifest["cache_size"]
         self.exemplar = manifest["exemplar"]
+        self.model = model
         self.sequences = []
         for s in manifest["sequences"]:
             valid = [i for i, f in enumerate(s["frames"]) if f and 0.1 <= f[1] / f[2] <= 10]
@@ -96,7 +101,8 @@ class PairDataset(Dataset):
         return other, int(rng.choice(self.sequences[other][2]))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        cfg = self.cfg
+        cfg, m = self.cfg, self.model
+        zs, xs = m.exemplar_size, m.search_size
         rng = np.random.default_rng([self.seed, index])
         c = (self.cache_size - 1) / 2
         seq = int(rng.choice(len(self.sequences), p=self.seq_p))
@@ -110,36 +116,36 @@ class PairDataset(Dataset):
         img_z, _, _ = self._load(seq, i)
         sz = self.exemplar * math.exp(rng.uniform(-cfg.exemplar_jitter, cfg.exemplar_jitter))
         cz = c + rng.uniform(-2, 2, 2)
-        exemplar = augment.warp(img_z, tuple(cz), (sz, sz), cfg.exemplar_size, img_z.mean((0, 1)))
+        exemplar = augment.warp(img_z, tuple(cz), (sz, sz), zs, img_z.mean((0, 1)))
 
         # search: scale s, aspect stretch a, shift d (search-crop pixels)
         s = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.scale_range))
         a = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.stretch))
-        side = np.array([a, 1 / a]) * s * self.exemplar * cfg.search_size / cfg.exemplar_size
+        side = np.array([a, 1 / a]) * s * self.exemplar * xs / zs
         d = rng.uniform(-cfg.shift, cfg.shift, 2)
         src_seq, src_frame = (seq, j) if kind != 2 else self._other(rng, seq)
         img_x, w, h = self._load(src_seq, src_frame)
-        centre = c - d * side / cfg.search_size  # the target lands at +d in the search crop
-        search = augment.warp(img_x, tuple(centre), tuple(side), cfg.search_size, img_x.mean((0, 1)))
+        centre = c - d * side / xs  # the target lands at +d in the search crop
+        search = augment.warp(img_x, tuple(centre), tuple(side), xs, img_x.mean((0, 1)))
         target = None if kind == 2 else (float(d[0]), float(d[1]))
-        tw, th = w * cfg.search_size / side[0], h * cfg.search_size / side[1]
+        tw, th = w * xs / side[0], h * xs / side[1]
         if kind == 1:  # paste: keep the target (+10% margin), replace the rest by another background
             bseq, bframe = self._other(rng, seq)
             img_b, _, _ = self._load(bseq, bframe)
             cb = c + rng.uniform(-40, 40, 2)
-            bs = self.exemplar * cfg.search_size / cfg.exemplar_size * math.exp(rng.uniform(-0.4, 0.4))
-            background = augment.warp(img_b, tuple(cb), (bs, bs), cfg.search_size, img_b.mean((0, 1)))
-            ox, oy = (cfg.search_size - 1) / 2 + d
-            x0, x1 = int(max(0, ox - 0.55 * tw)), int(min(cfg.search_size, ox + 0.55 * tw + 1))
-            y0, y1 = int(max(0, oy - 0.55 * th)), int(min(cfg.search_size, oy + 0.55 * th + 1))
+            bs = self.exemplar * xs / zs * math.exp(rng.uniform(-0.4, 0.4))
+            background = augment.warp(img_b, tuple(cb), (bs, bs), xs, img_b.mean((0, 1)))
+            ox, oy = (xs - 1) / 2 + d
+            x0, x1 = int(max(0, ox - 0.55 * tw)), int(min(xs, ox + 0.55 * tw + 1))
+            y0, y1 = int(max(0, oy - 0.55 * th)), int(min(xs, oy + 0.55 * th + 1))
             background[y0:y1, x0:x1] = search[y0:y1, x0:x1]
             search = background
         if target is not None and rng.random() < cfg.p_occlude:  # a patch of another sequence over part of it
             oseq, oframe = self._other(rng, seq)
             patch, _, _ = self._load(oseq, oframe)
             pw, ph = int(tw * rng.uniform(0.2, 0.5)) + 1, int(th * rng.uniform(0.2, 0.5)) + 1
-            px = int(np.clip((cfg.search_size - 1) / 2 + d[0] + rng.uniform(-0.5, 0.5) * tw - pw / 2, 0, 254 - pw))
-            py = int(np.clip((cfg.search_size - 1) / 2 + d[1] + rng.uniform(-0.5, 0.5) * th - ph / 2, 0, 254 - ph))
+            px = int(np.clip((xs - 1) / 2 + d[0] + rng.uniform(-0.5, 0.5) * tw - pw / 2, 0, xs - 1 - pw))
+            py = int(np.clip((xs - 1) / 2 + d[1] + rng.uniform(-0.5, 0.5) * th - ph / 2, 0, xs - 1 - ph))
             search[py : py + ph, px : px + pw] = cv2.resize(patch, (pw, ph))
 
         if rng.random() < cfg.p_flip:
@@ -149,7 +155,7 @@ class PairDataset(Dataset):
         exemplar = augment.photometric(np.ascontiguousarray(exemplar), rng, grey)
         search = augment.photometric(np.ascontiguousarray(search), rng, grey)
         strength = math.exp(-0.5 * (math.log(s) / cfg.scale_sigma) ** 2)
-        labels, weights = make_labels(cfg, target, strength)
+        labels, weights = make_labels(m, cfg, target, strength)
         return (
             torch.from_numpy(exemplar).permute(2, 0, 1),
             torch.from_numpy(search).permute(2, 0, 1),

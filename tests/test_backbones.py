@@ -1,0 +1,197 @@
+"""Backbones as parts: geometry from ModelConfig, labels aligned with responses, TFLite import, export parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tracker.config import BACKBONES, ConfigError, ModelConfig
+from tracker.model import MobileNet, SiamFC, inference_form
+from tracker.model.backbones import TFConv, _same_pad
+from train.pairs import PairConfig, make_labels
+from train.pretrained import TFLiteConv, load_pretrained
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "shared" / "pretrained"
+
+CONFIGS = [
+    ModelConfig(backbone="alexnet", width=0.25),
+    ModelConfig(backbone="handset"),
+    ModelConfig(backbone="mobilenetv2", width=1.0),
+    ModelConfig(backbone="mobilenetv2", width=1.0, stride=16, neck=32),
+    ModelConfig(backbone="mobilenetv1", width=0.25),
+    ModelConfig(backbone="mobilenetv1", width=0.5, stride=16),
+]
+
+
+def test_every_backbone_is_covered():
+    assert {c.backbone for c in CONFIGS} == set(BACKBONES)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.backbone}-s{c.stride}")
+def test_response_size_and_stride_come_from_the_backbone(cfg):
+    torch.manual_seed(0)
+    model = SiamFC(cfg).eval()
+    assert model.backbone.stride == cfg.stride
+    with torch.no_grad():
+        kernel = model.embed(torch.rand(1, 3, cfg.exemplar_size, cfg.exemplar_size) * 255)
+        response = model.score(kernel, torch.rand(2, 3, cfg.search_size, cfg.search_size) * 255)
+    assert response.shape == (2, 1, cfg.response_size, cfg.response_size)
+    assert make_labels(cfg, PairConfig(), (0.0, 0.0), 1.0)[0].shape == response.shape[-2:]
+
+
+@pytest.mark.parametrize(
+    "cfg", [c for c in CONFIGS if c.backbone != "handset"], ids=lambda c: f"{c.backbone}-s{c.stride}"
+)
+@pytest.mark.parametrize("shift", [(0, 0), (2, -1), (-3, 2)])
+def test_labels_line_up_with_the_response(cfg, shift):
+    """A textured patch on mid-grey, at the centre of the exemplar and ``shift`` strides off the centre of the
+    search crop. With every bias at zero, mid-grey gives zero features at every layer, exactly what zero padding
+    gives, so the exemplar's features reappear unchanged in the search features: the response (negative
+    Euclidean distance) peaks at distance 0, which must be the centre of the labels' positives. The crops are
+    larger than the defaults so that no feature next to the exemplar's border sees the patch (receptive fields
+    reach over 100 pixels at stride 16)."""
+    torch.manual_seed(0)
+    sizes = {"exemplar_size": 383, "search_size": 639}
+    cfg = ModelConfig(**{**cfg.to_dict(), "metric": "euclidean", "out_scale": 1.0, **sizes})
+    model = SiamFC(cfg).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):  # He initialisation keeps deep random features from vanishing
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                m.bias.zero_()
+    rng = np.random.default_rng(1)
+    patch = rng.integers(0, 256, (24, 24, 3)).astype(np.float32)
+    dx, dy = shift[0] * cfg.stride, shift[1] * cfg.stride
+    exemplar = place(patch, cfg.exemplar_size, 0, 0)
+    search = place(patch, cfg.search_size, dx, dy)
+    with torch.no_grad():
+        response = model(exemplar, search)[0, 0].numpy()
+    labels, _ = make_labels(cfg, PairConfig(radius=1.0), (float(dx), float(dy)), 1.0)
+    assert labels.sum() == 1
+    assert np.unravel_index(response.argmax(), response.shape) == tuple(np.argwhere(labels > 0)[0])
+    assert abs(response.max()) < 1e-3 * abs(response.min())  # an exact match, not a near one
+
+
+def place(patch: np.ndarray, side: int, dx: int, dy: int) -> torch.Tensor:
+    """A ``side`` x ``side`` mid-grey (128) crop with ``patch`` centred at the crop centre plus (dx, dy)."""
+    img = np.full((side, side, 3), 128.0, np.float32)
+    c = (side - 1) // 2
+    h = patch.shape[0] // 2
+    img[c + dy - h : c + dy + h, c + dx - h : c + dx + h] = patch
+    return torch.from_numpy(img).permute(2, 0, 1)[None]
+
+
+def test_same_padding_is_tensorflows():
+    # TF "SAME": out = ceil(n / s), total pad = (out - 1) * s + k - n, the odd pixel on the right/bottom
+    assert _same_pad(224, 3, 2) == (0, 1)
+    assert _same_pad(127, 3, 2) == (1, 1)
+    assert _same_pad(64, 3, 2) == (0, 1)
+    assert _same_pad(10, 1, 2) == (0, 0)
+    layer = TFConv(1, 1, 3, 2, relu6=False)
+    with torch.no_grad():
+        layer.conv.weight.fill_(1.0)
+        layer.conv.bias.zero_()
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    out = layer(x)[0, 0]
+    # output (0, 0) covers rows/cols 0..2 (no pad on the left/top); output (1, 1) covers 2..3 plus one zero pad
+    assert out[0, 0] == x[0, 0, 0:3, 0:3].sum() and out[1, 1] == x[0, 0, 2:4, 2:4].sum()
+
+
+def test_relu6_and_linear_layers():
+    layer = TFConv(1, 1, 1, relu6=True)
+    with torch.no_grad():
+        layer.conv.weight.fill_(1.0)
+        layer.conv.bias.zero_()
+    x = torch.tensor([-3.0, 2.0, 9.0]).view(1, 1, 1, 3)
+    assert layer(x).flatten().tolist() == [0.0, 2.0, 6.0]
+    layer.relu6 = False
+    assert layer(x).flatten().tolist() == [-3.0, 2.0, 9.0]
+
+
+def test_tflite_convolutions_load_in_order(monkeypatch):
+    """``load_pretrained`` fills the backbone's convolutions in graph order (stem, depthwise, pointwise) and flips
+    the stem's RGB input channels to BGR: check against a direct computation of the same three layers."""
+    net = MobileNet(1, 0.25, stride=2)  # stem 3 -> 8 at stride 2, then depthwise 8 and pointwise 8 -> 16
+    rng = np.random.default_rng(0)
+    shapes = [(8, 3, 3, 3), (8, 1, 3, 3), (16, 8, 1, 1)]
+    weights = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    biases = [rng.normal(size=s[0]).astype(np.float32) for s in shapes]
+    fake = [
+        TFLiteConv(f"conv{i}", w, b, 2 if i == 0 else 1, i == 1, True)
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True))
+    ]
+    monkeypatch.setattr("train.pretrained.read_convs", lambda path: fake)
+    assert load_pretrained(net, "fake.tflite") == 3
+    bgr = torch.rand(1, 3, 9, 9) * 255
+    w, b = [torch.from_numpy(x) for x in weights], [torch.from_numpy(x) for x in biases]
+    x = F.relu6(F.conv2d(F.pad((bgr[:, [2, 1, 0]] - 128) / 128, (1, 1, 1, 1)), w[0], b[0], 2))  # RGB weights
+    x = F.relu6(F.conv2d(x, w[1], b[1], padding=1, groups=8))
+    expected = F.relu6(F.conv2d(x, w[2], b[2]))
+    assert torch.allclose(net(bgr), expected, atol=1e-4)
+
+
+def test_a_mismatched_file_is_refused(monkeypatch):
+    from tracker.errors import WeightsError
+
+    fake = [TFLiteConv("stem", np.zeros((16, 3, 3, 3), np.float32), np.zeros(16, np.float32), 2, False, True)]
+    fake = fake * 3  # enough layers, but the stem has 16 channels where width 0.25 has 8
+    monkeypatch.setattr("train.pretrained.read_convs", lambda path: fake)
+    with pytest.raises(WeightsError, match="layer 0"):
+        load_pretrained(MobileNet(1, 0.25, stride=2), "fake.tflite")
+
+
+def test_inference_form_folds_the_neck():
+    torch.manual_seed(0)
+    model = SiamFC(ModelConfig(backbone="mobilenetv2", width=1.0, neck=32))
+    model.train()
+    model(torch.rand(4, 3, 127, 127) * 255, torch.rand(4, 3, 255, 255) * 255)  # BatchNorm statistics move
+    model.eval()
+    x = torch.rand(2, 3, 255, 255) * 255
+    with torch.no_grad():
+        assert torch.allclose(inference_form(model.backbone)(x), model.backbone(x), rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inference_form(model.backbone).modules())
+
+
+def test_geometry_is_validated():
+    with pytest.raises(ConfigError, match="stride"):
+        ModelConfig(backbone="alexnet", stride=16)
+    with pytest.raises(ConfigError, match="neck"):
+        ModelConfig(backbone="alexnet", neck=32)
+    with pytest.raises(ConfigError, match="multiples"):
+        ModelConfig(backbone="mobilenetv2", width=1.0, exemplar_size=125)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2_1.0_224_quant.tflite", "mobilenet_v1_0.5_160_quant.tflite"])
+def test_converted_classifier_agrees_with_the_tflite_runtime(name):
+    """The converted float network gives the TFLite runtime's top-1 class on both check images, with logits close
+    to the runtime's (the runtime is 8-bit throughout, so close, not equal)."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    if not (PRETRAINED / name).is_file():
+        pytest.skip("../shared/pretrained is not here")
+    import cv2
+
+    from train.pretrained import classifier
+
+    net = classifier(PRETRAINED / name)
+    runtime = litert.Interpreter(model_path=str(PRETRAINED / name), experimental_preserve_all_tensors=True)
+    runtime.allocate_tensors()
+    size = runtime.get_input_details()[0]["shape"][1]
+    # the logits: the softmax's (1, 1001) input
+    logits_detail = next(
+        t for t in runtime.get_tensor_details() if list(t["shape"]) == [1, 1001] and "Softmax" not in t["name"]
+    )
+    for image in ("cat_720p.jpg", "hot_dog.jpg"):
+        bgr = cv2.resize(cv2.imread(str(PRETRAINED / "check" / image)), (size, size), interpolation=cv2.INTER_AREA)
+        runtime.set_tensor(runtime.get_input_details()[0]["index"], bgr[None, :, :, ::-1].copy())
+        runtime.invoke()
+        scale, zero = logits_detail["quantization"]
+        expected = (runtime.get_tensor(logits_detail["index"])[0].astype(np.float32) - zero) * scale
+        with torch.no_grad():
+            logits = net(torch.from_numpy(bgr).permute(2, 0, 1)[None].float())[0].numpy()
+        assert logits.argmax() == expected.argmax()
+        top = np.argsort(expected)[-5:]
+        assert np.abs(logits[top] - expected[top]).max() < 0.1 * (expected.max() - expected.min())
