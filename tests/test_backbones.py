@@ -58,11 +58,7 @@ def test_labels_line_up_with_the_response(cfg, shift):
     sizes = {"exemplar_size": 383, "search_size": 639}
     cfg = ModelConfig(**{**cfg.to_dict(), "metric": "euclidean", "out_scale": 1.0, **sizes})
     model = SiamFC(cfg).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):  # He initialisation keeps deep random features from vanishing
-                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                m.bias.zero_()
+    he_init(model)
     rng = np.random.default_rng(1)
     patch = rng.integers(0, 256, (24, 24, 3)).astype(np.float32)
     dx, dy = shift[0] * cfg.stride, shift[1] * cfg.stride
@@ -74,6 +70,15 @@ def test_labels_line_up_with_the_response(cfg, shift):
     assert labels.sum() == 1
     assert np.unravel_index(response.argmax(), response.shape) == tuple(np.argwhere(labels > 0)[0])
     assert abs(response.max()) < 1e-3 * abs(response.min())  # an exact match, not a near one
+
+
+def he_init(model: torch.nn.Module) -> None:
+    """He-initialised convolutions with zero biases: deep random features that neither vanish nor saturate."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                m.bias.zero_()
 
 
 def place(patch: np.ndarray, side: int, dx: int, dy: int) -> torch.Tensor:
@@ -195,3 +200,28 @@ def test_converted_classifier_agrees_with_the_tflite_runtime(name):
         assert logits.argmax() == expected.argmax()
         top = np.argsort(expected)[-5:]
         assert np.abs(logits[top] - expected[top]).max() < 0.1 * (expected.max() - expected.min())
+
+
+@pytest.mark.parametrize("cfg", [c for c in CONFIGS if c.backbone.startswith("mobilenet")], ids=lambda c: c.backbone)
+def test_export_matches_torch(cfg, tmp_path):
+    """Every MobileNet exports to static ONNX graphs whose responses match the torch backend (fp32)."""
+    pytest.importorskip("onnxruntime")
+    from tracker.backends.onnx_backend import OnnxBackend
+    from tracker.backends.torch_backend import TorchBackend
+    from tracker.export import export_graphs
+    from tracker.weights import load_weights, save_weights
+
+    torch.manual_seed(0)
+    model = SiamFC(cfg)
+    he_init(model)
+    save_weights(model, tmp_path / "w.safetensors")
+    export_graphs(tmp_path / "w.safetensors", tmp_path / "graphs")
+    rng = np.random.default_rng(0)
+    exemplars = rng.integers(0, 256, (1, cfg.exemplar_size, cfg.exemplar_size, 3), dtype=np.uint8)
+    search = rng.integers(0, 256, (3, cfg.search_size, cfg.search_size, 3), dtype=np.uint8)
+    ort = OnnxBackend(tmp_path / "graphs", threads=1)
+    ref = TorchBackend(load_weights(tmp_path / "w.safetensors"), "cpu", "fp32")
+    expected = ref.score(ref.embed(exemplars), search)
+    actual = ort.score(ort.embed(exemplars), search)
+    assert actual.shape == expected.shape == (3, cfg.response_size, cfg.response_size)
+    assert np.abs(actual - expected).max() <= 1e-4 * (expected.max() - expected.min())
