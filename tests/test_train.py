@@ -105,6 +105,15 @@ def test_curate_manifest_and_reuse(cache, dataset):
     assert curate([dataset], cache.parent, workers=1) == cache  # same data -> same cache, not rebuilt
 
 
+def test_curate_reports_unreadable_frames(tmp_path, capsys):
+    write_plain(tmp_path / "data", "s", n=4)
+    (tmp_path / "data" / "s" / "img" / "000002.jpg").write_bytes(b"not a jpeg")
+    cache = curate([tmp_path / "data"], tmp_path / "cache", workers=1)
+    (seq,) = json.loads((cache / "manifest.json").read_text())["sequences"]
+    assert seq["frames"][1] is None and seq["unreadable"] == ["000002.jpg"]
+    assert "1 unreadable frame(s) left out: s (1)" in capsys.readouterr().err
+
+
 def test_pairs_respect_gap_and_visibility(cache):
     ds = PairDataset(cache, 200, ModelConfig(), PairConfig(max_gap=2), seed=1)
     seen = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from tracker import atomic
 from tracker.datasets import Sequence, read_dataset
 from tracker.geometry import Box, context_size, crop_and_resize
 
@@ -28,13 +29,14 @@ def _crop_sequence(args: tuple[Sequence, Path, str]) -> dict:
     seq, out_dir, prefix = args
     folder = out_dir / f"{prefix}{seq.name}"
     folder.mkdir(parents=True, exist_ok=True)
-    frames = []
+    frames, unreadable = [], []
     for i, (path, box) in enumerate(zip(seq.frames, seq.boxes, strict=True)):
         if not (np.isfinite(box).all() and box[2] > 1 and box[3] > 1):
             frames.append(None)
             continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        if image is None:  # kept out of the pairs, and counted in the manifest and the summary line
+            unreadable.append(Path(path).name)
             frames.append(None)
             continue
         b = Box(*box)
@@ -42,10 +44,11 @@ def _crop_sequence(args: tuple[Sequence, Path, str]) -> dict:
         pad = image.reshape(-1, 3).mean(0)
         crop = crop_and_resize(image, b.center, side, CACHE_SIZE, pad)
         name = f"{i:06d}.jpg"
-        cv2.imwrite(str(folder / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not cv2.imwrite(str(folder / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 92]):
+            raise OSError(f"cannot write the crop cache file {folder / name}")
         s = CACHE_SIZE / side
         frames.append([name, b.w * s, b.h * s])  # target size in cache pixels (centred)
-    return {"name": seq.name, "folder": folder.name, "frames": frames}
+    return {"name": seq.name, "folder": folder.name, "frames": frames, "unreadable": unreadable}
 
 
 def cache_key(data_dirs: list[Path]) -> str:
@@ -66,7 +69,11 @@ def curate(data_dirs: list[str | Path], cache_root: str | Path, workers: int = 2
         jobs += [(s, out_dir, f"{k}_") for s in read_dataset(d)]
     with ProcessPoolExecutor(max(1, workers)) as pool:
         sequences = list(tqdm(pool.map(_crop_sequence, jobs), total=len(jobs), desc="curating crop cache"))
-    tmp = out_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"cache_size": CACHE_SIZE, "exemplar": EXEMPLAR, "sequences": sequences}))
-    os.replace(tmp, out_dir / MANIFEST)
+    bad = {s["name"]: s["unreadable"] for s in sequences if s["unreadable"]}
+    if bad:
+        names = ", ".join(f"{name} ({len(files)})" for name, files in bad.items())
+        print(f"curate: warning: {sum(map(len, bad.values()))} unreadable frame(s) left out: {names}", file=sys.stderr)
+    atomic.write_text(
+        out_dir / MANIFEST, json.dumps({"cache_size": CACHE_SIZE, "exemplar": EXEMPLAR, "sequences": sequences})
+    )
     return out_dir

@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
+from tracker import atomic
 from tracker.backends.torch_backend import cpu_has_fast_bf16
 from tracker.config import ConfigError, ModelConfig
 from tracker.model import SiamFC
@@ -108,14 +108,8 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def _atomic_torch_save(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic.atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def backbone_layers(model: SiamFC) -> list[torch.nn.Module]:
