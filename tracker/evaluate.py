@@ -6,6 +6,10 @@
 Every tracker starts on the first frame with a visible target and tracks to the end. Each sequence is decoded
 once and its frames shared by all trackers; only update() is timed, with the same thread count everywhere.
 Writes results.json, results.md, success.png, precision.png, fps_vs_auc.png and predictions/<tracker>/<seq>.txt.
+
+With --absence [--splices N] [--splice-frames K] [--seed S], the absence benchmark instead (tracker.absence):
+annotated absences plus K frames of another sequence spliced in N times per sequence; writes absence.json and
+absence.md.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import absence
 from .config import TrackerConfig
 from .datasets import FORMATS, Sequence, read_dataset
 from .errors import InputError, TrackerError
@@ -48,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/dev")
     p.add_argument("--sequences", help="comma-separated sequence names to keep (default: all)")
     p.add_argument("--max-frames", type=int, help="track only the first N frames of each sequence (smoke runs)")
+    a = p.add_argument_group("absence benchmark")
+    a.add_argument("--absence", action="store_true", help="score lost-target reports instead (tracker.absence)")
+    a.add_argument("--splices", type=int, default=2, help="spliced absences per sequence (default 2)")
+    a.add_argument("--splice-frames", type=int, default=30, help="frames per spliced absence (default 30)")
+    a.add_argument("--seed", type=int, default=0, help="seed of where and what is spliced (default 0)")
     return p.parse_args(argv)
 
 
@@ -115,6 +125,8 @@ def _plain(value: object) -> object:
         return round(float(value), 6)
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     return value
 
 
@@ -190,6 +202,30 @@ def evaluate_all(args: argparse.Namespace) -> dict:
     }
 
 
+def evaluate_absence(args: argparse.Namespace) -> dict:
+    """Run the absence benchmark (:mod:`tracker.absence`) on every tracker asked for."""
+    if not args.data_dir.is_dir():
+        raise InputError(f"data folder not found: {args.data_dir}")
+    threads = args.threads or torch.get_num_threads()
+    set_threads(threads)
+    factories, notes = make_factories(args, threads)
+    sequences = select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames)
+
+    def progress(stream: absence.Stream) -> Callable[[], None]:
+        bar = tqdm(total=len(stream) - 1, desc=stream.name, unit="frame", file=sys.stderr, mininterval=0.5)
+
+        def tick() -> None:
+            bar.update()
+            if bar.n >= bar.total:
+                bar.close()
+
+        return tick
+
+    results = absence.benchmark(factories, sequences, args.splices, args.splice_frames, args.seed, progress)
+    splice_args = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
+    return {"data_dir": str(args.data_dir), "splice_args": splice_args, "threads": threads, **notes, **results}
+
+
 def check_plotting() -> None:
     """Raise InputError naming the extra to install when matplotlib, which draws the plots, is missing."""
     try:
@@ -226,6 +262,8 @@ def write_outputs(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input)."""
     args = parse_args(argv)
+    if args.absence:
+        return main_absence(args)
     try:
         check_plotting()  # before a long run, not after it
         results = evaluate_all(args)
@@ -240,6 +278,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(markdown(results), end="")
     print(f"wrote {args.out}/results.json, results.md, success.png, precision.png, fps_vs_auc.png")
+    return 0
+
+
+def main_absence(args: argparse.Namespace) -> int:
+    """``--absence``: run the absence benchmark, write absence.json and absence.md, print the table."""
+    try:
+        results = evaluate_absence(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "absence.json").write_text(json.dumps(_plain(results), indent=1) + "\n")
+        (args.out / "absence.md").write_text(absence.markdown(results))
+    except TrackerError as e:
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    print(absence.markdown(results), end="")
+    print(f"wrote {args.out}/absence.json, absence.md")
     return 0
 
 
