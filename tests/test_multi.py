@@ -34,9 +34,10 @@ def assert_same(single, multi):
     np.testing.assert_allclose([r.score for r in multi], [r.score for r in single], atol=SCORE_TOLERANCE, rtol=0)
 
 
-def test_each_target_follows_its_single_tracker(handset_weights, scene):
+@pytest.mark.parametrize("batch_targets", [8, 2])  # all in one network call; two calls, a lost target's alone
+def test_each_target_follows_its_single_tracker(handset_weights, scene, batch_targets):
     """Lost mode and re-detection included: target 0 is lost for frames 8-13 and found again."""
-    mt = MultiTracker(handset_weights, backend="torch")
+    mt = MultiTracker(handset_weights, backend="torch", batch_targets=batch_targets)
     ids = mt.add(scene[0], BOXES)
     assert ids == [0, 1, 2] and mt.ids == ids and len(mt) == 3
     runs = [mt.update(f) for f in scene[1:]]
@@ -114,11 +115,19 @@ def test_a_bad_box_loses_no_target(handset_weights, scene):
     np.testing.assert_allclose(after[0].box, reference[1].box, atol=BOX_TOLERANCE)
 
 
+def test_targets_are_grouped_into_calls_in_order():
+    assert multi._calls({0: 1, 1: 1, 2: 1}, 8) == (((0, 1), (1, 1), (2, 1)),)
+    assert multi._calls({0: 3, 1: 1, 2: 1, 5: 1}, 2) == (((0, 3),), ((1, 1), (2, 1)), ((5, 1),))
+    assert multi._calls({}, 8) == ()
+
+
 def test_bad_options_are_typed_errors(handset_weights):
     with pytest.raises(InputError):
         MultiTracker(handset_weights, backend="torch", config={"scale_num": 3})
     with pytest.raises(InputError, match="graph_targets"):
         MultiTracker(handset_weights, backend="torch", graph_targets=0)
+    with pytest.raises(InputError, match="batch_targets"):
+        MultiTracker(handset_weights, backend="torch", batch_targets=True)
     with pytest.raises(TrackerError):
         MultiTracker(handset_weights, backend="no-such-backend")
 

@@ -33,10 +33,10 @@ class AllTargets:
 def all_targets(
     weights: str | os.PathLike, backend: str, config: TrackerConfig, first_boxes: np.ndarray
 ) -> tuple[str, AllTargets] | None:
-    """The backend name and a MultiTracker following all the targets of ``first_boxes`` (K, 4), exported graphs
-    made for K targets a run; None, with a warning, where it cannot start."""
+    """The backend name and a MultiTracker (default options) following all the targets of ``first_boxes`` (K, 4);
+    None, with a warning, where it cannot start."""
     try:
-        multi = MultiTracker(weights, backend=backend, config=config, graph_targets=len(first_boxes))
+        multi = MultiTracker(weights, backend=backend, config=config)
     except TrackerError as e:
         print(f"warning: no MultiTracker for {len(first_boxes)} targets on {backend}: {e}", file=sys.stderr)
         return None

@@ -210,8 +210,7 @@ def run(args: argparse.Namespace) -> Summary:
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
         config = TrackerConfig(threads=args.threads, precision=args.precision)
-        # exported graphs (onnx, tensorrt) are made for all the targets in one run
-        tracker = MultiTracker(args.weights, args.backend, args.device, config, graph_targets=len(args.bbox))
+        tracker = MultiTracker(args.weights, args.backend, args.device, config)
         choice = f", {tracker.backend_choice}" if tracker.backend_choice else ""
         print(f"{PROG}: backend {tracker.backend_name}{choice}", flush=True)
         summary = Summary(lost=[0] * len(args.bbox), backend=tracker.backend_name, camera=source.kind == "camera")

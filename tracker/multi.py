@@ -40,8 +40,13 @@ class MultiTracker:
 
     Args:
         weights, backend, device, config: as for :class:`~tracker.SiamFCTracker`.
+        batch_targets: target copies per network call (a tracked target is one, a lost one several): more run in
+            calls of this many. Larger calls pay the per-call cost less often, but past about 8 targets (24 crops)
+            the CPU slows down per crop (measured: README).
         graph_targets: targets per run of exported graphs (onnx, tensorrt backends, whose batch is fixed at
-            export): more targets run in chunks of this many, fewer are padded. The torch backend takes any batch.
+            export): more targets (a lost target counts as several) run in chunks of this many, the last chunk
+            padded. 1 suits ONNX Runtime on a CPU, where a run of N targets costs N runs of one (measured: README);
+            on a GPU a larger batch is what pays. The torch backend takes any batch and ignores it.
 
     Raises:
         WeightsError, BackendError, InputError: as :class:`~tracker.SiamFCTracker`.
@@ -54,19 +59,22 @@ class MultiTracker:
         device: str | None = None,
         config: TrackerConfig | None = None,
         *,
-        graph_targets: int = 8,
+        batch_targets: int = 8,
+        graph_targets: int = 1,
     ) -> None:
-        if not isinstance(graph_targets, int) or isinstance(graph_targets, bool) or graph_targets < 1:
-            raise InputError(f"graph_targets must be an integer >= 1, got {graph_targets!r}")
+        for name, value in (("batch_targets", batch_targets), ("graph_targets", graph_targets)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config, graph_targets)
         self._search = SiamFCSearch(self.config, self._backend.model_config)
         self._targets: dict[int, TargetState] = {}
         self._next_id = 0
         self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets
-        # the batched kernel and its layout: (id, copies) per target, in the order of the search crops
-        self._kernel: object = None
+        self._batch_targets = batch_targets
         self._kernels: dict[int, object] = {}  # each target's own kernel handle (one copy), embedded once
-        self._layout: tuple[tuple[int, int], ...] = ()
+        # the layout of the network calls, (id, copies) per target in call order, and each call's kernel
+        self._layout: tuple[tuple[tuple[int, int], ...], ...] = ()
+        self._call_kernels: list[object] = []
 
     @property
     def backend_name(self) -> str:
@@ -147,21 +155,24 @@ class MultiTracker:
         return {i: self._search.conclude(plans[i].decode(responses[i]), self._targets[i]) for i in plans}
 
     def _score(self, plans: dict[int, SearchPlan]) -> dict[int, np.ndarray]:
-        """Finite raw responses ``(N_i, r, r)`` of each target's ``N_i`` crops, from one backend call.
+        """Finite raw responses ``(N_i, r, r)`` of each target's ``N_i`` crops, in calls of ``batch_targets``.
 
         Backends take ``scale_num`` crops per target copy, so each target's crops are padded to a multiple of it
         and it is scored as that many copies (one while tracking, more while lost, as SiamFCTracker does). The
-        batched kernel is rebuilt only when that layout changes (a target added, removed, lost or found).
+        calls' kernels are rebuilt only when that layout changes (a target added, removed, lost or found).
         """
         per_target = self.config.scale_num
         copies = {i: -(-len(p.crops) // per_target) for i, p in plans.items()}
-        layout = tuple(copies.items())
+        layout = _calls(copies, self._batch_targets)
         if layout != self._layout:
-            self._kernel, self._layout = self._layout_kernel(layout), layout
-        crops = np.concatenate([_padded(p.crops, copies[i] * per_target) for i, p in plans.items()])
-        out = pp.finite(self._run(self._backend.score, self._kernel, crops))
-        starts = np.cumsum([0] + [c * per_target for c in copies.values()])
-        return {i: out[s : s + len(p.crops)] for (i, p), s in zip(plans.items(), starts, strict=False)}
+            self._call_kernels, self._layout = [self._layout_kernel(call) for call in layout], layout
+        responses = {}
+        for call, kernel in zip(layout, self._call_kernels, strict=True):
+            crops = np.concatenate([_padded(plans[i].crops, c * per_target) for i, c in call])
+            out = pp.finite(self._run(self._backend.score, kernel, crops))
+            starts = np.cumsum([0] + [c * per_target for _, c in call])
+            responses.update((i, out[s : s + len(plans[i].crops)]) for (i, _), s in zip(call, starts, strict=False))
+        return responses
 
     def _layout_kernel(self, layout: tuple[tuple[int, int], ...]) -> object:
         """The kernel handle of ``layout``'s targets and copies. Each target's exemplar is embedded once (those
@@ -180,6 +191,17 @@ class MultiTracker:
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
         return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+
+def _calls(copies: dict[int, int], size: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Targets ``{id: copies}`` grouped, in order, into network calls of at most ``size`` copies (a target with
+    more copies than that gets a call of its own)."""
+    calls: list[list[tuple[int, int]]] = [[]]
+    for i, c in copies.items():
+        if calls[-1] and sum(n for _, n in calls[-1]) + c > size:
+            calls.append([])
+        calls[-1].append((i, c))
+    return tuple(tuple(call) for call in calls if call)
 
 
 def _joined(parts: list[tuple[object, int]]) -> object | None:

@@ -63,7 +63,13 @@ class SearchPlan:
 
 class SiamFCSearch:
     """SiamFC's search for one target at a time: :meth:`start` on the first frame, then every frame
-    :meth:`plan` the crops, score them with the network, and :meth:`conclude` with the decoded peak."""
+    :meth:`plan` the crops, score them with the network, and :meth:`conclude` with the decoded peak.
+
+    This is the decoder of the classic response-map head. The trackers use nothing else of it than
+    ``start``, ``check_frame``, ``plan`` (crops plus a ``decode`` of their responses) and ``conclude``, so a
+    decoder for another head (a single-pass box head, say) plugs into both SiamFCTracker and MultiTracker by
+    offering the same four calls.
+    """
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         self.config, self.model_config = config, model_config
