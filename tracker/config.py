@@ -130,6 +130,9 @@ class TrackerConfig:
     # while lost: hold the last confident box and search a grid of crops around it, at the target's scale
     lost_search_growth: float = 1.5  # the searched reach grows by this factor per lost frame...
     lost_search_max: float = 3.0  # ...up to this multiple of the tracking search's reach (3: a 3x3 grid)
+    # after this many lost frames, every other frame searches the next 3x3-tile block of the whole frame instead
+    # (round robin), so a target that comes back anywhere is found; None: never beyond the capped reach
+    lost_scan_after: int | None = 4
     # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
     threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
@@ -161,6 +164,8 @@ class TrackerConfig:
             raise ConfigError("found_psr and psr_exclude must be >= 0")
         if self.lost_search_growth < 1.0 or self.lost_search_max < 1.0:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
+        if self.lost_scan_after is not None and (isinstance(self.lost_scan_after, bool) or self.lost_scan_after < 0):
+            raise ConfigError(f"lost_scan_after must be an integer >= 0 or None, got {self.lost_scan_after!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
         if self.precision not in PRECISIONS:

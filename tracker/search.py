@@ -20,6 +20,8 @@ from .config import ModelConfig, TrackerConfig
 from .errors import InputError
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
 
+SCAN_BLOCK = 3  # tiles a side of each block of the whole-frame scan while lost (9 crops, as the capped local grid)
+
 
 @dataclass(frozen=True)
 class TrackResult:
@@ -174,9 +176,12 @@ class SiamFCSearch:
         return SearchPlan(crops, decode)
 
     def _redetect(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
-        """Long-term search while lost: crops at the held scale on a grid around the held centre.
+        """Long-term search while lost: crops at the held scale on a grid, around the held centre or, every other
+        frame once the target has been lost for more than ``lost_scan_after`` frames, on one block of a grid
+        covering the whole frame (the next block each time, round robin), so a target that comes back anywhere is
+        found within one sweep.
 
-        The grid reaches ``lost_search_growth`` times further per lost frame, up to ``lost_search_max`` times
+        The local grid reaches ``lost_search_growth`` times further per lost frame, up to ``lost_search_max`` times
         the tracking search's reach, never further than the frame's borders. Crops ``response_size * stride``
         crop pixels apart give response maps that abut into one map; its peak, without a cosine window (the
         target may be anywhere), is the candidate, its PSR taken over a tracking-sized window around it.
@@ -186,24 +191,53 @@ class SiamFCSearch:
         crop_to_frame = side / mcfg.search_size
         r, stride = mcfg.response_size, mcfg.stride
         tile_reach, spacing = (r - 1) / 2 * stride, r * stride  # search-crop pixels
-        # growth ** lost_frames, in logs: it would overflow a float after a few thousand lost frames
-        growth = math.exp(min(st.lost_frames * math.log(cfg.lost_search_growth), math.log(cfg.lost_search_max)))
         height, width = st.frame_shape
-        to_border = np.maximum(st.center, [width - 1 - st.center[0], height - 1 - st.center[1]]) / crop_to_frame
-        cols, rows = (tiles_to_cover(min(tile_reach * growth, b), tile_reach, spacing) for b in to_border)
-        xs = st.center[0] + grid_offsets(cols, spacing * crop_to_frame)
-        ys = st.center[1] + grid_offsets(rows, spacing * crop_to_frame)
+        after = cfg.lost_scan_after
+        if after is not None and st.lost_frames > after and (st.lost_frames - after) % 2 == 1:
+            center, cols, rows = self._scan_block(st, crop_to_frame, (st.lost_frames - after - 1) // 2)
+        else:
+            # growth ** lost_frames, in logs: it would overflow a float after a few thousand lost frames
+            growth = math.exp(min(st.lost_frames * math.log(cfg.lost_search_growth), math.log(cfg.lost_search_max)))
+            to_border = np.maximum(st.center, [width - 1 - st.center[0], height - 1 - st.center[1]]) / crop_to_frame
+            cols, rows = (tiles_to_cover(min(tile_reach * growth, b), tile_reach, spacing) for b in to_border)
+            center = st.center
+        xs = center[0] + grid_offsets(cols, spacing * crop_to_frame)
+        ys = center[1] + grid_offsets(rows, spacing * crop_to_frame)
         crops = np.stack([crop_and_resize(frame, (x, y), side, mcfg.search_size, st.pad_value) for y in ys for x in xs])
+
+        # frame pixels of each cell of the joined map: a cell centred beyond the frame's border is no candidate
+        # (the padding's edge against the background can make a sharp peak there)
+        cell_x = center[0] + (np.arange(cols * r) - (cols * r - 1) / 2) * stride * crop_to_frame
+        cell_y = center[1] + (np.arange(rows * r) - (rows * r - 1) / 2) * stride * crop_to_frame
+        outside = ((cell_y < 0) | (cell_y > height - 1))[:, None] | ((cell_x < 0) | (cell_x > width - 1))[None, :]
 
         def decode(responses: np.ndarray) -> Peak:
             logits = pp.mosaic(responses, rows, cols)
+            if outside.any() and not outside.all():
+                logits = np.where(outside, logits.min(), logits)
             iy, ix = np.unravel_index(int(np.argmax(logits)), logits.shape)
             offset = (np.array([ix, iy]) - (np.array([cols, rows]) * r - 1) / 2) * stride * crop_to_frame
             score = float(pp.sigmoid(logits[iy, ix]))
             psr = pp.peak_to_sidelobe(pp.peak_window(logits, r), cfg.psr_exclude)
-            return Peak(st.center + offset, st.size, score, psr)
+            return Peak(center + offset, st.size, score, psr)
 
         return SearchPlan(crops, decode)
+
+    def _scan_block(self, st: TargetState, crop_to_frame: float, step: int) -> tuple[np.ndarray, int, int]:
+        """Centre and tiles (cols, rows) of the ``step``-th block (round robin, row by row) of up to
+        ``SCAN_BLOCK`` x ``SCAN_BLOCK`` tiles of the grid that covers the whole frame at the held scale."""
+        r, stride = self.model_config.response_size, self.model_config.stride
+        tile_reach, spacing = (r - 1) / 2 * stride, r * stride  # search-crop pixels
+        height, width = st.frame_shape
+        middle = np.array([(width - 1) / 2, (height - 1) / 2])
+        cols, rows = (tiles_to_cover(m / crop_to_frame, tile_reach, spacing) for m in middle)
+        bc, br = min(SCAN_BLOCK, cols), min(SCAN_BLOCK, rows)
+        across = -(-cols // bc)
+        k = step % (across * -(-rows // br))
+        x0, y0 = min(k % across * bc, cols - bc), min(k // across * br, rows - br)
+        xs = grid_offsets(cols, spacing * crop_to_frame)[x0 : x0 + bc]
+        ys = grid_offsets(rows, spacing * crop_to_frame)[y0 : y0 + br]
+        return middle + np.array([xs.mean(), ys.mean()]), bc, br
 
     def _clamped(self, peak: Peak, st: TargetState) -> tuple[np.ndarray, np.ndarray]:
         """Centre inside the frame; size within [min_scale, max_scale] x the initial size, 1 pixel and the frame."""

@@ -1,0 +1,70 @@
+"""The whole-frame scan while lost: a target that comes back beyond the capped reach is found again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import make_occluded_sequence
+
+from tracker import SiamFCTracker, TrackerConfig
+from tracker.config import ConfigError
+from tracker.metrics import ious
+from tracker.search import SCAN_BLOCK, SiamFCSearch, TargetState
+
+HANDSET_FOUND = dict(found_threshold=0.5, found_psr=3.3)  # as tests/test_robust.py: the hand-set features
+
+
+def _run(weights: Path, scan_after: int | None) -> tuple[list, np.ndarray]:
+    # 640x360 frames; the object leaves on frame 10 and comes back 330 px right and 150 px down on frame 40,
+    # far beyond the capped reach of the local grid (about 115 px for this 40x32 object)
+    frames, gt = make_occluded_sequence(60, size=(640, 360), seed=1, absent=(10, 40), jump=(330.0, 150.0))
+    config = TrackerConfig(**HANDSET_FOUND, lost_scan_after=scan_after)
+    t = SiamFCTracker(weights, backend="torch", device="cpu", config=config)
+    t.init(frames[0], gt[0])
+    return [None] + [t.update(f) for f in frames[1:]], gt
+
+
+@pytest.mark.slow  # ~25 s on 2 cores: both runs
+def test_a_target_back_beyond_the_reach_is_found_by_the_scan(handset_weights: Path) -> None:
+    results, gt = _run(handset_weights, 4)
+    assert not any(r.found for r in results[10:40])
+    back = next(i for i in range(40, 60) if results[i].found)
+    # one sweep of this frame is 6 blocks, every other lost frame: found within 12 frames of the return
+    assert back <= 52
+    assert ious(np.array([r.box for r in results[back:]]), gt[back:]).mean() > 0.5
+    held, _ = _run(handset_weights, None)  # without the scan it is never found again
+    assert all(ious(np.array([r.box]), gt[i : i + 1])[0] < 0.1 for i, r in enumerate(held[40:], 40))
+
+
+def test_a_scan_sweep_covers_the_whole_frame() -> None:
+    from tracker.config import ModelConfig
+
+    search = SiamFCSearch(TrackerConfig(), ModelConfig())
+    for width, height, size in ((640, 360, 40.0), (720, 405, 12.0), (100, 80, 60.0)):
+        st = TargetState(np.array([50.0, 40.0]), np.array([size, size * 0.8]), None, None, (0.0,) * 3, (height, width))
+        side = search._search_side(st.size)
+        crop_to_frame = side / 255
+        reach = 8 * 8 * crop_to_frame  # each tile's response reaches (17 - 1) / 2 cells of 8 crop pixels
+        covered = np.zeros((height, width), bool)
+        step, blocks = 0, set()
+        while True:
+            center, cols, rows = search._scan_block(st, crop_to_frame, step)
+            assert cols <= SCAN_BLOCK and rows <= SCAN_BLOCK
+            key = (round(center[0], 3), round(center[1], 3))
+            if key in blocks:
+                break
+            blocks.add(key)
+            span = np.array([cols, rows]) * 17 * 8 * crop_to_frame / 2  # the block's tiles abut
+            x0, y0 = np.floor(center - np.maximum(span, reach)).astype(int)
+            x1, y1 = np.ceil(center + np.maximum(span, reach)).astype(int)
+            covered[max(0, y0) : y1 + 1, max(0, x0) : x1 + 1] = True
+            step += 1
+        assert covered.all(), (width, height, size)
+        assert step == len(blocks)
+
+
+def test_lost_scan_after_is_checked() -> None:
+    with pytest.raises(ConfigError, match="lost_scan_after"):
+        TrackerConfig(lost_scan_after=-1)
