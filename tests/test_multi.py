@@ -81,7 +81,7 @@ def test_zero_targets_is_an_empty_update(handset_weights, scene):
 def test_unknown_ids_are_clear(handset_weights, scene):
     mt = MultiTracker(handset_weights, backend="torch")
     ids = mt.add(scene[0], BOXES[:2])
-    for bad in (7, -1, "0", None):
+    for bad in (7, -1, "0", None, [0]):
         with pytest.raises(UnknownTargetError, match="no target with id"):
             mt.remove(bad)
     mt.remove(ids[0])

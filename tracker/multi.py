@@ -20,6 +20,8 @@ from .geometry import as_frame
 from .search import SearchPlan, SiamFCSearch, TargetState, TrackResult
 from .tracker import open_backend
 
+RESTART = "remove every target, then add them on the new stream"  # how to start over, in a frame-size error
+
 
 class MultiTracker:
     """Tracks any number of targets in one stream of frames: :meth:`add` targets on any frame, then
@@ -107,7 +109,10 @@ class MultiTracker:
                 boxes; a box that is not 4 finite numbers with w, h > 0, or that lies entirely outside the frame
                 (the message gives its index).
         """
-        frame = as_frame(frame) if self._frame_shape is None else self._search.check_frame(frame, self._frame_shape)
+        if self._frame_shape is None:
+            frame = as_frame(frame)
+        else:
+            frame = self._search.check_frame(frame, self._frame_shape, RESTART)
         states = []
         for i, box in enumerate(_box_list(boxes)):
             try:
@@ -127,9 +132,13 @@ class MultiTracker:
         Raises:
             UnknownTargetError: no target has this id (never added, or already removed).
         """
-        if target_id not in self._targets:
-            held = ", ".join(map(str, self._targets)) or "none"
-            raise UnknownTargetError(f"no target with id {target_id!r} (ids held: {held})")
+        try:
+            held = target_id in self._targets
+        except TypeError:  # unhashable: no id at all
+            held = False
+        if not held:
+            ids = ", ".join(map(str, self._targets)) or "none"
+            raise UnknownTargetError(f"no target with id {target_id!r} (ids held: {ids})")
         del self._targets[target_id]
         self._kernels.pop(target_id, None)
         if not self._targets:
@@ -147,10 +156,10 @@ class MultiTracker:
         if self._frame_shape is None:
             as_frame(frame)  # a bad frame is an error even with nothing to track
             return {}
-        frame = self._search.check_frame(frame, self._frame_shape)
+        frame = self._search.check_frame(frame, self._frame_shape, RESTART)
         # search: each target plans its crops (several scales while tracking, a widening grid while lost) ...
         plans = {i: self._search.plan(frame, st) for i, st in self._targets.items()}
-        # ... all of them are scored in one batch, then each target decodes its own responses
+        # ... all of them are scored in batched network calls, then each target decodes its own responses
         responses = self._score(plans)
         return {i: self._search.conclude(plans[i].decode(responses[i]), self._targets[i]) for i in plans}
 
