@@ -68,3 +68,24 @@ def test_a_scan_sweep_covers_the_whole_frame() -> None:
 def test_lost_scan_after_is_checked() -> None:
     with pytest.raises(ConfigError, match="lost_scan_after"):
         TrackerConfig(lost_scan_after=-1)
+
+
+def test_score_is_relative_and_redetection_asks_for_more() -> None:
+    from tracker.config import ModelConfig
+    from tracker.search import Peak
+
+    config = TrackerConfig(found_threshold=0.2, found_psr=2.0, redetect_threshold=0.6)
+    search = SiamFCSearch(config, ModelConfig())
+    st = TargetState(
+        np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3, (100, 120)
+    )
+    center, size = np.array([52.0, 41.0]), np.array([20.0, 16.0])
+    answers = []
+    for score, psr in ((0.8, 5.0), (0.4, 5.0), (0.4, 1.5), (0.1, 5.0), (0.4, 5.0), (0.56, 5.0)):
+        r = search.conclude(Peak(center, size, score, psr), st)
+        answers.append((round(r.score, 6), r.found))
+    # scores relative to the first tracked peak (0.8); too blunt (PSR 1.5) or too low (0.125) -> lost; while lost
+    # 0.5 is not enough (redetect_threshold 0.6) and 0.7 is
+    assert answers == [(1.0, True), (0.5, True), (0.5, False), (0.125, False), (0.5, False), (0.7, True)]
+    with pytest.raises(ConfigError, match="redetect_threshold"):
+        TrackerConfig(redetect_threshold=1.5)

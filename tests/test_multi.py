@@ -14,6 +14,8 @@ SCORE_TOLERANCE = 1e-4
 
 # the occluded target (lost for frames 8-13, re-detected 40 px away), plus two background patches
 BOXES = [(96, 96, 40, 32), (20, 150, 40, 40), (200, 30, 50, 40)]
+# thresholds at which the hand-set features lose target 0 while it is out of view (not the trained weights' defaults)
+LOSES = TrackerConfig(found_threshold=0.0, found_psr=2.5, redetect_threshold=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def scene():
 
 
 def single_results(weights, frames, box, start=0):
-    t = SiamFCTracker(weights, backend="torch")
+    t = SiamFCTracker(weights, backend="torch", config=LOSES)
     t.init(frames[start], box)
     return [t.update(f) for f in frames[start + 1 :]]
 
@@ -37,7 +39,7 @@ def assert_same(single, multi):
 @pytest.mark.parametrize("batch_targets", [8, 2])  # all in one network call; two calls, a lost target's alone
 def test_each_target_follows_its_single_tracker(handset_weights, scene, batch_targets):
     """Lost mode and re-detection included: target 0 is lost for frames 8-13 and found again."""
-    mt = MultiTracker(handset_weights, backend="torch", batch_targets=batch_targets)
+    mt = MultiTracker(handset_weights, backend="torch", batch_targets=batch_targets, config=LOSES)
     ids = mt.add(scene[0], BOXES)
     assert ids == [0, 1, 2] and mt.ids == ids and len(mt) == 3
     runs = [mt.update(f) for f in scene[1:]]
@@ -50,7 +52,7 @@ def test_each_target_follows_its_single_tracker(handset_weights, scene, batch_ta
 
 
 def test_targets_added_and_removed_midway(handset_weights, scene):
-    mt = MultiTracker(handset_weights, backend="torch")
+    mt = MultiTracker(handset_weights, backend="torch", config=LOSES)
     (first,) = mt.add(scene[0], [BOXES[0]])
     runs = [mt.update(f) for f in scene[1:5]]
     (late,) = mt.add(scene[4], np.array([BOXES[1]], dtype=np.float64))  # an (N, 4) array works too
@@ -67,7 +69,7 @@ def test_targets_added_and_removed_midway(handset_weights, scene):
 
 
 def test_zero_targets_is_an_empty_update(handset_weights, scene):
-    mt = MultiTracker(handset_weights, backend="torch")
+    mt = MultiTracker(handset_weights, backend="torch", config=LOSES)
     assert mt.update(scene[0]) == {} and mt.add(scene[0], []) == [] and len(mt) == 0
     with pytest.raises(InputError):
         mt.update(np.zeros((4, 4), np.float32))  # a bad frame is still an error
@@ -79,7 +81,7 @@ def test_zero_targets_is_an_empty_update(handset_weights, scene):
 
 
 def test_unknown_ids_are_clear(handset_weights, scene):
-    mt = MultiTracker(handset_weights, backend="torch")
+    mt = MultiTracker(handset_weights, backend="torch", config=LOSES)
     ids = mt.add(scene[0], BOXES[:2])
     for bad in (7, -1, "0", None, [0]):
         with pytest.raises(UnknownTargetError, match="no target with id"):
@@ -91,7 +93,7 @@ def test_unknown_ids_are_clear(handset_weights, scene):
 
 
 def test_a_bad_box_loses_no_target(handset_weights, scene):
-    mt = MultiTracker(handset_weights, backend="torch")
+    mt = MultiTracker(handset_weights, backend="torch", config=LOSES)
     ids = mt.add(scene[0], BOXES[:2])
     before = mt.update(scene[1])
     for bad, match in [
@@ -155,7 +157,7 @@ def test_kernels_of_an_unknown_kind_are_embedded_again(handset_weights, scene, m
     for join in (True, False):
         if not join:
             monkeypatch.setattr(multi, "_joined", lambda parts: None)
-        mt = MultiTracker(handset_weights, backend="torch")
+        mt = MultiTracker(handset_weights, backend="torch", config=LOSES)
         mt.add(scene[0], BOXES)
         runs.append([mt.update(frame) for frame in scene[1:12]])  # target 0 is lost from frame 8: a new layout
     for i in range(len(BOXES)):

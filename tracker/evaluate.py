@@ -34,7 +34,7 @@ from .peers import PEERS, peer_factory
 from .tracker import SiamFCTracker
 
 PROG = "python -m tracker.evaluate"
-TRACKERS = ("siamtrack", *PEERS)
+TRACKERS = ("siamtrack", "siamtrack-nolost", *PEERS)  # siamtrack-nolost: lost mode off (found thresholds 0)
 DEFAULT_TRACKERS = "siamtrack,KCF,CSRT,MIL"  # Nano joins when asked for, as it needs --nano-dir
 PER_FRAME = ("boxes", "scores", "found", "times")  # kept out of results.json; predictions/ holds them
 
@@ -79,10 +79,12 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
     """
     factories, notes = {}, {"skipped": {}}
     for name in tracker_names(args.trackers):
-        if name == "siamtrack":
-            config = TrackerConfig(threads=threads)
+        if name in ("siamtrack", "siamtrack-nolost"):
+            off = dict.fromkeys(("found_threshold", "found_psr", "redetect_threshold"), 0.0)
+            off = off if name == "siamtrack-nolost" else {}
+            config = TrackerConfig(threads=threads, **off)
             probe = SiamFCTracker(args.weights, backend=args.backend, config=config)  # fails early on bad weights
-            notes["siamtrack"] = {"weights": str(probe.weights), "backend": probe.backend_name}
+            notes[name] = {"weights": str(probe.weights), "backend": probe.backend_name}
             factories[name] = lambda w=probe.weights, c=config: SiamFCTracker(w, backend=args.backend, config=c)
             continue
         make = peer_factory(name, args.nano_dir)

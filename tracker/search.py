@@ -26,8 +26,9 @@ SCAN_BLOCK = 3  # tiles a side of each block of the whole-frame scan while lost 
 @dataclass(frozen=True)
 class TrackResult:
     """One frame's answer: ``box`` (x, y, w, h floats, 0-based pixels, inside the frame, w, h >= 1), ``score``
-    (peak response as a probability in [0, 1]) and ``found`` (target judged present; when False, ``box`` is the
-    last box where it was)."""
+    (in [0, 1]: the peak response as a probability, relative to the target's on the first frame tracked, capped
+    at 1; it tells a target in view from one gone better than the raw peak, docs/ROBUSTNESS.md) and ``found``
+    (target judged present; when False, ``box`` is the last box where it was)."""
 
     box: Box
     score: float
@@ -53,6 +54,7 @@ class TargetState:
     pad_value: tuple[float, ...]  # mean colour of the first frame, for crops beyond the border
     frame_shape: tuple[int, int]  # (H, W)
     lost_frames: int = 0  # consecutive frames without a confident peak; 0 while tracking
+    reference: float | None = None  # peak score on the first frame tracked after the start: score's unit
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,13 @@ class SiamFCSearch:
         While the target is judged absent the box stays where it was last found, its size frozen, and the next
         search reaches further.
         """
-        # found: the peak must be both high and sharp (thresholds calibrated on frames marked absent)
-        found = self._is_found(peak)
+        # score: the peak relative to the target's first tracked peak (targets and weights differ in how high a
+        # good match peaks); found: that score high enough, and the peak sharp (thresholds calibrated with the
+        # absence benchmark); a re-detection asks for a higher score than keeping track does
+        if st.reference is None:
+            st.reference = max(peak.score, 1e-6)
+        score = min(1.0, peak.score / st.reference)
+        found = self._is_found(score, peak.psr, st.lost_frames > 0)
         if found:
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
@@ -134,18 +141,18 @@ class SiamFCSearch:
         else:
             # hold the last confident box rather than drift onto background; the next search reaches further
             st.lost_frames += 1
-        return TrackResult(self.box(st), peak.score, found)
+        return TrackResult(self.box(st), score, found)
 
     def box(self, st: TargetState) -> Box:
         """The target's current box, inside the frame."""
         height, width = st.frame_shape
         return Box.from_center(st.center[0], st.center[1], st.size[0], st.size[1]).clip(width, height)
 
-    def _is_found(self, peak: Peak) -> bool:
-        """Peak score and sharpness both at or above their thresholds; a flat response (PSR 0) never counts:
-        it says nothing about where the target is."""
+    def _is_found(self, score: float, psr: float, lost: bool) -> bool:
+        """Relative score and sharpness both at or above their thresholds (``redetect_threshold`` while lost); a
+        flat response (PSR 0) never counts: it says nothing about where the target is."""
         cfg = self.config
-        return peak.score >= cfg.found_threshold and peak.psr >= cfg.found_psr and peak.psr > 0
+        return score >= (cfg.redetect_threshold if lost else cfg.found_threshold) and psr >= cfg.found_psr and psr > 0
 
     def _search_side(self, size: np.ndarray) -> float:
         """Side, in frame pixels, of the search crop for a target of ``size`` (SiamFC: x_sz = z_sz * 255 / 127)."""
