@@ -124,7 +124,7 @@ class TrackerConfig:
     max_scale: float = 5.0
     # found: the score (peak relative to the first tracked frame's) high enough and the peak sharp. Calibrated with
     # the absence benchmark (python -m tracker.evaluate DATA --absence) on dev for the shipped weights
-    # (docs/ROBUSTNESS.md): the operating point keeps about 5% of visible frames reported lost
+    # (docs/ROBUSTNESS.md, "Choosing the score and the thresholds")
     found_threshold: float = 0.2  # min score (peak sigmoid / the first tracked frame's) to keep tracking
     found_psr: float = 2.0  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
     redetect_threshold: float = 0.6  # min score to re-detect a lost target (its search is wider: more false peaks)
