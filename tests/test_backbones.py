@@ -225,3 +225,22 @@ def test_export_matches_torch(cfg, tmp_path):
     actual = ort.score(ort.embed(exemplars), search)
     assert actual.shape == expected.shape == (3, cfg.response_size, cfg.response_size)
     assert np.abs(actual - expected).max() <= 1e-4 * (expected.max() - expected.min())
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_s8.safetensors", "mobilenetv2_s16.safetensors"])
+def test_shipped_mobilenet_weights_rebuild_and_track(name):
+    """The MobileNetV2 alternatives in weights/ rebuild their own model and track a moving square."""
+    from synthetic import make_sequence
+
+    from tracker import SiamFCTracker
+    from tracker.weights import load_weights
+
+    path = Path(__file__).resolve().parents[1] / "weights" / name
+    model = load_weights(path)
+    assert model.config.backbone == "mobilenetv2" and model.config.stride in (8, 16)
+    frames, boxes = make_sequence(6, size=(320, 240), seed=0)
+    tracker = SiamFCTracker(path, backend="torch")
+    tracker.init(frames[0], tuple(boxes[0]))
+    for frame in frames[1:]:
+        result = tracker.update(frame)
+        assert np.isfinite(result.box).all() and result.box[2] > 0 and result.box[3] > 0
