@@ -18,12 +18,12 @@ from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
 from .search import SearchPlan, SiamFCSearch, TargetState, TrackResult
-from .tracker import open_backend
+from .tracker import BackendInfo, open_backend
 
 RESTART = "remove every target, then add them on the new stream"  # how to start over, in a frame-size error
 
 
-class MultiTracker:
+class MultiTracker(BackendInfo):
     """Tracks any number of targets in one stream of frames: :meth:`add` targets on any frame, then
     :meth:`update` every frame for all of them at once.
 
@@ -77,17 +77,6 @@ class MultiTracker:
         # the layout of the network calls, (id, copies) per target in call order, and each call's kernel
         self._layout: tuple[tuple[tuple[int, int], ...], ...] = ()
         self._call_kernels: list[object] = []
-
-    @property
-    def backend_name(self) -> str:
-        """The backend that runs the network, e.g. ``torch-cpu-bf16``."""
-        return self._backend.name
-
-    @property
-    def backend_choice(self) -> str | None:
-        """Why ``backend="auto"`` picked this backend on a CPU (its timings of each candidate); else None."""
-        choice = getattr(self._backend, "auto_choice", None)
-        return None if choice is None else choice.describe()
 
     @property
     def ids(self) -> list[int]:

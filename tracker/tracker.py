@@ -27,7 +27,24 @@ from .timing import NO_CLOCK, StageClock
 __all__ = ["SiamFCTracker", "TrackResult", "open_backend"]
 
 
-class SiamFCTracker:
+class BackendInfo:
+    """What runs the network, for trackers that hold a ``_backend``: shared by SiamFCTracker and MultiTracker."""
+
+    _backend: Backend
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that runs the network, e.g. ``torch-cpu-bf16``."""
+        return self._backend.name
+
+    @property
+    def backend_choice(self) -> str | None:
+        """Why ``backend="auto"`` picked this backend on a CPU (its timings of each candidate); else None."""
+        choice = getattr(self._backend, "auto_choice", None)
+        return None if choice is None else choice.describe()
+
+
+class SiamFCTracker(BackendInfo):
     """Single-object tracker: ``init(frame, box)`` once, then ``update(frame)`` every frame.
 
     Instances share nothing: several may run in parallel threads (one instance per thread at a time).
@@ -63,17 +80,6 @@ class SiamFCTracker:
     def model_config(self) -> ModelConfig:
         """The network's configuration, as stored with the weights."""
         return self._model_config
-
-    @property
-    def backend_name(self) -> str:
-        """The backend that runs the network, e.g. ``torch-cpu-bf16``."""
-        return self._backend.name
-
-    @property
-    def backend_choice(self) -> str | None:
-        """Why ``backend="auto"`` picked this backend on a CPU (its timings of each candidate); else None."""
-        choice = getattr(self._backend, "auto_choice", None)
-        return None if choice is None else choice.describe()
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         """Start tracking the target inside ``box`` (x, y, w, h; 0-based pixels) of ``frame``; fully resets.
