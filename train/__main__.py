@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from tracker import SiamFCTracker
+from tracker import SiamFCTracker, atomic
 from tracker.config import BACKBONES
 from tracker.datasets import read_dataset
 from tracker.errors import TrackerError
@@ -119,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         out = Path(args.out)
-        prepare_run_folder(out, args.resume, args.overwrite)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process owns the run folder
+            prepare_run_folder(out, args.resume, args.overwrite)
+            atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
         cache_dir = curate(args.data, args.cache)
         validate = None
         if args.val:
