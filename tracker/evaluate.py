@@ -174,14 +174,19 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_all(args: argparse.Namespace) -> dict:
-    """Run every tracker on every sequence and return the results (per-frame arrays included)."""
+def prepare(args: argparse.Namespace) -> tuple[int, dict, dict, list]:
+    """Thread count, tracker factories (with their notes) and the selected sequences of a run."""
     if not args.data_dir.is_dir():
         raise InputError(f"data folder not found: {args.data_dir}")
     threads = args.threads or torch.get_num_threads()
     set_threads(threads)
     factories, notes = make_factories(args, threads)
-    sequences = select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames)
+    return threads, factories, notes, select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames)
+
+
+def evaluate_all(args: argparse.Namespace) -> dict:
+    """Run every tracker on every sequence and return the results (per-frame arrays included)."""
+    threads, factories, notes, sequences = prepare(args)
     per: dict[str, dict[str, dict]] = {name: {} for name in factories}
     for seq in sequences:
         frames = load_frames(seq)  # decoded once, shared by every tracker
@@ -206,12 +211,7 @@ def evaluate_all(args: argparse.Namespace) -> dict:
 
 def evaluate_absence(args: argparse.Namespace) -> dict:
     """Run the absence benchmark (:mod:`tracker.absence`) on every tracker asked for."""
-    if not args.data_dir.is_dir():
-        raise InputError(f"data folder not found: {args.data_dir}")
-    threads = args.threads or torch.get_num_threads()
-    set_threads(threads)
-    factories, notes = make_factories(args, threads)
-    sequences = select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames)
+    threads, factories, notes, sequences = prepare(args)
 
     def progress(stream: absence.Stream) -> Callable[[], None]:
         bar = tqdm(total=len(stream) - 1, desc=stream.name, unit="frame", file=sys.stderr, mininterval=0.5)
