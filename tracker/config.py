@@ -86,17 +86,12 @@ class ModelConfig:
         """``"valid"`` or ``"same"``: how the backbone's layers pad (see ``BACKBONE_GEOMETRY``)."""
         return BACKBONE_GEOMETRY[self.backbone][0]
 
-    def feature_size(self, side: int) -> int:
-        """Side of the features of a crop of ``side`` pixels, up to the receptive field of "valid" backbones (the
-        difference of two such sides is exact for both kinds, which is what the response size needs)."""
-        return -(-side // self.stride) if self.padding == "same" else side // self.stride
-
     @property
     def response_size(self) -> int:
         """Side of the response map: search features minus exemplar features plus one (17 for 127 / 255 at stride
         8, 9 at stride 16). Cell ``r`` is a displacement of ``(r - (R - 1) / 2) * stride`` search-crop pixels."""
         if self.padding == "same":
-            return self.feature_size(self.search_size) - self.feature_size(self.exemplar_size) + 1
+            return -(-self.search_size // self.stride) - -(-self.exemplar_size // self.stride) + 1  # ceil(n / s) each
         return (self.search_size - self.exemplar_size) // self.stride + 1
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from pathlib import Path
 from tracker import SiamFCTracker, atomic
 from tracker.config import BACKBONES
 from tracker.datasets import read_dataset
-from tracker.errors import TrackerError
+from tracker.errors import TrackerError, WeightsError
 from tracker.evaluation import evaluate, load_frames
 
 from .curate import curate
 from .loop import TrainConfig, Trainer
+from .pretrained import version_and_width
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,10 +89,9 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 def pretrained_width(path: str) -> float:
     """Width multiplier named in a ``mobilenet_v<N>_<width>_<size>_quant.tflite`` file name (1.0 if none)."""
-    parts = Path(path).name.split("_")
     try:
-        return float(parts[2])
-    except (IndexError, ValueError):
+        return version_and_width(path)[1]
+    except WeightsError:
         return 1.0
 
 

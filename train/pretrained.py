@@ -129,14 +129,17 @@ class Classifier(nn.Module):
         return self.logits(f).flatten(1)
 
 
-def classifier(path: str | Path) -> Classifier:
-    """The classifier of a ``mobilenet_v{1,2}_{width}_{size}_quant.tflite`` file, weights loaded, in eval mode."""
+def version_and_width(path: str | Path) -> tuple[int, float]:
+    """MobileNet version and width named in a ``mobilenet_v<1|2>_<width>_<size>_quant.tflite`` file name."""
     name = Path(path).name
     try:
-        version = int(name.split("_")[1][1])
-        width = float(name.split("_")[2])
+        return int(name.split("_")[1][1]), float(name.split("_")[2])
     except (IndexError, ValueError):
         raise WeightsError(f"{name}: expected a mobilenet_v<1|2>_<width>_<size>_quant.tflite file name") from None
-    net = Classifier(version, width)
+
+
+def classifier(path: str | Path) -> Classifier:
+    """The classifier of a ``mobilenet_v{1,2}_{width}_{size}_quant.tflite`` file, weights loaded, in eval mode."""
+    net = Classifier(*version_and_width(path))
     load_pretrained(net, path)
     return net.eval()

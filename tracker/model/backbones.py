@@ -1,8 +1,8 @@
 """Backbones: fully convolutional feature extractors shared by the exemplar and search branches.
 
 Each takes float BGR crops in [0, 255], shape (N, 3, H, W), does its own channel order and normalisation, and
-declares ``stride`` and ``out_channels``. ``BACKBONES`` maps a config name to a constructor; the geometry each
-one produces (padding kind, strides it can be cut at) is declared in :mod:`tracker.config`.
+declares ``stride`` and ``out_channels``. :func:`build_backbone` maps a config name to a constructor; the geometry
+each one produces (padding kind, strides it can be cut at) is declared in :mod:`tracker.config`.
 """
 
 from __future__ import annotations
