@@ -38,7 +38,7 @@ def test_response_size_and_stride_come_from_the_backbone(cfg):
     assert model.backbone.stride == cfg.stride
     with torch.no_grad():
         kernel = model.embed(torch.rand(1, 3, cfg.exemplar_size, cfg.exemplar_size) * 255)
-        response = model.score(kernel, torch.rand(2, 3, cfg.search_size, cfg.search_size) * 255)
+        response = model.score(kernel, torch.rand(2, 3, cfg.search_size, cfg.search_size) * 255)["response"]
     assert response.shape == (2, 1, cfg.response_size, cfg.response_size)
     assert make_labels(cfg, PairConfig(), (0.0, 0.0), 1.0)[0].shape == response.shape[-2:]
 
@@ -65,7 +65,7 @@ def test_labels_line_up_with_the_response(cfg, shift):
     exemplar = place(patch, cfg.exemplar_size, 0, 0)
     search = place(patch, cfg.search_size, dx, dy)
     with torch.no_grad():
-        response = model(exemplar, search)[0, 0].numpy()
+        response = model(exemplar, search)["response"][0, 0].numpy()
     labels, _ = make_labels(cfg, PairConfig(radius=1.0), (float(dx), float(dy)), 1.0)
     assert labels.sum() == 1
     assert np.unravel_index(response.argmax(), response.shape) == tuple(np.argwhere(labels > 0)[0])
@@ -221,8 +221,8 @@ def test_export_matches_torch(cfg, tmp_path):
     search = rng.integers(0, 256, (3, cfg.search_size, cfg.search_size, 3), dtype=np.uint8)
     ort = OnnxBackend(tmp_path / "graphs", threads=1)
     ref = TorchBackend(load_weights(tmp_path / "w.safetensors"), "cpu", "fp32")
-    expected = ref.score(ref.embed(exemplars), search)
-    actual = ort.score(ort.embed(exemplars), search)
+    expected = ref.score(ref.embed(exemplars), search)["response"]
+    actual = ort.score(ort.embed(exemplars), search)["response"]
     assert actual.shape == expected.shape == (3, cfg.response_size, cfg.response_size)
     assert np.abs(actual - expected).max() <= 1e-4 * (expected.max() - expected.min())
 

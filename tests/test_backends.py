@@ -49,7 +49,7 @@ def test_onnx_reports_its_name_and_any_scale_count(handset_weights):
     assert t.backend_name == "onnxruntime-cpu-fp32"
     backend = select.create_backend("onnx", handset_weights, "cpu", threads=1, scales=5)
     kernel = backend.embed(np.zeros((1, 127, 127, 3), np.uint8))
-    assert backend.score(kernel, np.zeros((5, 255, 255, 3), np.uint8)).shape == (5, 17, 17)
+    assert backend.score(kernel, np.zeros((5, 255, 255, 3), np.uint8))["response"].shape == (5, 17, 17)
 
 
 def test_onnx_path_over_exported_graphs_never_imports_torch(handset_weights, tmp_path):
@@ -167,8 +167,8 @@ def test_tensorrt_plumbing_on_fakes(alexnet_weights, tmp_path, monkeypatch, vers
     exemplars = rng.integers(0, 256, (3, 127, 127, 3), dtype=np.uint8)  # 3 targets: a padded second chunk
     search = rng.integers(0, 256, (9, 255, 255, 3), dtype=np.uint8)
     ref = TorchBackend(load_weights(alexnet_weights), "cpu", "fp32")
-    expected = ref.score(ref.embed(exemplars), search)
-    actual = backend.score(backend.embed(exemplars), search)
+    expected = ref.score(ref.embed(exemplars), search)["response"]
+    actual = backend.score(backend.embed(exemplars), search)["response"]
     tol = 1e-4 if precision == "fp32" else 0.02
     assert np.abs(actual - expected).max() <= tol * (expected.max() - expected.min())
 
@@ -202,10 +202,10 @@ def test_tensorrt_matches_torch_fp32(alexnet_weights, precision, tmp_path, monke
     search = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # cuDNN's default TF32 is not fp32
     ref = TorchBackend(load_weights(alexnet_weights), "cuda", "fp32")
-    expected = ref.score(ref.embed(exemplars), search)
+    expected = ref.score(ref.embed(exemplars), search)["response"]
     graphs = exported_graphs(alexnet_weights, GraphSpec(input_dtype="float32", precision=precision))
     trt = TensorRTBackend(graphs, "cuda", cache_dir=tmp_path)
-    actual = trt.score(trt.embed(exemplars), search)
+    actual = trt.score(trt.embed(exemplars), search)["response"]
     tol = 1e-3 if precision == "fp32" else 0.02  # fp32: other summation orders only; fp16: as gpu_check
     assert np.abs(actual - expected).max() <= tol * (expected.max() - expected.min())
     assert len(list(tmp_path.glob("*.engine"))) == 2  # cached for the next start

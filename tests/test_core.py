@@ -118,7 +118,7 @@ def test_alexnet_shapes(stem_kernel, groups):
     model = SiamFC(ModelConfig(width=0.25, stem_kernel=stem_kernel, groups=groups)).eval()
     with torch.inference_mode():
         z = model.embed(torch.rand(2, 3, 127, 127) * 255)
-        r = model.score(z, torch.rand(6, 3, 255, 255) * 255)
+        r = model.score(z, torch.rand(6, 3, 255, 255) * 255)["response"]
     assert z.shape[-2:] == (6, 6) and r.shape == (6, 1, 17, 17)
 
 
@@ -167,10 +167,10 @@ def test_torch_backend_fp32_matches_the_model(tmp_path):
     rng = np.random.default_rng(0)
     exemplar = rng.integers(0, 256, (1, 127, 127, 3), dtype=np.uint8)
     search = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
-    out = backend.score(backend.embed(exemplar), search)
+    out = backend.score(backend.embed(exemplar), search)["response"]
     as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float()  # noqa: E731
     with torch.inference_mode():
-        ref = model(as_tensor(exemplar), as_tensor(search))[:, 0].numpy()
+        ref = model(as_tensor(exemplar), as_tensor(search))["response"][:, 0].numpy()
     np.testing.assert_allclose(out, ref, rtol=2e-5)  # fp32 rounding: the folded weights are rounded once more
 
 
@@ -185,7 +185,7 @@ def test_weights_round_trip_rebuilds_model(tmp_path):
     assert loaded.config == model.config
     x, z = torch.rand(3, 3, 255, 255) * 255, torch.rand(1, 3, 127, 127) * 255
     with torch.inference_mode():
-        assert torch.equal(model(z, x), loaded(z, x))
+        assert torch.equal(model(z, x)["response"], loaded(z, x)["response"])
 
 
 def test_weights_errors(tmp_path):
@@ -286,7 +286,7 @@ def test_bf16_response_matches_fp32(alexnet_weights):
     search = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
     fp32 = TorchBackend(load_weights(alexnet_weights), "cpu", "fp32")
     bf16 = TorchBackend(load_weights(alexnet_weights), "cpu", "bf16")
-    r32 = fp32.score(fp32.embed(exemplar), search)
-    r16 = bf16.score(bf16.embed(exemplar), search)
+    r32 = fp32.score(fp32.embed(exemplar), search)["response"]
+    r16 = bf16.score(bf16.embed(exemplar), search)["response"]
     spread = r32.max() - r32.min()
     assert np.abs(r16 - r32).max() <= 0.02 * spread

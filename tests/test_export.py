@@ -42,7 +42,7 @@ def crops(n_targets: int, scales: int = 3, seed: int = 0) -> tuple[np.ndarray, n
 
 def torch_responses(weights: Path, exemplars: np.ndarray, search: np.ndarray) -> np.ndarray:
     ref = TorchBackend(load_weights(weights), "cpu", "fp32")
-    return ref.score(ref.embed(exemplars), search)
+    return ref.score(ref.embed(exemplars), search)["response"]
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, tol: float) -> None:
@@ -126,7 +126,11 @@ def test_no_convolution_takes_runtime_weights(alexnet_graphs):
 def test_onnxruntime_matches_torch_fp32(alexnet_graphs, alexnet_weights):
     exemplars, search = crops(1)
     ort = OnnxBackend(alexnet_graphs, threads=1)
-    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(alexnet_weights, exemplars, search), FP32_TOL)
+    assert_close(
+        ort.score(ort.embed(exemplars), search)["response"],
+        torch_responses(alexnet_weights, exemplars, search),
+        FP32_TOL,
+    )
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "absdiff"])
@@ -135,7 +139,9 @@ def test_onnxruntime_matches_torch_fp32_for_each_metric(metric, tmp_path):
     export_graphs(weights, tmp_path / "graphs")
     exemplars, search = crops(1, seed=1)
     ort = OnnxBackend(tmp_path / "graphs", threads=1)
-    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(weights, exemplars, search), FP32_TOL)
+    assert_close(
+        ort.score(ort.embed(exemplars), search)["response"], torch_responses(weights, exemplars, search), FP32_TOL
+    )
 
 
 def test_fp16_export_stays_close(alexnet_weights, tmp_path):
@@ -144,7 +150,11 @@ def test_fp16_export_stays_close(alexnet_weights, tmp_path):
     exemplars, search = crops(1)
     ort = OnnxBackend(tmp_path, threads=1)
     assert ort.name == "onnxruntime-cpu-fp16"
-    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(alexnet_weights, exemplars, search), FP16_TOL)
+    assert_close(
+        ort.score(ort.embed(exemplars), search)["response"],
+        torch_responses(alexnet_weights, exemplars, search),
+        FP16_TOL,
+    )
 
 
 def test_int8_export_quantizes_the_convolutions_only(alexnet_weights, tmp_path):
@@ -163,7 +173,11 @@ def test_int8_export_quantizes_the_convolutions_only(alexnet_weights, tmp_path):
     exemplars, search = calibration_crops(GraphSpec(), ModelConfig(width=0.25), batches=30)[-1]
     ort = OnnxBackend(tmp_path, threads=1)
     assert ort.name == "onnxruntime-cpu-int8"
-    assert_close(ort.score(ort.embed(exemplars), search), torch_responses(alexnet_weights, exemplars, search), INT8_TOL)
+    assert_close(
+        ort.score(ort.embed(exemplars), search)["response"],
+        torch_responses(alexnet_weights, exemplars, search),
+        INT8_TOL,
+    )
 
 
 def test_batch_of_targets_in_chunks(alexnet_weights, tmp_path):
@@ -173,7 +187,7 @@ def test_batch_of_targets_in_chunks(alexnet_weights, tmp_path):
     ort = OnnxBackend(tmp_path, threads=1)
     kernel = ort.embed(exemplars)
     assert kernel.shape == (3, 64, 6, 6)
-    assert_close(ort.score(kernel, search), torch_responses(alexnet_weights, exemplars, search), FP32_TOL)
+    assert_close(ort.score(kernel, search)["response"], torch_responses(alexnet_weights, exemplars, search), FP32_TOL)
 
 
 def test_scales_must_match_the_export(alexnet_graphs):

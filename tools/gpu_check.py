@@ -70,10 +70,10 @@ def parity(weights: Path, backend: Backend) -> float:
     torch.backends.cudnn.allow_tf32 = False  # cuDNN convolutions default to TF32, a 10-bit mantissa
     try:
         ref = make_backend(weights, "torch", "fp32")
-        expected = ref.score(ref.embed(exemplar), search)
+        expected = ref.score(ref.embed(exemplar), search)["response"]
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
-    actual = backend.score(backend.embed(exemplar), search)
+    actual = backend.score(backend.embed(exemplar), search)["response"]
     return float(np.abs(actual - expected).max() / (expected.max() - expected.min()))
 
 

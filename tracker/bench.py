@@ -136,7 +136,7 @@ def time_batched_network(backend: object, config: TrackerConfig, frames: list[np
         # crops are grouped by target, scales innermost, as the Backend protocol expects
         search = np.stack(
             [crop_and_resize(frame, c, s * ratio, mcfg.search_size) for c, s in zip(centres, sides, strict=True)
-             for _ in range(config.scale_num)]
+             for _ in range(1 if mcfg.head == "box" else config.scale_num)]
         )  # fmt: skip
         t0 = time.perf_counter()
         backend.score(kernel, search)

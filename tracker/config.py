@@ -23,6 +23,10 @@ BACKBONE_GEOMETRY = {
 }
 BACKBONES = tuple(BACKBONE_GEOMETRY)
 METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
+# head -> the network's named outputs, each (N, R, R) but "box" (N, 4, R, R): the classic SiamFC response map, or
+# the single-pass box head's classification, box (distances to the four sides) and quality maps
+HEAD_OUTPUTS = {"fc": ("response",), "box": ("cls", "box", "quality")}
+HEADS = tuple(HEAD_OUTPUTS)
 PRECISIONS = (None, "auto", "fp32", "bf16", "fp16", "int8")  # which backend takes which: TrackerConfig.precision
 
 
@@ -55,6 +59,11 @@ class ModelConfig:
     search_size: int = 255  # search crop side, pixels
     stride: int = 8  # total stride the backbone is cut at (one of BACKBONE_GEOMETRY's for that backbone)
     neck: int = 0  # MobileNets: a 1x1 conv + BatchNorm to this many channels after the cut (0: none)
+    # "fc": SiamFC's similarity map, searched at several scales; "box": one crop, a box regressed at every cell of
+    # a point-wise correlation map (SiamFC++'s design; MobileNet backbones)
+    head: str = "fc"
+    tower: int = 96  # box head: channels of its conv tower
+    tower_layers: int = 2  # box head: 3x3 conv + BatchNorm + ReLU layers before its three outputs
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -69,7 +78,13 @@ class ModelConfig:
             raise ConfigError(f"groups must be 1, 2 or 4, got {self.groups}")
         if self.exemplar_size % 2 == 0 or self.search_size % 2 == 0 or self.search_size <= self.exemplar_size:
             raise ConfigError("exemplar_size and search_size must be odd with search_size > exemplar_size")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
         padding, strides = BACKBONE_GEOMETRY[self.backbone]
+        if self.head == "box" and padding != "same":
+            raise ConfigError(f"the box head needs a MobileNet backbone, not {self.backbone}")
+        if self.tower < 1 or self.tower_layers < 1:
+            raise ConfigError(f"tower and tower_layers must be >= 1, got {self.tower} and {self.tower_layers}")
         if self.stride not in strides:
             raise ConfigError(
                 f"{self.backbone} can be cut at stride {' or '.join(map(str, strides))}, not {self.stride}"
@@ -88,11 +103,19 @@ class ModelConfig:
 
     @property
     def response_size(self) -> int:
-        """Side of the response map: search features minus exemplar features plus one (17 for 127 / 255 at stride
-        8, 9 at stride 16). Cell ``r`` is a displacement of ``(r - (R - 1) / 2) * stride`` search-crop pixels."""
+        """Side R of the output maps. The fc head's: search features minus exemplar features plus one (17 for 127 /
+        255 at stride 8, 9 at stride 16); the box head's: the search features' (16 for 255 at stride 16). Cell
+        ``r`` is a displacement of ``(r - (R - 1) / 2) * stride`` search-crop pixels from the crop's centre."""
+        if self.head == "box":
+            return -(-self.search_size // self.stride)
         if self.padding == "same":
             return -(-self.search_size // self.stride) - -(-self.exemplar_size // self.stride) + 1  # ceil(n / s) each
         return (self.search_size - self.exemplar_size) // self.stride + 1
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of the network's outputs, in graph order (``HEAD_OUTPUTS``)."""
+        return HEAD_OUTPUTS[self.head]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,6 +138,10 @@ class TrackerConfig:
     scale_lr: float = 0.3  # damping of the size update
     window_influence: float = 0.3  # weight of the cosine window against the response
     response_up: int = 16  # bicubic upsampling factor of the response
+    # box head (ModelConfig(head="box")): one crop, no scales; pysot's size and aspect-change penalty and the rate
+    # at which the box follows the regressed one (times the chosen cell's penalised score); window_influence above
+    penalty_k: float = 0.04
+    box_lr: float = 0.5
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
     # found: the score (peak relative to the first tracked frame's) high enough and the peak sharp. Calibrated with
@@ -149,6 +176,8 @@ class TrackerConfig:
             raise ConfigError(f"window_influence must be in [0, 1], got {self.window_influence}")
         if not 0.0 < self.scale_lr <= 1.0:
             raise ConfigError(f"scale_lr must be in (0, 1], got {self.scale_lr}")
+        if self.penalty_k < 0 or not 0.0 < self.box_lr <= 1.0:
+            raise ConfigError(f"need penalty_k >= 0 and box_lr in (0, 1], got {self.penalty_k} and {self.box_lr}")
         if self.response_up < 1:
             raise ConfigError(f"response_up must be >= 1, got {self.response_up}")
         if not 0 < self.min_scale <= 1.0 <= self.max_scale:

@@ -35,32 +35,36 @@ class ExemplarGraph(nn.Module):
 
 
 class SearchGraph(nn.Module):
-    """Search branch + similarity head: kernels (B, C, k, k) and NHWC crops (B * S, ...) -> responses."""
+    """Search branch + head: kernels (B, C, k, k) and NHWC crops (B * S, ...) -> the head's outputs, one graph
+    output each, in ``ModelConfig.outputs`` order (``SiamFC.maps``' shapes)."""
 
     def __init__(self, model: SiamFC, dtype: torch.dtype, kernel_shape: tuple[int, ...], scales: int) -> None:
         super().__init__()
         self.model, self.dtype, self.kernel_shape, self.scales = model, dtype, kernel_shape, scales
 
-    def forward(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+    def forward(self, kernel: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.model.backbone(search.permute(0, 3, 1, 2).to(self.dtype))
         # each target's kernel repeated for its S crops here, with plain-int sizes: a Concat in the graph instead
         # of the shape arithmetic that the traced repeat inside the head exports to
         b, c, k, _ = self.kernel_shape
         kernel = torch.cat([kernel.unsqueeze(1)] * self.scales, 1).reshape(b * self.scales, c, k, k)
         # the head stays fp32 even in an fp16 export: euclidean sums of squares overflow fp16's 65504
-        return self.model.head(kernel, features.float()).squeeze(1)
+        return tuple(self.model.maps(kernel, features.float()).values())
 
 
 def graph_model(model: SiamFC, precision: str = "fp32") -> SiamFC:
     """``model`` made ready for export: eval mode, MatMul head, backbone in ``precision`` (fp16: half weights)."""
     model = model.eval()
-    model.head.impl = "matmul"
+    if hasattr(model.head, "impl"):
+        model.head.impl = "matmul"
     if precision == "fp16":
         model.backbone.half()
     return model
 
 
-def _onnx_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], output: str) -> None:
+def _onnx_export(
+    module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str]
+) -> None:
     torch.onnx.export(
         module,
         args,
@@ -68,7 +72,7 @@ def _onnx_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, 
         dynamo=False,  # the dynamo exporter needs onnxscript; the legacy one does not
         opset_version=OPSET,
         input_names=inputs,
-        output_names=[output],
+        output_names=outputs,
         do_constant_folding=True,
     )
 
@@ -92,8 +96,8 @@ def trace_graphs(weights: str | os.PathLike, out_dir: Path, spec: GraphSpec) -> 
         exemplar_graph = ExemplarGraph(model, dtype)
         kernel = exemplar_graph(exemplar)
         search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
-        _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], "kernel")
-        _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], "response")
+        _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], ["kernel"])
+        _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], list(cfg.outputs))
         if spec.precision == "int8":
             quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg)
     return GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape))

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from . import postprocess as pp
+from .boxsearch import box_search
 from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
-from .search import SearchPlan, SiamFCSearch, TargetState, TrackResult
+from .search import SearchPlan, TargetState, TrackResult
 from .tracker import BackendInfo, open_backend
 
 RESTART = "remove every target, then add them on the new stream"  # how to start over, in a frame-size error
@@ -68,7 +69,7 @@ class MultiTracker(BackendInfo):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}")
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config, graph_targets)
-        self._search = SiamFCSearch(self.config, self._backend.model_config)
+        self._search = box_search(self.config, self._backend.model_config)
         self._targets: dict[int, TargetState] = {}
         self._next_id = 0
         self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets
@@ -148,18 +149,19 @@ class MultiTracker(BackendInfo):
         frame = self._search.check_frame(frame, self._frame_shape, RESTART)
         # search: each target plans its crops (several scales while tracking, a widening grid while lost) ...
         plans = {i: self._search.plan(frame, st) for i, st in self._targets.items()}
-        # ... all of them are scored in batched network calls, then each target decodes its own responses
-        responses = self._score(plans)
-        return {i: self._search.conclude(plans[i].decode(responses[i]), self._targets[i]) for i in plans}
+        # ... all of them are scored in batched network calls, then each target decodes its own outputs
+        outputs = self._score(plans)
+        return {i: self._search.conclude(plans[i].decode(outputs[i]), self._targets[i]) for i in plans}
 
-    def _score(self, plans: dict[int, SearchPlan]) -> dict[int, np.ndarray]:
-        """Finite raw responses ``(N_i, r, r)`` of each target's ``N_i`` crops, in calls of ``batch_targets``.
+    def _score(self, plans: dict[int, SearchPlan]) -> dict[int, dict[str, np.ndarray]]:
+        """The network's finite outputs on each target's ``N_i`` crops, in calls of ``batch_targets``.
 
-        Backends take ``scale_num`` crops per target copy, so each target's crops are padded to a multiple of it
-        and it is scored as that many copies (one while tracking, more while lost, as SiamFCTracker does). The
-        calls' kernels are rebuilt only when that layout changes (a target added, removed, lost or found).
+        Backends take the search's ``crops_per_target`` crops per target copy, so each target's crops are padded
+        to a multiple of it and it is scored as that many copies (one while tracking, more while lost, as
+        SiamFCTracker does). The calls' kernels are rebuilt only when that layout changes (a target added,
+        removed, lost or found).
         """
-        per_target = self.config.scale_num
+        per_target = self._search.crops_per_target
         copies = {i: -(-len(p.crops) // per_target) for i, p in plans.items()}
         layout = _calls(copies, self._batch_targets)
         if layout != self._layout:
@@ -167,9 +169,10 @@ class MultiTracker(BackendInfo):
         responses = {}
         for call, kernel in zip(layout, self._call_kernels, strict=True):
             crops = np.concatenate([_padded(plans[i].crops, c * per_target) for i, c in call])
-            out = pp.finite(self._run(self._backend.score, kernel, crops))
+            out = pp.finite_outputs(self._run(self._backend.score, kernel, crops))
             starts = np.cumsum([0] + [c * per_target for _, c in call])
-            responses.update((i, out[s : s + len(plans[i].crops)]) for (i, _), s in zip(call, starts, strict=False))
+            for (i, _), s in zip(call, starts, strict=False):
+                responses[i] = {name: v[s : s + len(plans[i].crops)] for name, v in out.items()}
         return responses
 
     def _layout_kernel(self, layout: tuple[tuple[int, int], ...]) -> object:

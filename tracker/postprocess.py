@@ -18,6 +18,11 @@ def finite(responses: np.ndarray) -> np.ndarray:
     return np.clip(r, -LOGIT_LIMIT, LOGIT_LIMIT)
 
 
+def finite_outputs(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every named output of the network through :func:`finite`; box distances also kept >= 0."""
+    return {name: np.maximum(finite(v), 0.0) if name == "box" else finite(v) for name, v in outputs.items()}
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function; the network is trained with a logistic loss, so this turns responses into scores."""
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))

@@ -62,7 +62,7 @@ class SearchPlan:
     """The search crops of one target for one frame, and how to read their responses."""
 
     crops: np.ndarray  # (N, search, search, 3) uint8 BGR
-    decode: Callable[[np.ndarray], Peak]  # finite raw responses (N, r, r) -> the best candidate
+    decode: Callable[[dict[str, np.ndarray]], Peak]  # the network's finite outputs on the crops -> the best candidate
 
 
 class SiamFCSearch:
@@ -70,13 +70,14 @@ class SiamFCSearch:
     :meth:`plan` the crops, score them with the network, and :meth:`conclude` with the decoded peak.
 
     This is the decoder of the classic response-map head. The trackers use nothing else of it than
-    ``start``, ``check_frame``, ``plan`` (crops plus a ``decode`` of their responses) and ``conclude``, so a
-    decoder for another head (a single-pass box head, say) plugs into both SiamFCTracker and MultiTracker by
-    offering the same four calls.
+    ``crops_per_target``, ``start``, ``check_frame``, ``plan`` (crops plus a ``decode`` of the network's outputs on
+    them) and ``conclude``, so the decoder of another head (:class:`~tracker.boxsearch.BoxSearch`) plugs into both
+    SiamFCTracker and MultiTracker by offering the same calls.
     """
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         self.config, self.model_config = config, model_config
+        self.crops_per_target = config.scale_num  # the crops of one target copy in a network call
         self._window = pp.hann_window(model_config.response_size * config.response_up)
         n = config.scale_num
         self._scale_factors = config.scale_step ** (np.arange(n) - n // 2)
@@ -168,7 +169,8 @@ class SiamFCSearch:
             [crop_and_resize(frame, st.center, side * s, mcfg.search_size, st.pad_value) for s in self._scale_factors]
         )
 
-        def decode(logits: np.ndarray) -> Peak:
+        def decode(outputs: dict[str, np.ndarray]) -> Peak:
+            logits = outputs["response"]
             scores = pp.sigmoid(logits)
             scale_id = pp.select_scale(logits, cfg.scale_penalty)
             response = pp.upsample(scores[scale_id : scale_id + 1], cfg.response_up)[0]
@@ -219,8 +221,8 @@ class SiamFCSearch:
         cell_y = center[1] + (np.arange(rows * r) - (rows * r - 1) / 2) * stride * crop_to_frame
         outside = ((cell_y < 0) | (cell_y > height - 1))[:, None] | ((cell_x < 0) | (cell_x > width - 1))[None, :]
 
-        def decode(responses: np.ndarray) -> Peak:
-            logits = pp.mosaic(responses, rows, cols)
+        def decode(outputs: dict[str, np.ndarray]) -> Peak:
+            logits = pp.mosaic(self.response(outputs), rows, cols)
             if outside.any() and not outside.all():
                 logits = np.where(outside, logits.min(), logits)
             iy, ix = np.unravel_index(int(np.argmax(logits)), logits.shape)
@@ -230,6 +232,10 @@ class SiamFCSearch:
             return Peak(center + offset, st.size, score, psr)
 
         return SearchPlan(crops, decode)
+
+    def response(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The single map (N, r, r) of logits that lost-mode re-detection searches: here the response itself."""
+        return outputs["response"]
 
     def _scan_block(self, st: TargetState, crop_to_frame: float, step: int) -> tuple[np.ndarray, int, int]:
         """Centre and tiles (cols, rows) of the ``step``-th block (round robin, row by row) of up to

@@ -8,6 +8,7 @@ OpenCV reads them), ``H x W`` or ``H x W x 1`` grey, or ``H x W x 4`` BGRA (alph
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,10 +18,11 @@ import numpy as np
 from . import postprocess as pp
 from .backends import Backend
 from .backends.select import create_backend
+from .boxsearch import box_search
 from .config import ModelConfig, TrackerConfig
-from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
+from .errors import InputError, NotInitializedError, TrackerError, WeightsError, guard_runtime
 from .geometry import as_frame
-from .search import SiamFCSearch, TargetState, TrackResult
+from .search import TargetState, TrackResult
 from .shipped import default_weights
 from .timing import NO_CLOCK, StageClock
 
@@ -71,7 +73,7 @@ class SiamFCTracker(BackendInfo):
     ) -> None:
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config)
         self._model_config = self._backend.model_config
-        self._search = SiamFCSearch(self.config, self._model_config)
+        self._search = box_search(self.config, self._model_config)
         self._state: TargetState | None = None
         self._kernels: dict[int, object] = {}  # backend kernel handles by number of target copies (1 while tracking)
         self.stage_clock: StageClock | None = None  # set one to time update()'s stages (tracker.timing)
@@ -110,9 +112,9 @@ class SiamFCTracker(BackendInfo):
         frame = self._search.check_frame(frame, st.frame_shape)
         # search: near the last position at several scales while tracking; a widening grid while lost
         plan = self._search.plan(frame, st)
-        logits = self._score(st, plan.crops)
+        outputs = self._score(st, plan.crops)
         # decode the peak, judge whether it is the target, and follow it or hold the last box
-        result = self._search.conclude(plan.decode(logits), st)
+        result = self._search.conclude(plan.decode(outputs), st)
         clock.lap("post")
         return result
 
@@ -121,27 +123,45 @@ class SiamFCTracker(BackendInfo):
             raise NotInitializedError("update() called before init(frame, box)")
         return self._state
 
-    def _score(self, st: TargetState, crops: np.ndarray) -> np.ndarray:
-        """Finite raw responses ``(N, r, r)`` of the exemplar on ``N`` search crops.
+    def _score(self, st: TargetState, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """The network's finite outputs (``Backend.score``) for the exemplar on ``N`` search crops.
 
-        Backends take ``scale_num`` crops per target (exported graphs have that batch built in), so ``N`` crops
-        are padded to a multiple of it and scored as that many copies of the target.
+        Backends take the search's ``crops_per_target`` crops per target (exported graphs have that batch built
+        in), so ``N`` crops are padded to a multiple of it and scored as that many copies of the target.
         """
         clock = self.stage_clock or NO_CLOCK
         clock.lap("crop")  # everything before the network: the frame check and the search crops
-        n, per_target = len(crops), self.config.scale_num
+        n, per_target = len(crops), self._search.crops_per_target
         copies = -(-n // per_target)
         if copies * per_target > n:
             crops = np.concatenate([crops, np.repeat(crops[-1:], copies * per_target - n, axis=0)])
         if copies not in self._kernels:
             self._kernels[copies] = self._run(self._backend.embed, np.repeat(st.exemplar[None], copies, axis=0))
-        logits = pp.finite(self._run(self._backend.score, self._kernels[copies], crops)[:n])
+        outputs = self._run(self._backend.score, self._kernels[copies], crops)
+        outputs = pp.finite_outputs({name: v[:n] for name, v in outputs.items()})
         clock.lap("network")
-        return logits
+        return outputs
 
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
         return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+
+def crops_per_target(weights: str | os.PathLike, config: TrackerConfig) -> int:
+    """Search crops per target for the network in ``weights`` (a weights file or an export folder): one for a box
+    head, ``config.scale_num`` for SiamFC's. Unreadable weights count as SiamFC's (the backend reports them)."""
+    from .backends.graphs import read_graph_meta
+
+    try:
+        if Path(weights).is_dir():  # exported graphs: read without torch, which the onnx backend runs without
+            head = read_graph_meta(weights).model_config.head
+        else:
+            from .weights import read_metadata
+
+            head = json.loads(read_metadata(weights).get("model_config", "{}")).get("head", "fc")
+    except (TrackerError, ValueError, AttributeError):
+        return config.scale_num
+    return 1 if head == "box" else config.scale_num
 
 
 def open_backend(
@@ -174,7 +194,7 @@ def open_backend(
         Path(weights),
         device,
         threads=config.threads,
-        scales=config.scale_num,
+        scales=crops_per_target(weights, config),
         targets=targets,
         precision=config.precision,
     )

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tracker import SiamFCTracker, atomic
-from tracker.config import BACKBONES
+from tracker.config import BACKBONES, HEADS
 from tracker.datasets import read_dataset
 from tracker.errors import TrackerError, WeightsError
 from tracker.evaluation import evaluate, load_frames
@@ -43,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", choices=BACKBONES[:1] + BACKBONES[2:], help=f"default {d.model.backbone}")
     p.add_argument("--pretrained", help="TFLite file of an ImageNet MobileNet to start the backbone from")
     p.add_argument("--stride", type=int, help="total stride to cut a MobileNet at: 8 (default) or 16")
+    p.add_argument(
+        "--head",
+        choices=HEADS,
+        help=f"fc: SiamFC's 3-scale similarity map; box: one crop, regressed box (default {d.model.head})",
+    )
     p.add_argument("--neck", type=int, help="MobileNets: 1x1 conv + BatchNorm to this many channels (default 0: none)")
     p.add_argument(
         "--freeze-layers", type=int, help=f"leading backbone layers never trained (default {d.freeze_layers})"
@@ -78,7 +83,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
                 "backbone_lr"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck"):
+    for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "head"):
         if getattr(args, key) is not None:
             cfg.setdefault("model", {})[key] = getattr(args, key)
     model = cfg.get("model", {})

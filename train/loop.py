@@ -23,7 +23,7 @@ from tracker.model import SiamFC
 from tracker.model.backbones import TFConv
 from tracker.weights import save_weights
 
-from .losses import LOSSES
+from .losses import LOSSES, box_head_loss
 from .pairs import PairConfig, PairDataset
 from .pretrained import load_pretrained
 
@@ -211,7 +211,7 @@ class Trainer:
         )  # fmt: skip
 
     def train_step(self, batch: list[torch.Tensor]) -> float:
-        z, x, labels, weights = (t.to(self.device, non_blocking=True) for t in batch)
+        z, x, *targets = (t.to(self.device, non_blocking=True) for t in batch)
         lr = learning_rate(self.step, self.cfg)
         backbone_on = self.step >= self.cfg.freeze_steps
         for g in self.optimizer.param_groups:
@@ -219,8 +219,11 @@ class Trainer:
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
-            responses = self.net(z.float(), x.float())
-        loss = self.loss_fn(responses, labels, weights)
+            outputs = self.net(z.float(), x.float())
+        if self.cfg.model.head == "box":
+            loss = box_head_loss(outputs, *targets, classification=self.cfg.loss)
+        else:
+            loss = self.loss_fn(outputs["response"], *targets)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)

@@ -40,6 +40,9 @@ class PairConfig:
     p_grey: float = 0.1
     p_flip: float = 0.5
     p_occlude: float = 0.15
+    # box head: positives are the cells inside the target's box and within this many cells of its centre (both
+    # axes; FCOS's centre sampling), so that every positive sees the target's middle
+    center_cells: float = 1.5
 
 
 def make_labels(
@@ -49,8 +52,7 @@ def make_labels(
     centred at ``target`` (search-crop pixels from the crop centre), or no target (``None``). Positives and
     negatives each carry half the weight; without positives the negatives carry all of it."""
     r = model.response_size
-    d = (np.arange(r) - (r - 1) / 2) * model.stride  # cell -> displacement, as the tracker decodes it
-    dx, dy = np.meshgrid(d, d)
+    dx, dy = np.meshgrid(cell_offsets(model), cell_offsets(model))
     if target is None:
         pos = np.zeros((r, r), bool)
     else:
@@ -60,6 +62,42 @@ def make_labels(
     if not pos.any():
         weights *= 2
     return labels, weights
+
+
+def cell_offsets(model: ModelConfig) -> np.ndarray:
+    """Each output cell's displacement from the search crop's centre, search-crop pixels (R,): the tracker's
+    decoding convention."""
+    r = model.response_size
+    return (np.arange(r) - (r - 1) / 2) * model.stride
+
+
+def make_box_labels(
+    model: ModelConfig, cfg: PairConfig, target: tuple[float, float, float, float] | None
+) -> tuple[np.ndarray, ...]:
+    """Box-head training targets for a target box ``(dx, dy, w, h)`` (centre from the crop centre, and size, in
+    search-crop pixels), or no target (``None``).
+
+    Returns classification labels and weights (R, R), balanced as :func:`make_labels`'s; box targets (4, R, R),
+    the distances from each cell to the box's left, top, right and bottom sides (meaningful at positives); and
+    quality targets (R, R), the centre-ness ``sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b))``.
+    """
+    r = model.response_size
+    px, py = np.meshgrid(cell_offsets(model), cell_offsets(model))
+    if target is None:
+        ltrb = np.zeros((4, r, r), np.float32)
+        pos = np.zeros((r, r), bool)
+    else:
+        cx, cy, w, h = target
+        ltrb = np.stack([px - (cx - w / 2), py - (cy - h / 2), cx + w / 2 - px, cy + h / 2 - py]).astype(np.float32)
+        near = cfg.center_cells * model.stride
+        pos = (ltrb.min(0) > 0) & (np.abs(px - cx) <= near) & (np.abs(py - cy) <= near)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr, tb = np.sort(ltrb[[0, 2]], 0), np.sort(ltrb[[1, 3]], 0)
+        quality = np.where(pos, np.sqrt(np.abs(lr[0] / lr[1] * tb[0] / tb[1])), 0.0).astype(np.float32)
+    _, weights = make_labels(model, cfg, None, 0.0)
+    if pos.any():
+        weights = np.where(pos, 0.5 / pos.sum(), 0.5 / (~pos).sum()).astype(np.float32)
+    return pos.astype(np.float32), weights, ltrb, quality
 
 
 class PairDataset(Dataset):
@@ -154,11 +192,13 @@ class PairDataset(Dataset):
         grey = rng.random() < cfg.p_grey
         exemplar = augment.photometric(np.ascontiguousarray(exemplar), rng, grey)
         search = augment.photometric(np.ascontiguousarray(search), rng, grey)
-        strength = math.exp(-0.5 * (math.log(s) / cfg.scale_sigma) ** 2)
-        labels, weights = make_labels(m, cfg, target, strength)
+        if m.head == "box":
+            targets = make_box_labels(m, cfg, None if target is None else (*target, tw, th))
+        else:
+            strength = math.exp(-0.5 * (math.log(s) / cfg.scale_sigma) ** 2)
+            targets = make_labels(m, cfg, target, strength)
         return (
             torch.from_numpy(exemplar).permute(2, 0, 1),
             torch.from_numpy(search).permute(2, 0, 1),
-            torch.from_numpy(labels),
-            torch.from_numpy(weights),
+            *(torch.from_numpy(t) for t in targets),
         )

@@ -13,7 +13,8 @@ __all__ = ["Backend", "BackendError"]
 
 
 class Backend(Protocol):
-    """Runs the network. Crops are uint8 BGR arrays ``(N, H, W, 3)``; responses are float32 ``(N, R, R)``."""
+    """Runs the network. Crops are uint8 BGR arrays ``(N, H, W, 3)``; outputs are named float32 maps (the head's,
+    ``ModelConfig.outputs``): ``(N, R, R)`` each, but ``box`` ``(N, 4, R, R)``."""
 
     name: str  # e.g. "torch-cpu-bf16", reported to users
     model_config: ModelConfig
@@ -22,6 +23,7 @@ class Backend(Protocol):
         """Exemplar crops (B, 127, 127, 3) -> an opaque kernel handle for :meth:`score`."""
         ...
 
-    def score(self, kernel: object, search: np.ndarray) -> np.ndarray:
-        """Kernel of B targets and search crops (B * S, 255, 255, 3) -> responses (B * S, 17, 17), float32."""
+    def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
+        """Kernel of B targets and search crops (B * S, 255, 255, 3) -> the named outputs, e.g. the fc head's
+        ``{"response": (B * S, 17, 17)}``, float32."""
         ...

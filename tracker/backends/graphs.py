@@ -19,7 +19,7 @@ import numpy as np
 from ..config import ConfigError, ModelConfig
 from ..errors import BackendError
 
-GRAPH_FORMAT = "1"  # bump when the graphs' inputs, outputs or layout change
+GRAPH_FORMAT = "2"  # bump when the graphs' inputs, outputs or layout change
 META_FILE = "siamtrack_graphs.json"
 EXEMPLAR_FILE = "exemplar.onnx"
 SEARCH_FILE = "search.onnx"
@@ -159,10 +159,10 @@ def embed_in_chunks(run: Callable[[np.ndarray], np.ndarray], exemplars: np.ndarr
 
 
 def score_in_chunks(
-    run: Callable[[np.ndarray, np.ndarray], np.ndarray], kernel: object, search: np.ndarray, meta: GraphMeta
-) -> np.ndarray:
-    """Responses of B targets' search crops (B * scales, ...) through ``run``, which takes exactly
-    ``spec.targets`` kernels and ``spec.targets * spec.scales`` crops."""
+    run: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]], kernel: object, search: np.ndarray, meta: GraphMeta
+) -> dict[str, np.ndarray]:
+    """Named outputs of B targets' search crops (B * scales, ...) through ``run``, which takes exactly
+    ``spec.targets`` kernels and ``spec.targets * spec.scales`` crops and returns the outputs by name."""
     if not isinstance(kernel, np.ndarray) or kernel.shape[1:] != meta.kernel_shape[1:]:
         raise BackendError(f"kernel must be an array (B, {', '.join(map(str, meta.kernel_shape[1:]))}) from embed()")
     _check_crops(search, meta.model_config.search_size, "search")
@@ -173,9 +173,10 @@ def score_in_chunks(
             f"got {len(search)} search crops for {b} target(s), but the graphs were exported for {s} scales "
             f"per target: export with `track-export --scales {max(1, len(search) // max(b, 1))}`"
         )
-    out = []
+    out: dict[str, list[np.ndarray]] = {}
     for i in range(0, b, spec.targets):
         k = kernel[i : i + spec.targets]
         x = search[i * s : (i + len(k)) * s]
-        out.append(run(_pad(k, spec.targets), _pad(x, spec.targets * s))[: len(k) * s])
-    return np.concatenate(out)
+        for name, value in run(_pad(k, spec.targets), _pad(x, spec.targets * s)).items():
+            out.setdefault(name, []).append(value[: len(k) * s])
+    return {name: np.concatenate(parts) for name, parts in out.items()}

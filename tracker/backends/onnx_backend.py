@@ -74,13 +74,16 @@ class OnnxBackend:
     def _run_exemplar(self, exemplars: np.ndarray) -> np.ndarray:
         return self._exemplar.run(None, {"exemplar": self._crops(exemplars)})[0]
 
-    def _run_search(self, kernel: np.ndarray, search: np.ndarray) -> np.ndarray:
-        return self._search.run(None, {"kernel": kernel, "search": self._crops(search)})[0]
+    def _run_search(self, kernel: np.ndarray, search: np.ndarray) -> dict[str, np.ndarray]:
+        names = self.model_config.outputs
+        return dict(
+            zip(names, self._search.run(list(names), {"kernel": kernel, "search": self._crops(search)}), strict=True)
+        )
 
     def embed(self, exemplars: np.ndarray) -> np.ndarray:
         """Exemplar crops (B, 127, 127, 3) uint8 BGR -> kernels (B, C, k, k) float32."""
         return embed_in_chunks(self._run_exemplar, exemplars, self.meta)
 
-    def score(self, kernel: object, search: np.ndarray) -> np.ndarray:
-        """Kernels of B targets and search crops (B * S, 255, 255, 3) -> responses (B * S, 17, 17) float32."""
+    def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
+        """Kernels of B targets and search crops (B * S, 255, 255, 3) -> the named outputs (``Backend.score``)."""
         return score_in_chunks(self._run_search, kernel, search, self.meta)

@@ -111,8 +111,8 @@ class _Engine:
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs).append(name)
 
-    def run(self, **arrays: np.ndarray) -> np.ndarray:
-        """Copy ``arrays`` (by input name) in, run, and return a copy of the single output."""
+    def run(self, **arrays: np.ndarray) -> dict[str, np.ndarray]:
+        """Copy ``arrays`` (by input name) in, run, and return a copy of every output, by name."""
         if not self._finalizer.alive:  # the buffers below are freed: using them would crash the process
             raise BackendError("the TensorRT backend was closed")
         cudart, stream = self.cudart, self.stream
@@ -123,11 +123,11 @@ class _Engine:
             _check(cudart, cudart.cudaMemcpyAsync(self.device[name], host.ctypes.data, host.nbytes, h2d, stream))
         if not self.context.execute_async_v3(int(stream)):
             raise BackendError("TensorRT failed to enqueue the engine")
-        out = self.outputs[0]
-        host = self.host[out]
-        _check(cudart, cudart.cudaMemcpyAsync(host.ctypes.data, self.device[out], host.nbytes, d2h, stream))
+        for out in self.outputs:
+            host = self.host[out]
+            _check(cudart, cudart.cudaMemcpyAsync(host.ctypes.data, self.device[out], host.nbytes, d2h, stream))
         _check(cudart, cudart.cudaStreamSynchronize(stream))  # the one sync point per call
-        return host.copy()
+        return {out: self.host[out].copy() for out in self.outputs}
 
     def close(self) -> None:
         self._finalizer()
@@ -214,10 +214,10 @@ class TensorRTBackend:
 
     def embed(self, exemplars: np.ndarray) -> np.ndarray:
         """Exemplar crops (B, 127, 127, 3) uint8 BGR -> kernels (B, C, k, k) float32."""
-        return embed_in_chunks(lambda x: self._exemplar.run(exemplar=x), exemplars, self.meta)
+        return embed_in_chunks(lambda x: self._exemplar.run(exemplar=x)["kernel"], exemplars, self.meta)
 
-    def score(self, kernel: object, search: np.ndarray) -> np.ndarray:
-        """Kernels of B targets and search crops (B * S, 255, 255, 3) -> responses (B * S, 17, 17) float32."""
+    def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
+        """Kernels of B targets and search crops (B * S, 255, 255, 3) -> the named outputs (``Backend.score``)."""
         run = lambda k, x: self._search.run(kernel=k, search=x)  # noqa: E731
         return score_in_chunks(run, kernel, search, self.meta)
 

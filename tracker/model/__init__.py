@@ -1,6 +1,7 @@
 """SiamFC: one backbone with shared weights for exemplar and search crops, and a similarity head.
 
-``SiamFC.embed(exemplar)`` runs once per target (in ``init``); ``SiamFC.score(kernel, search)`` runs every frame.
+``SiamFC.embed(exemplar)`` runs once per target (in ``init``); ``SiamFC.score(kernel, search)`` runs every frame
+and returns the head's named outputs (``ModelConfig.outputs``).
 Inputs are float tensors of BGR pixel values in [0, 255], shape ``(N, 3, H, W)``. Every size (crops, stride,
 response) comes from the :class:`~tracker.config.ModelConfig`.
 """
@@ -12,32 +13,51 @@ from torch import nn
 
 from ..config import ModelConfig
 from .backbones import AlexNet, HandSet, MobileNet, build_backbone
-from .heads import SimilarityHead, absdiff_shifted, xcorr_grouped, xcorr_matmul
+from .heads import BoxHead, SimilarityHead, absdiff_shifted, pointwise_corr, xcorr_grouped, xcorr_matmul
 from .inference import SeparableMaxPool, inference_form
 
 __all__ = [
-    "AlexNet", "HandSet", "MobileNet", "SeparableMaxPool", "SiamFC", "SimilarityHead", "absdiff_shifted",
-    "build_backbone", "inference_form", "xcorr_grouped", "xcorr_matmul",
+    "AlexNet", "BoxHead", "HandSet", "MobileNet", "SeparableMaxPool", "SiamFC", "SimilarityHead", "absdiff_shifted",
+    "build_backbone", "build_head", "inference_form", "pointwise_corr", "xcorr_grouped", "xcorr_matmul",
 ]  # fmt: skip
 
 
+def build_head(config: ModelConfig, channels: int) -> nn.Module:
+    """The head ``config.head`` names, over backbone features of ``channels`` channels."""
+    if config.head == "box":
+        cells = (-(-config.exemplar_size // config.stride)) ** 2  # exemplar feature cells ("same" backbones)
+        return BoxHead(cells, config.tower, config.tower_layers, config.stride)
+    return SimilarityHead(config.metric, config.out_scale)
+
+
 class SiamFC(nn.Module):
-    """``SiamFC(config)``: backbone + similarity head."""
+    """``SiamFC(config)``: backbone + head (``config.head``)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.backbone = build_backbone(config)
-        self.head = SimilarityHead(config.metric, config.out_scale)
+        self.head = build_head(config, self.backbone.out_channels)
+
+    def head_outputs(self, kernel: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The head on kernels and search features: its named outputs (``config.outputs``), each (N, 1, R, R) but
+        ``box`` (N, 4, R, R)."""
+        out = self.head(kernel, features)
+        return out if isinstance(out, dict) else {"response": out}
 
     def embed(self, exemplar: torch.Tensor) -> torch.Tensor:
         """Exemplar crops (B, 3, E, E) -> kernels (B, C, k, k); E = ``config.exemplar_size``."""
         return self.backbone(exemplar)
 
-    def score(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
-        """Kernels (B, C, k, k) and search crops (B * S, 3, X, X) -> responses (B * S, 1, R, R); X and R are
-        ``config.search_size`` and ``config.response_size``."""
-        return self.head(kernel, self.backbone(search))
+    def maps(self, kernel: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`head_outputs` in float32 as the backends return them: (N, R, R) maps, ``box`` (N, 4, R, R)."""
+        out = self.head_outputs(kernel, features)
+        return {name: (v if name == "box" else v[:, 0]).float() for name, v in out.items()}
 
-    def forward(self, exemplar: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+    def score(self, kernel: torch.Tensor, search: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Kernels (B, C, k, k) and search crops (B * S, 3, X, X) -> the named outputs (:meth:`head_outputs`), e.g.
+        ``{"response": (B * S, 1, R, R)}``; X and R are ``config.search_size`` and ``config.response_size``."""
+        return self.head_outputs(kernel, self.backbone(search))
+
+    def forward(self, exemplar: torch.Tensor, search: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.score(self.embed(exemplar), search)

@@ -1,0 +1,230 @@
+"""The single-pass box head: its training targets, its decoder, its export, and the tracker on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tracker import SiamFCTracker
+from tracker.backends import select
+from tracker.boxsearch import BoxSearch, decode_boxes
+from tracker.config import ConfigError, ModelConfig, TrackerConfig
+from tracker.model import SiamFC
+from tracker.weights import save_weights
+from train.curate import curate
+from train.losses import box_head_loss, giou_loss
+from train.pairs import PairConfig, PairDataset, cell_offsets, make_box_labels
+
+BOX = ModelConfig(backbone="mobilenetv2", width=0.35, stride=16, neck=16, head="box", tower=16)
+
+
+@pytest.fixture(scope="module")
+def box_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised small box-head model whose outputs spread enough to compare backends on."""
+    torch.manual_seed(0)
+    model = SiamFC(BOX)
+    for conv in (model.head.cls, model.head.box, model.head.quality):
+        torch.nn.init.normal_(conv.weight, std=0.3)
+    path = tmp_path_factory.mktemp("weights") / "box.safetensors"
+    save_weights(model.eval(), path)
+    return path
+
+
+def test_box_head_config():
+    assert BOX.response_size == 16 and BOX.outputs == ("cls", "box", "quality")
+    assert ModelConfig().outputs == ("response",)
+    with pytest.raises(ConfigError, match="MobileNet"):
+        ModelConfig(head="box")
+    with pytest.raises(ConfigError, match="head must be"):
+        ModelConfig(backbone="mobilenetv2", head="rpn")
+
+
+def test_model_outputs_shapes():
+    with torch.inference_mode():
+        out = SiamFC(BOX).eval()(torch.rand(2, 3, 127, 127) * 255, torch.rand(2, 3, 255, 255) * 255)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "cls": (2, 1, 16, 16), "box": (2, 4, 16, 16), "quality": (2, 1, 16, 16)
+    }  # fmt: skip
+    assert bool((out["box"] > 0).all()) and bool(torch.isfinite(out["box"]).all())
+
+
+@pytest.mark.parametrize("target", [(0.0, 0.0, 64.0, 48.0), (-37.5, 21.25, 90.0, 30.0), (70.0, -60.0, 20.0, 110.0)])
+def test_box_labels_decode_back_to_the_ground_truth(target):
+    labels, weights, ltrb, quality = make_box_labels(BOX, PairConfig(), target)
+    pos = labels > 0
+    assert pos.any() and weights.sum() == pytest.approx(1.0)
+    boxes = decode_boxes(ltrb, cell_offsets(BOX))  # the tracker's decoding of the training targets
+    np.testing.assert_allclose(boxes[:, pos].T, np.tile(target, (pos.sum(), 1)), atol=1e-4)
+    assert (quality[pos] > 0).all() and (quality[pos] <= 1).all() and (quality[~pos] == 0).all()
+    # the most central positive has the highest quality
+    px, py = np.meshgrid(cell_offsets(BOX), cell_offsets(BOX))
+    nearest = np.argmin(np.where(pos, np.hypot(px - target[0], py - target[1]), np.inf))
+    assert quality.flat[nearest] == quality.max()
+
+
+def test_box_labels_without_target_are_all_negative():
+    labels, weights, _, quality = make_box_labels(BOX, PairConfig(), None)
+    assert labels.sum() == 0 and quality.sum() == 0 and weights.sum() == pytest.approx(1.0)
+
+
+def test_giou_loss_values():
+    box = torch.tensor([[10.0, 10.0, 10.0, 10.0]])
+    assert giou_loss(box, box).item() == pytest.approx(0.0, abs=1e-6)
+    # same point, half the width on the right: IoU 0.75, the hull is the larger box
+    assert giou_loss(torch.tensor([[10.0, 10.0, 0.0, 10.0]]) + torch.tensor([[0, 0, 5.0, 0]]), box).item() == (
+        pytest.approx(0.25)
+    )
+
+
+def test_box_head_loss_pulls_the_box_to_the_target():
+    labels, weights, ltrb, quality = (
+        torch.from_numpy(a)[None] for a in make_box_labels(BOX, PairConfig(), (5, -3, 50, 40))
+    )
+    raw = torch.zeros(1, 4, 16, 16, requires_grad=True)
+    cls = torch.zeros(1, 1, 16, 16, requires_grad=True)
+    q = torch.zeros(1, 1, 16, 16, requires_grad=True)
+    opt = torch.optim.Adam([raw, cls, q], lr=0.1)
+    first = None
+    for _ in range(200):
+        loss = box_head_loss({"cls": cls, "box": torch.exp(raw) * 16, "quality": q}, labels, weights, ltrb, quality)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pos = labels[0] > 0
+    pred = (torch.exp(raw) * 16)[0].permute(1, 2, 0)[pos]
+    assert loss.item() < 0.5 * first
+    assert torch.allclose(pred, ltrb[0].permute(1, 2, 0)[pos], rtol=0.05)
+
+
+def write_bright_box_sequence(root: Path, n: int = 8) -> None:
+    """A white rectangle on black, moving and changing shape: its pixels show where the box is in any crop."""
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        frame = np.zeros((240, 320, 3), np.uint8)
+        w, h = int(rng.integers(30, 70)), int(rng.integers(30, 70))
+        x, y = int(rng.integers(60, 320 - 60 - w)), int(rng.integers(60, 240 - 60 - h))
+        frame[y : y + h, x : x + w] = 255
+        cv2.imwrite(str(root / "img" / f"{i + 1:06d}.png"), frame)
+        lines.append(f"{x},{y},{w},{h}")
+    (root / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_box_targets_follow_scale_shift_stretch_and_flip(tmp_path):
+    for k in range(2):
+        write_bright_box_sequence(tmp_path / "data" / f"seq{k}")
+    cache = curate([tmp_path / "data"], tmp_path / "cache", workers=1)
+    # every geometric augmentation on (strong stretch, scale and shift; flips half the time), nothing that hides
+    # the rectangle (pastes, occluders, negatives)
+    pairs = PairConfig(p_paste=0.0, p_neg=0.0, p_occlude=0.0, p_grey=0.0, stretch=0.4, scale_range=0.4)
+    data = PairDataset(cache, 40, BOX, pairs, seed=3)
+    checked = 0
+    for i in range(len(data)):
+        _, search, labels, _, ltrb, _ = (t.numpy() for t in data[i])
+        pos = labels > 0
+        cx, cy, w, h = decode_boxes(ltrb, cell_offsets(BOX))[:, pos][:, 0]
+        x0, y0 = cx - w / 2 + (BOX.search_size - 1) / 2, cy - h / 2 + (BOX.search_size - 1) / 2
+        if x0 < 2 or y0 < 2 or x0 + w > BOX.search_size - 2 or y0 + h > BOX.search_size - 2:
+            continue  # partly outside the crop: the visible pixels do not show the whole box
+        ys, xs = np.nonzero(search.mean(0) > 127)
+        seen = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
+        assert np.abs(seen - [x0, y0, x0 + w, y0 + h]).max() < 3.0, (i, seen, (x0, y0, w, h))
+        checked += 1
+    assert checked >= 20
+
+
+def test_decoder_reads_the_box_at_the_best_cell():
+    cfg = TrackerConfig(window_influence=0.0, penalty_k=0.0, box_lr=1.0)
+    search = BoxSearch(cfg, BOX)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    st = search.start(frame, (100, 80, 40, 30))
+    plan = search.plan(frame, st)
+    assert plan.crops.shape == (1, 255, 255, 3) and search.crops_per_target == 1
+    cls = np.full((1, 16, 16), -5.0, np.float32)
+    cls[0, 4, 11] = 5.0  # cell (row 4, column 11): (11 - 7.5) * 16 = +56, (4 - 7.5) * 16 = -56 crop pixels
+    ltrb = np.broadcast_to(np.array([30.0, 20.0, 10.0, 40.0], np.float32)[:, None, None], (4, 16, 16))[None]
+    peak = plan.decode({"cls": cls, "box": ltrb.copy(), "quality": np.full((1, 16, 16), 5.0, np.float32)})
+    to_crop = 255 / search._search_side(st.size)
+    expected_center = st.center + np.array([56 + (10 - 30) / 2, -56 + (40 - 20) / 2]) / to_crop
+    np.testing.assert_allclose(peak.center, expected_center, atol=1e-6)
+    score = 1 / (1 + np.exp(-5.0)) ** 2
+    assert peak.score == pytest.approx(score)
+    # the size moves towards the regressed one at box_lr x the cell's (penalised) score
+    np.testing.assert_allclose(peak.size, st.size * (1 - score) + np.array([40.0, 60.0]) / to_crop * score, atol=1e-6)
+
+
+@pytest.mark.parametrize("box", [(0, 0, 12, 10), (300, 225, 20, 15), (-5, 100, 30, 30)])
+def test_decoder_keeps_boxes_inside_the_frame_at_the_borders(box):
+    search = BoxSearch(TrackerConfig(box_lr=1.0), BOX)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    st = search.start(frame, box)
+    plan = search.plan(frame, st)
+    cls = np.full((1, 16, 16), 5.0, np.float32)  # every cell confident, every box far beyond the frame
+    huge = np.full((1, 4, 16, 16), 1e4, np.float32)
+    for ltrb in (huge, np.zeros_like(huge)):
+        st.reference = None
+        result = search.conclude(plan.decode({"cls": cls, "box": ltrb, "quality": cls}), st)
+        x, y, w, h = result.box
+        assert np.isfinite([x, y, w, h]).all() and w >= 1 and h >= 1
+        assert x >= 0 and y >= 0 and x + w <= 320 + 1e-9 and y + h <= 240 + 1e-9
+
+
+def _all_close(actual: dict, expected: dict, tol: float) -> None:
+    assert set(actual) == set(expected) == {"cls", "box", "quality"}
+    for name, value in expected.items():
+        assert actual[name].shape == value.shape and actual[name].dtype == np.float32
+        assert np.abs(actual[name] - value).max() <= tol * (value.max() - value.min()), name
+
+
+def _inputs(targets: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return (
+        rng.integers(0, 256, (targets, 127, 127, 3), dtype=np.uint8),
+        rng.integers(0, 256, (targets, 255, 255, 3), dtype=np.uint8),
+    )
+
+
+def test_box_head_export_parity(box_weights):
+    pytest.importorskip("onnxruntime")
+    exemplars, search = _inputs(3)
+    ref = select.create_backend("torch", box_weights, "cpu", precision="fp32")
+    ort = select.create_backend("onnx", box_weights, "cpu", scales=1)
+    _all_close(ort.score(ort.embed(exemplars), search), ref.score(ref.embed(exemplars), search), 1e-4)
+
+
+def test_box_head_tensorrt_outputs_on_fakes(box_weights, tmp_path, monkeypatch):
+    """The TensorRT backend's multi-output path, with TensorRT and CUDA faked on the CPU (tests/fake_tensorrt.py)."""
+    pytest.importorskip("onnxruntime")
+    from fake_tensorrt import FakeCudart, FakeTensorRT
+
+    from tracker.backends import tensorrt_backend
+
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path))
+    monkeypatch.setattr(tensorrt_backend, "_import_tensorrt", lambda: FakeTensorRT)
+    monkeypatch.setattr(tensorrt_backend, "_import_cudart", lambda: FakeCudart())
+    trt = select.create_backend("tensorrt", box_weights, precision="fp32", targets=2, scales=1)
+    exemplars, search = _inputs(3)  # 3 targets through graphs of 2: a padded second chunk
+    ref = select.create_backend("torch", box_weights, "cpu", precision="fp32")
+    _all_close(trt.score(trt.embed(exemplars), search), ref.score(ref.embed(exemplars), search), 1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_tracker_on_a_box_head_scores_one_crop(box_weights, backend):
+    """The tracker hands the box head's outputs to its decoder: one crop per frame, a valid result each frame."""
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    from synthetic import make_sequence
+
+    frames, gt = make_sequence(6, seed=0)
+    tracker = SiamFCTracker(box_weights, backend=backend)
+    tracker.init(frames[0], gt[0])
+    for frame in frames[1:]:
+        result = tracker.update(frame)
+        x, y, w, h = result.box
+        assert np.isfinite(result.box).all() and w >= 1 and h >= 1 and 0 <= result.score <= 1

@@ -1,0 +1,87 @@
+"""The single-pass box head's search: one crop per frame, the box read off the regression at the best cell.
+
+The decoding is the usual pysot / SiamFC++ post-processing: the classification and quality probabilities
+multiplied into a score per cell; a penalty on each cell's change of size and aspect ratio against the current
+box; a cosine window against large jumps; and the box updated towards the chosen cell's by a rate weighted by its
+penalised score. Lost mode, re-detection and the found decision are :class:`~tracker.search.SiamFCSearch`'s, on
+the map of that score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import postprocess as pp
+from .config import ModelConfig, TrackerConfig
+from .geometry import crop_and_resize
+from .search import Peak, SearchPlan, SiamFCSearch, TargetState
+
+PROB_EPS = 1e-7  # probabilities are kept this far from 0 and 1 before they are turned back into logits
+
+
+def box_search(config: TrackerConfig, model_config: ModelConfig) -> SiamFCSearch:
+    """The search procedure of the network's head: SiamFC's multi-scale search for ``fc``, :class:`BoxSearch`
+    for ``box``."""
+    return BoxSearch(config, model_config) if model_config.head == "box" else SiamFCSearch(config, model_config)
+
+
+def decode_boxes(ltrb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Boxes ``(4, R, R)`` as centre and size ``(cx, cy, w, h)``, search-crop pixels from the crop's centre, from
+    distances ``ltrb`` (4, R, R) to the left, top, right and bottom sides at cells ``offsets`` (R,) from it."""
+    left, top, right, bottom = ltrb
+    cx = offsets[None, :] + (right - left) / 2
+    cy = offsets[:, None] + (bottom - top) / 2
+    return np.stack([cx, cy, left + right, top + bottom])
+
+
+class BoxSearch(SiamFCSearch):
+    """Search for the box head (``ModelConfig(head="box")``): one search crop per frame while tracking."""
+
+    def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
+        super().__init__(config, model_config)
+        self.crops_per_target = 1
+        r = model_config.response_size
+        self._offsets = (np.arange(r) - (r - 1) / 2) * model_config.stride
+        window = pp.hann_window(r)
+        self._cell_window = window / window.max()
+
+    def response(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits of ``sigmoid(cls) * sigmoid(quality)``: the score map (N, R, R) that the found decision and
+        lost-mode re-detection read."""
+        p = np.clip(pp.sigmoid(outputs["cls"]) * pp.sigmoid(outputs["quality"]), PROB_EPS, 1 - PROB_EPS)
+        return np.log(p / (1 - p))
+
+    def _track(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
+        """One crop around the last position, at the last size's scale; the best penalised cell's box, smoothed."""
+        cfg, mcfg = self.config, self.model_config
+        side = self._search_side(st.size)
+        crop = crop_and_resize(frame, st.center, side, mcfg.search_size, st.pad_value)
+        to_crop = mcfg.search_size / side  # frame pixels -> search-crop pixels
+
+        def decode(outputs: dict[str, np.ndarray]) -> Peak:
+            logits = self.response(outputs)[0]
+            score = pp.sigmoid(logits)
+            cx, cy, w, h = decode_boxes(outputs["box"][0], self._offsets)
+            tw, th = st.size * to_crop
+            # penalty on the change of size (of the context square, as SiamFC measures it) and of aspect ratio
+            size_change = _change(_context_side(w, h, cfg.context) / _context_side(tw, th, cfg.context))
+            ratio_change = _change((tw / th) / np.maximum(w / np.maximum(h, 1e-6), 1e-6))
+            penalty = np.exp(-(size_change * ratio_change - 1) * cfg.penalty_k)
+            pscore = penalty * score * (1 - cfg.window_influence) + self._cell_window * cfg.window_influence
+            iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+            rate = float(penalty[iy, ix] * score[iy, ix] * cfg.box_lr)
+            center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
+            size = st.size * (1 - rate) + np.array([w[iy, ix], h[iy, ix]]) / to_crop * rate
+            psr = pp.peak_to_sidelobe(logits, cfg.psr_exclude)
+            return Peak(center, size, float(score[iy, ix]), psr)
+
+        return SearchPlan(crop[None], decode)
+
+
+def _context_side(w: np.ndarray, h: np.ndarray, context: float) -> np.ndarray:
+    pad = context * (w + h)
+    return np.sqrt(np.maximum((w + pad) * (h + pad), 1e-12))
+
+
+def _change(ratio: np.ndarray) -> np.ndarray:
+    return np.maximum(ratio, 1.0 / np.maximum(ratio, 1e-12))
