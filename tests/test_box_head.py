@@ -228,3 +228,19 @@ def test_tracker_on_a_box_head_scores_one_crop(box_weights, backend):
         result = tracker.update(frame)
         x, y, w, h = result.box
         assert np.isfinite(result.box).all() and w >= 1 and h >= 1 and 0 <= result.score <= 1
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_box_head_outputs_read_as_a_lost_target(box_weights, bad):
+    from synthetic import make_sequence
+
+    frames, gt = make_sequence(5, seed=0)
+    tracker = SiamFCTracker(box_weights, backend="torch")
+    tracker.init(frames[0], gt[0])
+    score = tracker._backend.score
+    tracker._backend.score = lambda kernel, crops: {k: np.full_like(v, bad) for k, v in score(kernel, crops).items()}
+    for frame in frames[1:]:
+        result = tracker.update(frame)
+        x, y, w, h = result.box
+        assert np.isfinite(result.box).all() and w >= 1 and h >= 1 and x + w <= 320 and y + h <= 240
+        assert not result.found

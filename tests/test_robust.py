@@ -182,7 +182,7 @@ def test_non_finite_responses_read_as_a_lost_target(handset_weights, seq, bad):
     t = make(handset_weights)
     t.init(frames[0], gt[0])
     score = t._backend.score
-    t._backend.score = lambda kernel, crops: np.full_like(score(kernel, crops), bad)
+    t._backend.score = lambda kernel, crops: {k: np.full_like(v, bad) for k, v in score(kernel, crops).items()}
     for f in frames[1:]:
         r = t.update(f)
         assert_valid(r, 320, 240)
