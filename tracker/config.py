@@ -23,6 +23,11 @@ BACKBONE_GEOMETRY = {
 }
 BACKBONES = tuple(BACKBONE_GEOMETRY)
 METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
+# metric -> its default out_scale (SimilarityHead): the fixed scale of cross-correlation (SiamFC's), the starting
+# value of the others' learned one. The unbounded sums over C * k * k features (xcorr, euclidean, absdiff) start
+# where SiamFC's 0.001 puts them, a logit spread of 0.05 to 0.6 at initialisation (AlexNet, the pretrained
+# MobileNetV2); cosine similarity, within [-1, 1] and spread 0.07 there, starts at 10 (NormFace's and CLIP's order)
+METRIC_SCALES = {"xcorr": 0.001, "cosine": 10.0, "euclidean": 0.001, "absdiff": 0.001}
 # head -> the network's named outputs, each (N, R, R) but "box" (N, 4, R, R): the classic SiamFC response map, or
 # the single-pass box head's classification, box (distances to the four sides) and quality maps
 HEAD_OUTPUTS = {"fc": ("response",), "box": ("cls", "box", "quality")}
@@ -54,7 +59,9 @@ class ModelConfig:
     stem_kernel: int = 11  # AlexNet's first kernel side (the paper's 11; 7 costs 0.4x in that layer)
     groups: int = 1  # groups of AlexNet's conv2, conv4 and conv5 (the original AlexNet's 2 halves their cost)
     metric: str = "xcorr"  # similarity head: xcorr | cosine | euclidean | absdiff
-    out_scale: float = 0.001  # fixed response scale; SiamFC keeps it fixed (a learned one diverged)
+    # response scale: xcorr's fixed one (SiamFC's; a learned one diverged), the others' starting value of a learned
+    # one (SimilarityHead); None: the metric's default, METRIC_SCALES
+    out_scale: float | None = None
     exemplar_size: int = 127  # exemplar crop side, pixels
     search_size: int = 255  # search crop side, pixels
     stride: int = 8  # total stride the backbone is cut at (one of BACKBONE_GEOMETRY's for that backbone)
@@ -70,6 +77,11 @@ class ModelConfig:
             raise ConfigError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if self.out_scale is None:
+            object.__setattr__(self, "out_scale", METRIC_SCALES[self.metric])  # frozen: set once, here
+        scale = self.out_scale
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
+            raise ConfigError(f"out_scale must be a positive number, got {self.out_scale!r}")
         if not 0.05 <= self.width <= 4.0:
             raise ConfigError(f"width must be in [0.05, 4], got {self.width}")
         if self.stem_kernel not in (5, 7, 9, 11):

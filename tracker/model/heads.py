@@ -23,7 +23,11 @@ class SimilarityHead(nn.Module):
     """Dense similarity between a kernel (exemplar features) and every window of the search features.
 
     ``kernel``: (B, C, k, k); ``search``: (B * S, C, H, W), S search crops per target. Returns (B * S, 1, R, R)
-    with R = H - k + 1. Response = out_scale * similarity + bias (bias learned, scale fixed).
+    logits with R = H - k + 1: ``scale * similarity + bias``, the bias learned. Cross-correlation keeps SiamFC's
+    fixed ``scale = out_scale`` (a learned one diverged). Every other metric learns its scale, a temperature:
+    ``scale = out_scale * exp(log_gain)``, ``log_gain`` a parameter starting at 0, so ``out_scale`` is where it
+    starts (:data:`~tracker.config.METRIC_SCALES`). Cosine similarity needs this most: bounded in [-1, 1], it
+    gives logits within ``bias +- out_scale``, and a fixed 0.001 kept them flat.
     """
 
     def __init__(self, metric: str = "xcorr", out_scale: float = 0.001, impl: str = "conv") -> None:
@@ -36,11 +40,26 @@ class SimilarityHead(nn.Module):
         # TensorRT's ONNX parser (NVIDIA/TensorRT#137, #1104); MatMul and static slices parse everywhere
         self.impl = impl
         self.bias = nn.Parameter(torch.zeros(1))
+        # no parameter for xcorr: weights trained with its fixed scale hold head.bias alone
+        self.log_gain = nn.Parameter(torch.zeros(1)) if metric != "xcorr" else None
+
+    def scale(self) -> torch.Tensor | float:
+        """The factor on the similarity: ``out_scale``, times the learned gain for every metric but xcorr."""
+        return self.out_scale if self.log_gain is None else self.out_scale * self.log_gain.exp()
 
     def forward(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
-        return self.out_scale * self.similarity(kernel, search) + self.bias
+        return self.scale() * self.similarity(kernel, search) + self.bias
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # weights saved before the gain was learned used out_scale alone: a gain of exp(0) gives them unchanged
+        if self.log_gain is not None and prefix + "log_gain" not in state_dict and prefix + "bias" in state_dict:
+            state_dict[prefix + "log_gain"] = torch.zeros(1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def similarity(self, kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """The metric at every window, before scale and bias: (N, 1, R, R). xcorr: ``sum(z * x)``; cosine:
+        ``sum(z * x) / (|z| |x|)``; euclidean: ``-sum((z - x)^2)``; absdiff: ``-sum(|z - x|)``, sums over the
+        window's C * k * k features (so that larger is more similar for every metric)."""
         b, c, k, _ = kernel.shape
         n, _, h, w = search.shape
         s = n // b
