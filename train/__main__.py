@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 from tracker import SiamFCTracker, atomic
-from tracker.config import BACKBONES, HEADS
+from tracker.config import BACKBONES, HEADS, METRICS
 from tracker.datasets import read_dataset
 from tracker.errors import TrackerError, WeightsError
 from tracker.evaluation import evaluate, load_frames
 
 from .curate import curate
 from .loop import TrainConfig, Trainer
+from .losses import LOSSES
 from .pretrained import version_and_width
 
 
@@ -47,6 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--head",
         choices=HEADS,
         help=f"fc: SiamFC's 3-scale similarity map; box: one crop, regressed box (default {d.model.head})",
+    )
+    p.add_argument(
+        "--metric",
+        choices=METRICS,
+        help=f"similarity of the fc head, at that metric's default output scale (default {d.model.metric})",
+    )
+    p.add_argument(
+        "--loss",
+        choices=tuple(LOSSES),
+        help=f"classification loss, dense over the response map (the box head's cls map) (default {d.loss})",
     )
     p.add_argument("--neck", type=int, help="MobileNets: 1x1 conv + BatchNorm to this many channels (default 0: none)")
     p.add_argument(
@@ -80,13 +91,16 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     else:
         cfg = {}
     for key in ("steps", "batch_size", "lr", "workers", "val_every", "pretrained", "freeze_layers", "freeze_steps",
-                "backbone_lr"):  # fmt: skip
+                "backbone_lr", "loss"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "head"):
         if getattr(args, key) is not None:
             cfg.setdefault("model", {})[key] = getattr(args, key)
-    model = cfg.get("model", {})
+    model = cfg.setdefault("model", {})
+    if args.metric is not None and args.metric != model.get("metric", "xcorr"):
+        model.pop("out_scale", None)  # another metric's scale (e.g. xcorr's 0.001 from a copied config) is wrong
+        model["metric"] = args.metric
     if cfg.get("pretrained") and "width" not in model and "backbone" in model:
         model["width"] = pretrained_width(cfg["pretrained"])  # the file's width, e.g. mobilenet_v1_0.5_160
     return TrainConfig.from_dict(cfg)

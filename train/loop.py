@@ -1,4 +1,4 @@
-"""The training loop: SiamFC pairs, balanced logistic loss, SGD with warm-up and cosine decay, bf16 autocast,
+"""The training loop: SiamFC pairs, the chosen loss (train.losses), SGD with warm-up and cosine decay, bf16 autocast,
 atomic checkpoints with exact resume, optional DDP (torchrun), and validation by real tracking (OPE AUC)."""
 
 from __future__ import annotations

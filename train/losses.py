@@ -1,6 +1,22 @@
 """Training losses. ``LOSSES`` maps a name to a classification loss, which takes responses (B, 1, R, R), labels
 and weights (B, R, R) and returns a scalar: SiamFC's response map, or the box head's ``cls`` map.
-:func:`box_head_loss` adds the box head's box (GIoU) and quality (BCE) terms."""
+:func:`box_head_loss` adds the box head's box (GIoU) and quality (BCE) terms.
+
+Every loss is dense: each response cell is one exemplar / search-window pair. The labels (train.pairs) mark the
+windows near the target's centre as similar (label > 0; the label is the pair's strength, below 1 where the
+search scale is off), the windows beyond and every window of a negative pair as dissimilar (label 0); the
+weights give positives and negatives equal halves per pair.
+
+The contrastive and triplet losses need a distance: :func:`match_distance`, ``d = softplus(-logit) =
+-log sigmoid(logit)``, the negative log-probability that the window matches, which the logistic loss and the
+tracker's score read from the same logit. It is 0 for a certain match and grows without bound, and it is a
+fixed increasing function of the head's own distance (``logit = scale * similarity + bias`` with ``scale > 0``:
+for the Euclidean head d grows with ``|z - x|^2``, for the cosine head with ``1 - cos``). Taking d from the logit
+rather than from the features gives one definition for every metric, for cross-correlation (no distance of its
+own) and for the box head's ``cls`` map, and trains the head's scale and bias with the features, so the score
+stays a probability whatever loss trained it. Margins are therefore in nats: a margin m asks a dissimilar window
+for a match probability of at most ``exp(-m)``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +25,16 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+CONTRASTIVE_MARGIN = 2.0  # dissimilar windows are pushed to a match probability of e^-2 = 0.14 or below
+TRIPLET_MARGIN = 1.0  # the target-centre window's d must beat each hard negative's by 1 nat
+TRIPLET_HARDEST = 8  # hard negatives per pair: the off-centre windows (or negative pair's windows) nearest in d
+
+
+def match_distance(responses: torch.Tensor) -> torch.Tensor:
+    """The distance the contrastive and triplet losses use: ``softplus(-logit) = -log sigmoid(logit)`` (same
+    shape as ``responses``; >= 0, 0 for a certain match, log 2 at logit 0)."""
+    return F.softplus(-responses.float())
+
 
 def balanced_logistic(responses: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """SiamFC's logistic loss, positives and negatives weighted to equal halves per pair (weights do that)."""
@@ -16,8 +42,70 @@ def balanced_logistic(responses: torch.Tensor, labels: torch.Tensor, weights: to
     return (loss * weights).sum() / responses.shape[0]
 
 
+def contrastive(
+    responses: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, margin: float = CONTRASTIVE_MARGIN
+) -> torch.Tensor:
+    """Contrastive loss (Hadsell, Chopra and LeCun, 2006) at every window, on d = :func:`match_distance`.
+
+    Label convention: ``y = 1`` means similar (the window holds the target's centre), ``y = 0`` dissimilar, and
+    ``L = y * d^2 / 2 + (1 - y) * max(0, margin - d)^2 / 2``: similar pairs are pulled together (d -> 0),
+    dissimilar ones pushed apart until d >= margin. A label between 0 and 1 (a positive at the wrong scale) mixes
+    the two terms. Weighted by ``weights`` and summed per pair, averaged over the batch, as the logistic loss.
+    """
+    d = match_distance(responses[:, 0])
+    loss = labels * 0.5 * d**2 + (1 - labels) * 0.5 * F.relu(margin - d) ** 2
+    return (loss * weights).sum() / responses.shape[0]
+
+
+def centre_cells(labels: torch.Tensor) -> torch.Tensor:
+    """Per pair, the flat index of the positive cell nearest the positives' centroid (the target-centre window;
+    the positives are a disc around the target's centre): (B,) long, -1 for a pair without positives."""
+    b, r, _ = labels.shape
+    pos = (labels > 0).flatten(1).float()
+    ys, xs = torch.meshgrid(torch.arange(r, dtype=torch.float32), torch.arange(r, dtype=torch.float32), indexing="ij")
+    coords = torch.stack([ys.flatten(), xs.flatten()], 1).to(labels.device)  # (R * R, 2)
+    centroid = pos @ coords / pos.sum(1, keepdim=True).clamp(min=1)  # (B, 2)
+    dist = torch.cdist(centroid, coords) ** 2  # (B, R * R)
+    nearest = torch.where(pos > 0, dist, torch.inf).argmin(1)
+    return torch.where(pos.sum(1) > 0, nearest, -1)
+
+
+def triplet(
+    responses: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    margin: float = TRIPLET_MARGIN,
+    hardest: int = TRIPLET_HARDEST,
+) -> torch.Tensor:
+    """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` on d = :func:`match_distance`, per pair.
+
+    The anchor is the exemplar; the positive the target-centre window (:func:`centre_cells`); the negatives the
+    ``hardest`` windows of smallest d among the dissimilar ones (label 0): off-centre windows of a positive
+    pair, any window of a negative pair. A negative pair has no window of its target, so its positive is the
+    exemplar itself, at distance 0: its term is ``max(0, margin - d(a, n))``. Each pair's term is the mean over
+    its negatives, times the positive's label (its strength; 1 for a negative pair); the loss is the mean over
+    the batch. ``weights`` are not used: the hardest negatives, not a balance of all, carry the loss.
+    """
+    del weights  # same signature as every loss in LOSSES
+    d = match_distance(responses[:, 0]).flatten(1)  # (B, R * R)
+    flat = labels.flatten(1)
+    centre = centre_cells(labels)
+    has_pos = centre >= 0
+    idx = centre.clamp(min=0).unsqueeze(1)
+    d_pos = torch.where(has_pos, d.gather(1, idx)[:, 0], torch.zeros_like(d[:, 0]))
+    strength = torch.where(has_pos, flat.gather(1, idx)[:, 0], torch.ones_like(d[:, 0]))
+    d_neg = torch.where(flat == 0, d, torch.inf)
+    hard, _ = d_neg.topk(min(hardest, d.shape[1]), dim=1, largest=False)
+    valid = torch.isfinite(hard)
+    hinge = torch.where(valid, F.relu(d_pos.unsqueeze(1) - hard + margin), torch.zeros_like(hard))
+    per_pair = hinge.sum(1) / valid.sum(1).clamp(min=1)
+    return (strength * per_pair).mean()
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "logistic": balanced_logistic,
+    "contrastive": contrastive,
+    "triplet": triplet,
 }
 
 
