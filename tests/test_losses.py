@@ -1,5 +1,5 @@
-"""The classification losses (train.losses): the distance they share, the contrastive loss's pull and push, the
-triplet loss against hand-computed values, both on the box head's cls map, and their selection in training."""
+"""The classification losses (train.losses): their distances, the contrastive loss's pull and push, the triplet
+loss against hand-computed values, both on the box head's cls map, and their selection in training."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_triplet_values():
     d0 = [[2.0, 0.5, 3.0], [1.5, 0.2, 2.5], [4.0, 0.9, 1.0]]
     d1 = [[2.0, 0.6, 3.0], [1.5, 0.3, 2.5], [4.0, 0.9, 1.0]]
     d2 = [[2.0, 1.1, 3.0], [1.5, 0.2, 2.5], [4.0, 1.3, 1.2]]
-    responses = torch.cat([logits_for(d) for d in (d0, d1, d2)])
+    responses = -torch.tensor([d0, d1, d2])[:, None]  # d = -logit
     labels = torch.zeros(3, 3, 3)
     labels[0, 1, 1], labels[2, 1, 1] = 1.0, 0.5
     expected = (0.5 + 0.55 + 0.5 * 0.05) / 3
@@ -93,8 +93,21 @@ def test_triplet_values():
     # every negative counted (hardest >= R * R): pair 0 alone, its 8 negatives
     negatives = [2.0, 0.5, 3.0, 1.5, 2.5, 4.0, 0.9, 1.0]
     all_neg = sum(max(0.0, 0.2 - n + 1.0) for n in negatives) / 8
-    loss = triplet(logits_for(d0), labels[:1], torch.ones(1, 3, 3), margin=1.0, hardest=100)
+    loss = triplet(-torch.tensor(d0)[None, None], labels[:1], torch.ones(1, 3, 3), margin=1.0, hardest=100)
     assert loss.item() == pytest.approx(all_neg, rel=1e-5)
+
+
+def test_triplet_gradient_does_not_fade_where_every_window_looks_like_a_match():
+    """Logits all near +5 (match probability 0.99): the hard negatives still get the full push (1 / hardest each,
+    the positive the opposite), where a bounded distance such as -log p would pass on sigmoid(-5) = 0.007 of it."""
+    responses = torch.full((1, 1, 3, 3), 5.0)
+    responses[0, 0, 1, 1] = 5.2
+    responses.requires_grad_(True)
+    labels = torch.zeros(1, 3, 3)
+    labels[0, 1, 1] = 1.0
+    triplet(responses, labels, torch.ones(1, 3, 3), margin=1.0, hardest=8).backward()
+    grad = responses.grad[0, 0]
+    assert grad[1, 1].item() == pytest.approx(-1.0) and (grad.flatten()[[0, 1, 2, 3, 5, 6, 7, 8]] == 1 / 8).all()
 
 
 def test_triplet_positive_is_the_target_centre_window():
@@ -107,8 +120,8 @@ def test_triplet_positive_is_the_target_centre_window():
 
 @pytest.mark.parametrize("name", ["contrastive", "triplet"])
 def test_losses_train_the_box_heads_cls_map(name):
-    """box_head_loss applies the chosen loss to ``cls``: a few steps on the maps raise the positives' logits above
-    the negatives' and lower the loss (the box and quality terms as with the logistic loss)."""
+    """box_head_loss applies the chosen loss to ``cls``: a few steps on the maps lower the loss and raise the
+    target-centre window's logit above every negative's (the box and quality terms as with the logistic loss)."""
     box = ModelConfig(backbone="mobilenetv2", width=0.35, stride=16, neck=16, head="box", tower=16)
     targets = [make_box_labels(box, PairConfig(), (5, -3, 50, 40)), make_box_labels(box, PairConfig(), None)]
     labels, weights, ltrb, quality = (torch.stack([torch.from_numpy(t[i]) for t in targets]) for i in range(4))
@@ -126,8 +139,8 @@ def test_losses_train_the_box_heads_cls_map(name):
         optimizer.step()
         losses.append(loss.item())
     assert math.isfinite(losses[0]) and losses[-1] < 0.5 * losses[0]
-    pos = labels > 0
-    assert cls.detach()[:, 0][pos].min() > cls.detach()[:, 0][~pos].max()
+    logits = cls.detach()[0, 0].flatten()  # the pair with a target: its centre window above every negative
+    assert logits[centre_cells(labels)[0]] > logits[labels[0].flatten() == 0].max()
 
 
 @pytest.mark.parametrize("name", ["logistic", "contrastive", "triplet"])

@@ -7,15 +7,22 @@ windows near the target's centre as similar (label > 0; the label is the pair's 
 search scale is off), the windows beyond and every window of a negative pair as dissimilar (label 0); the
 weights give positives and negatives equal halves per pair.
 
-The contrastive and triplet losses need a distance: :func:`match_distance`, ``d = softplus(-logit) =
--log sigmoid(logit)``, the negative log-probability that the window matches, which the logistic loss and the
-tracker's score read from the same logit. It is 0 for a certain match and grows without bound, and it is a
-fixed increasing function of the head's own distance (``logit = scale * similarity + bias`` with ``scale > 0``:
-for the Euclidean head d grows with ``|z - x|^2``, for the cosine head with ``1 - cos``). Taking d from the logit
-rather than from the features gives one definition for every metric, for cross-correlation (no distance of its
-own) and for the box head's ``cls`` map, and trains the head's scale and bias with the features, so the score
-stays a probability whatever loss trained it. Margins are therefore in nats: a margin m asks a dissimilar window
-for a match probability of at most ``exp(-m)``.
+The contrastive and triplet losses need a distance d between the exemplar and a window. Both take it from the
+window's logit l, as a fixed decreasing function of it. The head's logit is ``scale * similarity + bias`` with
+``scale > 0``, so d orders windows as the metric's own distance does (for the Euclidean head d grows with
+``|z - x|^2``, for the cosine head with ``1 - cos``); one definition serves every metric, cross-correlation (no
+distance of its own) and the box head's ``cls`` map; and the loss trains the head's scale and bias with the
+features, so the tracker's score (the logit's sigmoid p) keeps its meaning whatever loss trained it.
+
+- contrastive: :func:`match_distance`, ``d = softplus(-l) = -log p``, the negative log-probability of a match:
+  >= 0 and 0 only for a certain match, as the ``d^2 / 2`` term needs. The margin is in nats: a dissimilar
+  window is pushed until ``p <= exp(-margin)``. The push on a dissimilar window that already looks like a
+  certain match fades with the gradient of d, ``sigmoid(-l)``: the price of a distance with a zero.
+- triplet: :func:`nonmatch_log_odds`, ``d = -l = log((1 - p) / p)``, the log-odds against a match. The triplet
+  compares two distances from one anchor, so it needs no zero, and this d's gradient never fades (close to
+  the contrastive d for clear non-matches). With the bounded d, windows that all looked like matches (a cosine
+  head from scratch starts at logits near +3) gave a flat loss; with this one the same run trains. The margin
+  is in logits.
 """
 
 from __future__ import annotations
@@ -26,14 +33,20 @@ import torch
 import torch.nn.functional as F
 
 CONTRASTIVE_MARGIN = 2.0  # dissimilar windows are pushed to a match probability of e^-2 = 0.14 or below
-TRIPLET_MARGIN = 1.0  # the target-centre window's d must beat each hard negative's by 1 nat
+TRIPLET_MARGIN = 1.0  # the target-centre window's logit must beat each hard negative's by 1
 TRIPLET_HARDEST = 8  # hard negatives per pair: the off-centre windows (or negative pair's windows) nearest in d
 
 
 def match_distance(responses: torch.Tensor) -> torch.Tensor:
-    """The distance the contrastive and triplet losses use: ``softplus(-logit) = -log sigmoid(logit)`` (same
-    shape as ``responses``; >= 0, 0 for a certain match, log 2 at logit 0)."""
+    """The contrastive loss's distance: ``softplus(-logit) = -log sigmoid(logit)`` (same shape as ``responses``;
+    >= 0, 0 for a certain match, log 2 at logit 0)."""
     return F.softplus(-responses.float())
+
+
+def nonmatch_log_odds(responses: torch.Tensor) -> torch.Tensor:
+    """The triplet loss's distance: ``-logit = log((1 - p) / p)``, p the match probability (same shape as
+    ``responses``; 0 at even odds, negative for likely matches)."""
+    return -responses.float()
 
 
 def balanced_logistic(responses: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -77,17 +90,18 @@ def triplet(
     margin: float = TRIPLET_MARGIN,
     hardest: int = TRIPLET_HARDEST,
 ) -> torch.Tensor:
-    """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` on d = :func:`match_distance`, per pair.
+    """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` on d = :func:`nonmatch_log_odds`, per pair.
 
     The anchor is the exemplar; the positive the target-centre window (:func:`centre_cells`); the negatives the
     ``hardest`` windows of smallest d among the dissimilar ones (label 0): off-centre windows of a positive
-    pair, any window of a negative pair. A negative pair has no window of its target, so its positive is the
-    exemplar itself, at distance 0: its term is ``max(0, margin - d(a, n))``. Each pair's term is the mean over
-    its negatives, times the positive's label (its strength; 1 for a negative pair); the loss is the mean over
-    the batch. ``weights`` are not used: the hardest negatives, not a balance of all, carry the loss.
+    pair, any window of a negative pair. A negative pair has no window of its target, so its positive is a
+    window at even odds (d = 0): its term is ``max(0, margin - d(a, n))``, pushing its windows below logit
+    ``-margin`` (this anchors the logits' level, which positive pairs alone leave free). Each pair's term is the
+    mean over its negatives, times the positive's label (its strength; 1 for a negative pair); the loss is the
+    mean over the batch. ``weights`` are not used: the hardest negatives, not a balance of all, carry the loss.
     """
     del weights  # same signature as every loss in LOSSES
-    d = match_distance(responses[:, 0]).flatten(1)  # (B, R * R)
+    d = nonmatch_log_odds(responses[:, 0]).flatten(1)  # (B, R * R)
     flat = labels.flatten(1)
     centre = centre_cells(labels)
     has_pos = centre >= 0
