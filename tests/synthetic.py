@@ -5,11 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
-    """Smooth random colour texture with features about ``cell`` pixels wide."""
-    small = rng.integers(0, 256, (max(2, h // cell), max(2, w // cell), 3), dtype=np.uint8)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+from tracker.scene import texture
 
 
 def make_sequence(

@@ -1,10 +1,16 @@
 """A synthetic scene (textured objects drifting over a textured background): frames without a dataset, for
-int8 calibration and speed measurements."""
+int8 calibration, speed measurements and the tests' sequences (tests/synthetic.py)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+
+def texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    """Smooth random colour texture (h, w, 3) uint8 with features about ``cell`` pixels wide."""
+    small = rng.integers(0, 256, (max(2, h // cell), max(2, w // cell), 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 def synthetic_frames(
@@ -14,14 +20,9 @@ def synthetic_frames(
     pixels) of ``targets`` objects drifting across a textured background."""
     rng = np.random.default_rng(seed)
     width, height = size
-
-    def texture(h: int, w: int, cell: int) -> np.ndarray:
-        small = rng.integers(0, 256, (max(2, h // cell), max(2, w // cell), 3), dtype=np.uint8)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-
-    background = texture(height, width, 12) // 2 + 40
+    background = texture(rng, height, width, 12) // 2 + 40
     ow, oh = max(8, width // 12), max(8, height // 12)
-    objects = [texture(oh, ow, 6) for _ in range(targets)]
+    objects = [texture(rng, oh, ow, 6) for _ in range(targets)]
     start = rng.uniform([0, 0], [width - 2 * ow, height - 2 * oh], (targets, 2))
     step = rng.uniform(-2, 2, (targets, 2))
     frames, boxes = [], np.zeros((n, targets, 4))
