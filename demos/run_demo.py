@@ -21,7 +21,7 @@ FIRST_BOX = "74,67,39,87"  # x, y, w, h of the juice box on the clip's first fra
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit code of `track` (0 done, 2 bad input such as missing weights)."""
     parser = argparse.ArgumentParser(description="Track the juice box in demos/bobot.mp4.")
-    parser.add_argument("--weights", help="weights file (default: the shipped weights/siamfc.safetensors)")
+    parser.add_argument("--weights", help="weights file (default: the shipped weights/mobilenetv2_box.safetensors)")
     parser.add_argument("--backend", default="auto", help="auto, torch, onnx or tensorrt (default: auto)")
     parser.add_argument("--out-dir", type=Path, default=DEMOS.parent / "demos_out", help="default: demos_out/")
     args = parser.parse_args(argv)

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the webcam demo; returns the exit code (0 done, 2 no camera, no display or a tracker error)."""
     parser = argparse.ArgumentParser(description="Track a target live from a webcam (r reselects, q quits).")
     parser.add_argument("camera", nargs="?", type=int, default=0, help="camera index (default 0)")
-    parser.add_argument("--weights", help="weights file (default: the shipped weights/siamfc.safetensors)")
+    parser.add_argument("--weights", help="weights file (default: the shipped weights/mobilenetv2_box.safetensors)")
     parser.add_argument("--backend", default="auto", help="auto, torch, onnx or tensorrt (default: auto)")
     args = parser.parse_args(argv)
 

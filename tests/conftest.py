@@ -41,3 +41,18 @@ def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "alexnet.safetensors"
     save_weights(SiamFC(ModelConfig(width=0.25)), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def box_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised small box-head model (``ModelConfig(head="box")``) whose outputs spread enough to
+    compare backends on."""
+    import torch
+
+    torch.manual_seed(0)
+    model = SiamFC(ModelConfig(backbone="mobilenetv2", width=0.35, stride=16, neck=16, head="box", tower=16))
+    for conv in (model.head.cls, model.head.box, model.head.quality):
+        torch.nn.init.normal_(conv.weight, std=0.3)
+    path = tmp_path_factory.mktemp("weights") / "box.safetensors"
+    save_weights(model.eval(), path)
+    return path

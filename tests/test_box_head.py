@@ -14,24 +14,11 @@ from tracker.backends import select
 from tracker.boxsearch import BoxSearch, decode_boxes
 from tracker.config import ConfigError, ModelConfig, TrackerConfig
 from tracker.model import SiamFC
-from tracker.weights import save_weights
 from train.curate import curate
 from train.losses import box_head_loss, giou_loss
 from train.pairs import PairConfig, PairDataset, cell_offsets, make_box_labels
 
 BOX = ModelConfig(backbone="mobilenetv2", width=0.35, stride=16, neck=16, head="box", tower=16)
-
-
-@pytest.fixture(scope="module")
-def box_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised small box-head model whose outputs spread enough to compare backends on."""
-    torch.manual_seed(0)
-    model = SiamFC(BOX)
-    for conv in (model.head.cls, model.head.box, model.head.quality):
-        torch.nn.init.normal_(conv.weight, std=0.3)
-    path = tmp_path_factory.mktemp("weights") / "box.safetensors"
-    save_weights(model.eval(), path)
-    return path
 
 
 def test_box_head_config():
@@ -244,3 +231,35 @@ def test_non_finite_box_head_outputs_read_as_a_lost_target(box_weights, bad):
         x, y, w, h = result.box
         assert np.isfinite(result.box).all() and w >= 1 and h >= 1 and x + w <= 320 and y + h <= 240
         assert not result.found
+
+
+@pytest.mark.parametrize("batch_targets", [8, 2])
+def test_multitracker_on_a_box_head_follows_its_single_trackers(box_weights, batch_targets):
+    from synthetic import make_occluded_sequence
+
+    from tracker import MultiTracker
+
+    frames, _ = make_occluded_sequence(n=10, absent=(4, 7), jump=(30.0, 10.0))
+    boxes = [(96, 96, 40, 32), (20, 150, 40, 40), (200, 30, 50, 40)]
+    mt = MultiTracker(box_weights, backend="torch", batch_targets=batch_targets)
+    ids = mt.add(frames[0], boxes)
+    runs = [mt.update(f) for f in frames[1:]]
+    for k, i in enumerate(ids):
+        single = SiamFCTracker(box_weights, backend="torch")
+        single.init(frames[0], boxes[k])
+        expected = [single.update(f) for f in frames[1:]]
+        assert [r.found for r in expected] == [r[i].found for r in runs]
+        np.testing.assert_allclose([r[i].box for r in runs], [r.box for r in expected], atol=1e-3, rtol=0)
+
+
+def test_track_export_gives_a_box_head_one_crop_per_target(box_weights, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tracker.backends.graphs import read_graph_meta
+    from tracker.export import main as export_main
+
+    assert export_main(["--weights", str(box_weights), "--out", str(tmp_path / "graphs")]) == 0
+    meta = read_graph_meta(tmp_path / "graphs")
+    assert meta.spec.scales == 1 and meta.model_config.head == "box"
+    tracker = SiamFCTracker(tmp_path / "graphs", backend="onnx")  # the exported folder tracks as it is
+    tracker.init(np.zeros((240, 320, 3), np.uint8), (100, 100, 40, 30))
+    assert np.isfinite(tracker.update(np.zeros((240, 320, 3), np.uint8)).box).all()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tracker.shipped import WEIGHTS_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "tracker", "train", "weights")
 
@@ -41,10 +43,10 @@ def test_wheel_carries_the_weights_and_tracks(tmp_path):
     run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "--no-index", "-w", "dist", "-q"], tmp_path)
     (wheel,) = (tmp_path / "dist").glob("siamtrack-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "tracker/data/siamfc.safetensors" in names
+    assert f"tracker/data/{WEIGHTS_NAME}" in names
     assert not [n for n in names if n.startswith("train/")]  # training stays in the checkout
-    packaged = zipfile.ZipFile(wheel).read("tracker/data/siamfc.safetensors")
-    assert packaged == (ROOT / "weights" / "siamfc.safetensors").read_bytes()
+    packaged = zipfile.ZipFile(wheel).read(f"tracker/data/{WEIGHTS_NAME}")
+    assert packaged == (ROOT / "weights" / WEIGHTS_NAME).read_bytes()
 
     # a fresh environment that sees this one's packages (torch, OpenCV...) through a .pth file: a path line adds
     # their folder but runs none of the .pth files in it, so this checkout's own editable install stays out

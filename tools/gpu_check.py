@@ -36,6 +36,7 @@ from tracker.errors import TrackerError
 from tracker.geometry import crop_and_resize
 from tracker.model import SiamFC
 from tracker.scene import synthetic_frames
+from tracker.tracker import crops_per_target
 from tracker.weights import save_weights
 
 # (label, backend, precision, max |diff| / range against torch fp32)
@@ -58,23 +59,25 @@ def unavailable(backend: str) -> str | None:
 
 def make_backend(weights: Path, backend: str, precision: str, targets: int = 1) -> Backend:
     """A GPU backend at ``precision`` (TensorRT: graphs for ``targets`` targets, engines built or loaded)."""
-    return create_backend(backend, weights, "cuda", precision=precision, targets=targets)
+    scales = crops_per_target(weights, TrackerConfig())
+    return create_backend(backend, weights, "cuda", precision=precision, targets=targets, scales=scales)
 
 
 def parity(weights: Path, backend: Backend) -> float:
-    """max |response - torch fp32| / range of torch fp32, for 1 target x 3 random search crops."""
+    """max |output - torch fp32| / range of torch fp32 over the network's outputs, for 1 target x its search
+    crops (random)."""
     rng = np.random.default_rng(1)
     exemplar = rng.integers(0, 256, (1, 127, 127, 3), dtype=np.uint8)
-    search = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    search = rng.integers(0, 256, (crops_per_target(weights, TrackerConfig()), 255, 255, 3), dtype=np.uint8)
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # cuDNN convolutions default to TF32, a 10-bit mantissa
     try:
         ref = make_backend(weights, "torch", "fp32")
-        expected = ref.score(ref.embed(exemplar), search)["response"]
+        expected = ref.score(ref.embed(exemplar), search)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
-    actual = backend.score(backend.embed(exemplar), search)["response"]
-    return float(np.abs(actual - expected).max() / (expected.max() - expected.min()))
+    actual = backend.score(backend.embed(exemplar), search)
+    return max(float(np.abs(actual[k] - v).max() / (v.max() - v.min())) for k, v in expected.items())
 
 
 def time_update(weights: Path, backend: str, precision: str, frames: list[np.ndarray], warmup: int) -> float:
@@ -92,15 +95,17 @@ def time_update(weights: Path, backend: str, precision: str, frames: list[np.nda
 
 
 def time_batch(backend: Backend, frames: list[np.ndarray], targets: int, warmup: int) -> float:
-    """Median ms per frame of cropping ``targets`` x 3 scales and one batched score() call."""
+    """Median ms per frame of cropping ``targets`` x the head's crops (3 scales, or 1 for a box head) and one
+    batched score() call."""
     rng = np.random.default_rng(2)
     centres = rng.uniform((64, 64), (576, 416), (targets, 2))
     exemplars = np.stack([crop_and_resize(frames[0], c, 160.0, 127, (0.0, 0.0, 0.0)) for c in centres])
     kernel = backend.embed(exemplars)
+    scales = SCALES if backend.model_config.head == "fc" else (1.0,)
     times = []
     for i, frame in enumerate(frames[1:]):
         start = time.perf_counter()
-        crops = np.stack([crop_and_resize(frame, c, 320.0 * s, 255, (0.0, 0.0, 0.0)) for c in centres for s in SCALES])
+        crops = np.stack([crop_and_resize(frame, c, 320.0 * s, 255, (0.0, 0.0, 0.0)) for c in centres for s in scales])
         backend.score(kernel, crops)
         if i >= warmup:
             times.append(time.perf_counter() - start)

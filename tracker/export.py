@@ -2,9 +2,10 @@
 
 - ``exemplar.onnx``: exemplar crops (targets, 127, 127, 3) BGR -> kernel (targets, C, 6, 6) float32; runs once
   per target.
-- ``search.onnx``: kernel (targets, C, 6, 6) float32 + search crops (targets * scales, 255, 255, 3) BGR ->
-  responses (targets * scales, 17, 17) float32 raw logits. The kernel is a runtime input, so a new target never
-  needs a new graph or engine.
+- ``search.onnx``: kernel (targets, C, 6, 6) float32 + search crops (targets * scales, 255, 255, 3) BGR -> the
+  head's outputs, one graph output each (``ModelConfig.outputs``): SiamFC's ``response`` (targets * scales, 17,
+  17) raw logits, or the box head's ``cls``, ``box`` and ``quality`` maps. The kernel is a runtime input, so a
+  new target never needs a new graph or engine.
 
 The similarity head is exported as MatMul and static slices (``SimilarityHead(impl="matmul")``) rather than a
 convolution whose weights are the kernel: that convolution breaks TensorRT's ONNX parser for Siamese trackers
@@ -30,8 +31,10 @@ from pathlib import Path
 
 from .atomic import atomic_folder
 from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
+from .config import TrackerConfig
 from .errors import BackendError, InputError, TrackerError
 from .shipped import default_weights
+from .tracker import crops_per_target
 
 PROG = "track-export"
 
@@ -113,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8", action="store_true", help="int8 convolutions in the search graph (ONNX Runtime CPU; calibrated)"
     )
     p.add_argument("--targets", type=int, default=1, help="targets per run (static batch; default 1)")
-    p.add_argument("--scales", type=int, default=3, help="search scales per target (default 3)")
+    p.add_argument(
+        "--scales",
+        type=int,
+        help="search crops per target (default: the tracker's, 3 for SiamFC's head, 1 for a box head)",
+    )
     p.add_argument("--float-input", action="store_true", help="float32 crop inputs instead of uint8")
     return p
 
@@ -125,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         input_dtype = "float32" if args.float_input else "uint8"
         precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
-        spec = GraphSpec(args.targets, args.scales, input_dtype, precision)
+        scales = args.scales if args.scales is not None else crops_per_target(weights, TrackerConfig())
+        spec = GraphSpec(args.targets, scales, input_dtype, precision)
         meta = export_graphs(weights, args.out, spec)
     except TrackerError as e:  # bad weights, a bad --out, a missing package, a bad --targets or --scales
         print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)

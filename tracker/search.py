@@ -27,7 +27,8 @@ SCAN_BLOCK = 3  # tiles a side of each block of the whole-frame scan while lost 
 class TrackResult:
     """One frame's answer: ``box`` (x, y, w, h floats, 0-based pixels, inside the frame, w, h >= 1), ``score``
     (in [0, 1]: the peak response as a probability, relative to the target's on the first frame tracked, capped
-    at 1; it tells a target in view from one gone better than the raw peak, docs/ROBUSTNESS.md) and ``found``
+    at 1; for a box head the probability is ``sigmoid(cls) * sigmoid(quality)`` at the chosen cell; it tells a
+    target in view from one gone better than the raw peak, docs/ROBUSTNESS.md) and ``found``
     (target judged present; when False, ``box`` is the last box where it was)."""
 
     box: Box

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WEIGHTS_NAME = "siamfc.safetensors"
+WEIGHTS_NAME = "mobilenetv2_box.safetensors"  # the box head on MobileNetV2 (weights/README.md)
 PACKAGED = Path(__file__).resolve().parent / "data" / WEIGHTS_NAME  # a built wheel: weights/ is packaged here
 CHECKOUT = Path(__file__).resolve().parent.parent / "weights" / WEIGHTS_NAME  # a source checkout (or editable)
 
