@@ -31,12 +31,12 @@ from tracker import SiamFCTracker, TrackerConfig
 from tracker.backends import Backend
 from tracker.backends.select import create_backend
 from tracker.backends.tensorrt_backend import tensorrt_unavailable
+from tracker.boxsearch import crops_per_target
 from tracker.config import ModelConfig
 from tracker.errors import TrackerError
 from tracker.geometry import crop_and_resize
 from tracker.model import SiamFC
 from tracker.scene import synthetic_frames
-from tracker.tracker import crops_per_target
 from tracker.weights import save_weights
 
 # (label, backend, precision, max |diff| / range against torch fp32)

@@ -9,10 +9,15 @@ the map of that score.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 
 from . import postprocess as pp
 from .config import ModelConfig, TrackerConfig
+from .errors import TrackerError
 from .geometry import crop_and_resize
 from .search import Peak, SearchPlan, SiamFCSearch, TargetState
 
@@ -23,6 +28,23 @@ def box_search(config: TrackerConfig, model_config: ModelConfig) -> SiamFCSearch
     """The search procedure of the network's head: SiamFC's multi-scale search for ``fc``, :class:`BoxSearch`
     for ``box``."""
     return BoxSearch(config, model_config) if model_config.head == "box" else SiamFCSearch(config, model_config)
+
+
+def crops_per_target(weights: str | os.PathLike, config: TrackerConfig) -> int:
+    """Search crops per target for the network in ``weights`` (a weights file or an export folder): one for a box
+    head, ``config.scale_num`` for SiamFC's. Unreadable weights count as SiamFC's (the backend reports them)."""
+    from .backends.graphs import read_graph_meta
+
+    try:
+        if Path(weights).is_dir():  # exported graphs: read without torch, which the onnx backend runs without
+            head = read_graph_meta(weights).model_config.head
+        else:
+            from .weights import read_metadata
+
+            head = json.loads(read_metadata(weights).get("model_config", "{}")).get("head", "fc")
+    except (TrackerError, ValueError, AttributeError):
+        return config.scale_num
+    return 1 if head == "box" else config.scale_num
 
 
 def decode_boxes(ltrb: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -31,10 +31,10 @@ from pathlib import Path
 
 from .atomic import atomic_folder
 from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
+from .boxsearch import crops_per_target
 from .config import TrackerConfig
 from .errors import BackendError, InputError, TrackerError
 from .shipped import default_weights
-from .tracker import crops_per_target
 
 PROG = "track-export"
 

@@ -8,7 +8,6 @@ OpenCV reads them), ``H x W`` or ``H x W x 1`` grey, or ``H x W x 4`` BGRA (alph
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,9 +17,9 @@ import numpy as np
 from . import postprocess as pp
 from .backends import Backend
 from .backends.select import create_backend
-from .boxsearch import box_search
+from .boxsearch import box_search, crops_per_target
 from .config import ModelConfig, TrackerConfig
-from .errors import InputError, NotInitializedError, TrackerError, WeightsError, guard_runtime
+from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import as_frame
 from .search import TargetState, TrackResult
 from .shipped import default_weights
@@ -145,23 +144,6 @@ class SiamFCTracker(BackendInfo):
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
         return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
-
-
-def crops_per_target(weights: str | os.PathLike, config: TrackerConfig) -> int:
-    """Search crops per target for the network in ``weights`` (a weights file or an export folder): one for a box
-    head, ``config.scale_num`` for SiamFC's. Unreadable weights count as SiamFC's (the backend reports them)."""
-    from .backends.graphs import read_graph_meta
-
-    try:
-        if Path(weights).is_dir():  # exported graphs: read without torch, which the onnx backend runs without
-            head = read_graph_meta(weights).model_config.head
-        else:
-            from .weights import read_metadata
-
-            head = json.loads(read_metadata(weights).get("model_config", "{}")).get("head", "fc")
-    except (TrackerError, ValueError, AttributeError):
-        return config.scale_num
-    return 1 if head == "box" else config.scale_num
 
 
 def open_backend(
