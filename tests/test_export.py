@@ -53,6 +53,13 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, tol: float) -> None:
     assert np.abs(actual - expected).max() <= tol * spread
 
 
+def assert_matches_torch(
+    ort: OnnxBackend, weights: Path, exemplars: np.ndarray, search: np.ndarray, tol: float
+) -> None:
+    """The ONNX Runtime backend's response on these crops is within ``tol`` of the torch fp32 model's."""
+    assert_close(ort.score(ort.embed(exemplars), search)["response"], torch_responses(weights, exemplars, search), tol)
+
+
 @pytest.fixture(scope="module")
 def alexnet_graphs(alexnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("graphs")
@@ -132,11 +139,7 @@ def test_no_convolution_takes_runtime_weights(alexnet_graphs):
 def test_onnxruntime_matches_torch_fp32(alexnet_graphs, alexnet_weights):
     exemplars, search = crops(1)
     ort = OnnxBackend(alexnet_graphs, threads=1)
-    assert_close(
-        ort.score(ort.embed(exemplars), search)["response"],
-        torch_responses(alexnet_weights, exemplars, search),
-        FP32_TOL,
-    )
+    assert_matches_torch(ort, alexnet_weights, exemplars, search, FP32_TOL)
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "absdiff"])  # xcorr: the AlexNet test above
@@ -156,11 +159,7 @@ def test_fp16_export_stays_close(alexnet_weights, tmp_path):
     exemplars, search = crops(1)
     ort = OnnxBackend(tmp_path, threads=1)
     assert ort.name == "onnxruntime-cpu-fp16"
-    assert_close(
-        ort.score(ort.embed(exemplars), search)["response"],
-        torch_responses(alexnet_weights, exemplars, search),
-        FP16_TOL,
-    )
+    assert_matches_torch(ort, alexnet_weights, exemplars, search, FP16_TOL)
 
 
 def test_int8_export_quantizes_the_convolutions_only(alexnet_weights, tmp_path):
@@ -179,11 +178,7 @@ def test_int8_export_quantizes_the_convolutions_only(alexnet_weights, tmp_path):
     exemplars, search = calibration_crops(GraphSpec(), ModelConfig(width=0.25), batches=30)[-1]
     ort = OnnxBackend(tmp_path, threads=1)
     assert ort.name == "onnxruntime-cpu-int8"
-    assert_close(
-        ort.score(ort.embed(exemplars), search)["response"],
-        torch_responses(alexnet_weights, exemplars, search),
-        INT8_TOL,
-    )
+    assert_matches_torch(ort, alexnet_weights, exemplars, search, INT8_TOL)
 
 
 def test_batch_of_targets_in_chunks(alexnet_weights, tmp_path):
