@@ -148,9 +148,7 @@ def test_onnxruntime_matches_torch_fp32_for_each_metric(metric, tmp_path):
     export_graphs(weights, tmp_path / "graphs")
     exemplars, search = crops(1, seed=1)
     ort = OnnxBackend(tmp_path / "graphs", threads=1)
-    assert_close(
-        ort.score(ort.embed(exemplars), search)["response"], torch_responses(weights, exemplars, search), FP32_TOL
-    )
+    assert_matches_torch(ort, weights, exemplars, search, FP32_TOL)
 
 
 def test_fp16_export_stays_close(alexnet_weights, tmp_path):
