@@ -18,7 +18,7 @@ import numpy as np
 from . import postprocess as pp
 from .config import ModelConfig, TrackerConfig
 from .errors import TrackerError
-from .geometry import crop_and_resize
+from .geometry import crop_and_resize, grid_offsets
 from .search import Peak, SearchPlan, SiamFCSearch, TargetState
 
 PROB_EPS = 1e-7  # probabilities are kept this far from 0 and 1 before they are turned back into logits
@@ -63,7 +63,7 @@ class BoxSearch(SiamFCSearch):
         super().__init__(config, model_config)
         self.crops_per_target = 1
         r = model_config.response_size
-        self._offsets = (np.arange(r) - (r - 1) / 2) * model_config.stride
+        self._offsets = grid_offsets(r, model_config.stride)  # each cell's displacement from the crop's centre
         window = pp.hann_window(r)
         self._cell_window = window / window.max()
 

@@ -218,8 +218,8 @@ class SiamFCSearch:
 
         # frame pixels of each cell of the joined map: a cell centred beyond the frame's border is no candidate
         # (the padding's edge against the background can make a sharp peak there)
-        cell_x = center[0] + (np.arange(cols * r) - (cols * r - 1) / 2) * stride * crop_to_frame
-        cell_y = center[1] + (np.arange(rows * r) - (rows * r - 1) / 2) * stride * crop_to_frame
+        cell_x = center[0] + grid_offsets(cols * r, stride * crop_to_frame)
+        cell_y = center[1] + grid_offsets(rows * r, stride * crop_to_frame)
         outside = ((cell_y < 0) | (cell_y > height - 1))[:, None] | ((cell_x < 0) | (cell_x > width - 1))[None, :]
 
         def decode(outputs: dict[str, np.ndarray]) -> Peak:

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tracker.config import ModelConfig
+from tracker.geometry import grid_offsets
 
 from . import augment
 from .curate import MANIFEST
@@ -57,18 +58,20 @@ def make_labels(
         pos = np.zeros((r, r), bool)
     else:
         pos = np.hypot(dx - target[0], dy - target[1]) <= cfg.radius
-    labels = pos.astype(np.float32) * strength
+    return pos.astype(np.float32) * strength, balanced_weights(pos)
+
+
+def balanced_weights(pos: np.ndarray) -> np.ndarray:
+    """Loss weights (R, R) float32 of a map whose positive cells are ``pos``: positives and negatives each carry
+    half the weight; without positives the negatives carry all of it."""
     weights = np.where(pos, 0.5 / max(pos.sum(), 1), 0.5 / max((~pos).sum(), 1)).astype(np.float32)
-    if not pos.any():
-        weights *= 2
-    return labels, weights
+    return weights if pos.any() else weights * 2
 
 
 def cell_offsets(model: ModelConfig) -> np.ndarray:
     """Each output cell's displacement from the search crop's centre, search-crop pixels (R,): the tracker's
-    decoding convention."""
-    r = model.response_size
-    return (np.arange(r) - (r - 1) / 2) * model.stride
+    decoding convention (``ModelConfig.response_size``)."""
+    return grid_offsets(model.response_size, model.stride)
 
 
 def make_box_labels(
@@ -77,7 +80,7 @@ def make_box_labels(
     """Box-head training targets for a target box ``(dx, dy, w, h)`` (centre from the crop centre, and size, in
     search-crop pixels), or no target (``None``).
 
-    Returns classification labels and weights (R, R), balanced as :func:`make_labels`'s; box targets (4, R, R),
+    Returns classification labels and weights (R, R), balanced (:func:`balanced_weights`); box targets (4, R, R),
     the distances from each cell to the box's left, top, right and bottom sides (meaningful at positives); and
     quality targets (R, R), the centre-ness ``sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b))``.
     """
@@ -94,10 +97,7 @@ def make_box_labels(
     with np.errstate(divide="ignore", invalid="ignore"):
         lr, tb = np.sort(ltrb[[0, 2]], 0), np.sort(ltrb[[1, 3]], 0)
         quality = np.where(pos, np.sqrt(np.abs(lr[0] / lr[1] * tb[0] / tb[1])), 0.0).astype(np.float32)
-    _, weights = make_labels(model, cfg, None, 0.0)
-    if pos.any():
-        weights = np.where(pos, 0.5 / pos.sum(), 0.5 / (~pos).sum()).astype(np.float32)
-    return pos.astype(np.float32), weights, ltrb, quality
+    return pos.astype(np.float32), balanced_weights(pos), ltrb, quality
 
 
 class PairDataset(Dataset):
