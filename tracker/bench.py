@@ -31,6 +31,7 @@ import torch
 
 from .backends.select import BACKENDS, create_backend
 from .bench_targets import all_targets, print_targets_table
+from .boxsearch import box_search
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError, TrackerError, WeightsError
 from .geometry import context_size, crop_and_resize
@@ -131,12 +132,13 @@ def time_batched_network(backend: object, config: TrackerConfig, frames: list[np
         np.stack([crop_and_resize(frames[0], c, s, mcfg.exemplar_size) for c, s in zip(centres, sides, strict=True)])
     )
     ratio = mcfg.search_size / mcfg.exemplar_size
+    per_target = box_search(config, mcfg).crops_per_target  # as the tracker searches: 3 scales, or 1 crop
     times = []
     for i, frame in enumerate(frames[1:]):
         # crops are grouped by target, scales innermost, as the Backend protocol expects
         search = np.stack(
             [crop_and_resize(frame, c, s * ratio, mcfg.search_size) for c, s in zip(centres, sides, strict=True)
-             for _ in range(1 if mcfg.head == "box" else config.scale_num)]
+             for _ in range(per_target)]
         )  # fmt: skip
         t0 = time.perf_counter()
         backend.score(kernel, search)

@@ -31,20 +31,21 @@ def box_search(config: TrackerConfig, model_config: ModelConfig) -> SiamFCSearch
 
 
 def crops_per_target(weights: str | os.PathLike, config: TrackerConfig) -> int:
-    """Search crops per target for the network in ``weights`` (a weights file or an export folder): one for a box
-    head, ``config.scale_num`` for SiamFC's. Unreadable weights count as SiamFC's (the backend reports them)."""
+    """Search crops per target of :func:`box_search` for the network in ``weights`` (a weights file or an export
+    folder): one for a box head, ``config.scale_num`` for SiamFC's. Unreadable weights count as SiamFC's (the
+    backend reports them)."""
     from .backends.graphs import read_graph_meta
 
     try:
         if Path(weights).is_dir():  # exported graphs: read without torch, which the onnx backend runs without
-            head = read_graph_meta(weights).model_config.head
+            model_config = read_graph_meta(weights).model_config
         else:
             from .weights import read_metadata
 
-            head = json.loads(read_metadata(weights).get("model_config", "{}")).get("head", "fc")
-    except (TrackerError, ValueError, AttributeError):
+            model_config = ModelConfig.from_dict(json.loads(read_metadata(weights)["model_config"]))
+    except (TrackerError, KeyError, TypeError, ValueError):
         return config.scale_num
-    return 1 if head == "box" else config.scale_num
+    return box_search(config, model_config).crops_per_target
 
 
 def decode_boxes(ltrb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -68,10 +69,14 @@ class BoxSearch(SiamFCSearch):
         self._cell_window = window / window.max()
 
     def response(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits of ``sigmoid(cls) * sigmoid(quality)``: the score map (N, R, R) that the found decision and
-        lost-mode re-detection read."""
-        p = np.clip(pp.sigmoid(outputs["cls"]) * pp.sigmoid(outputs["quality"]), PROB_EPS, 1 - PROB_EPS)
-        return np.log(p / (1 - p))
+        """Logits of :meth:`probability`: the score map (N, R, R) that the found decision and lost-mode
+        re-detection read."""
+        return _logit(self.probability(outputs))
+
+    @staticmethod
+    def probability(outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """``sigmoid(cls) * sigmoid(quality)`` (N, R, R), kept ``PROB_EPS`` from 0 and 1."""
+        return np.clip(pp.sigmoid(outputs["cls"]) * pp.sigmoid(outputs["quality"]), PROB_EPS, 1 - PROB_EPS)
 
     def _track(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
         """One crop around the last position, at the last size's scale; the best penalised cell's box, smoothed."""
@@ -81,8 +86,8 @@ class BoxSearch(SiamFCSearch):
         to_crop = mcfg.search_size / side  # frame pixels -> search-crop pixels
 
         def decode(outputs: dict[str, np.ndarray]) -> Peak:
-            logits = self.response(outputs)[0]
-            score = pp.sigmoid(logits)
+            score = self.probability(outputs)[0]
+            logits = _logit(score)
             cx, cy, w, h = decode_boxes(outputs["box"][0], self._offsets)
             tw, th = st.size * to_crop
             # penalty on the change of size (of the context square, as SiamFC measures it) and of aspect ratio
@@ -98,6 +103,10 @@ class BoxSearch(SiamFCSearch):
             return Peak(center, size, float(score[iy, ix]), psr)
 
         return SearchPlan(crop[None], decode)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
 
 
 def _context_side(w: np.ndarray, h: np.ndarray, context: float) -> np.ndarray:
