@@ -146,6 +146,36 @@ def test_decoder_reads_the_box_at_the_best_cell():
     np.testing.assert_allclose(peak.size, st.size * (1 - score) + np.array([40.0, 60.0]) / to_crop * score, atol=1e-6)
 
 
+def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
+    from tracker.search import SiamFCSearch
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    search = BoxSearch(TrackerConfig(), BOX)
+    assert search.found == BoxSearch.FOUND
+    assert SiamFCSearch(TrackerConfig(), ModelConfig()).found == SiamFCSearch.FOUND != BoxSearch.FOUND
+    mine = {"found_threshold": 0.9, "found_psr": 1.0, "redetect_threshold": 0.95, "redetect_fraction": 0.5}
+    assert BoxSearch(TrackerConfig(**mine), BOX).found == mine
+    st = search.start(frame, (100, 80, 40, 30))
+    ltrb = np.full((1, 4, 16, 16), 20.0, np.float32)
+    quality = np.full((1, 16, 16), 9.0, np.float32)
+    results = []
+    for peak_logit in (2.0, -1.0, -3.0):  # first tracked frame, then weaker, then weak enough to be lost
+        cls = np.full((1, 16, 16), -8.0, np.float32)
+        cls[0, 7, 8] = peak_logit
+        peak = search.plan(frame, st).decode({"cls": cls, "box": ltrb, "quality": quality})
+        results.append(search.conclude(peak, st))
+    # the score is sigmoid(cls) * sigmoid(quality) itself, not relative to the first tracked frame's
+    expected = [1 / (1 + np.exp(-v)) / (1 + np.exp(-9.0)) for v in (2.0, -1.0, -3.0)]
+    np.testing.assert_allclose([r.score for r in results], expected, rtol=1e-5)
+    assert [r.found for r in results] == [True, True, False]
+    # lost: re-detection asks for the lower of redetect_threshold and redetect_fraction x the first frame's score
+    search.found.update(found_threshold=0.2, redetect_threshold=0.9, redetect_fraction=0.5)
+    assert search._is_found(0.441, 1.0, expected[0]) and not search._is_found(0.439, 1.0, expected[0])
+    search.found.update(redetect_threshold=0.3)
+    assert search._is_found(0.3, 1.0, expected[0]) and not search._is_found(0.29, 1.0, expected[0])
+    assert not search._is_found(0.5, 0.0, None)  # a flat map never counts
+
+
 @pytest.mark.parametrize("box", [(0, 0, 12, 10), (300, 225, 20, 15), (-5, 100, 30, 30)])
 def test_decoder_keeps_boxes_inside_the_frame_at_the_borders(box):
     search = BoxSearch(TrackerConfig(box_lr=1.0), BOX)
@@ -235,10 +265,11 @@ def test_non_finite_box_head_outputs_read_as_a_lost_target(box_weights, bad):
 
 @pytest.mark.parametrize("batch_targets", [8, 2])
 def test_multitracker_on_the_shipped_box_head_follows_its_single_trackers(batch_targets):
-    """Lost mode and re-detection included (the first target is hidden for frames 4-6); on the shipped weights,
-    whose maps have clear peaks (a random network's flat maps tie, and float noise breaks ties differently). The
-    tolerance is MultiTracker's for a box head: batched convolutions round differently from single ones, and the
-    regressed box carries that into the next frame's crop."""
+    """Lost mode and re-detection included (the first target is hidden for frames 4-6, and a found threshold above
+    what the generated background scores makes that a loss); on the shipped weights, whose maps have clear peaks (a
+    random network's flat maps tie, and float noise breaks ties differently). The tolerance is MultiTracker's for a
+    box head: batched convolutions round differently from single ones, and the regressed box carries that into the
+    next frame's crop."""
     from synthetic import make_occluded_sequence
 
     from tracker import MultiTracker, multi
@@ -249,11 +280,13 @@ def test_multitracker_on_the_shipped_box_head_follows_its_single_trackers(batch_
         pytest.skip("no shipped weights")
     frames, _ = make_occluded_sequence(n=10, absent=(4, 7), jump=(30.0, 10.0))
     boxes = [(96, 96, 40, 32), (20, 150, 40, 40), (200, 30, 50, 40)]
-    mt = MultiTracker(weights, backend="torch", batch_targets=batch_targets)
+    config = TrackerConfig(found_threshold=0.4)
+    mt = MultiTracker(weights, backend="torch", config=config, batch_targets=batch_targets)
     ids = mt.add(frames[0], boxes)
     runs = [mt.update(f) for f in frames[1:]]
+    assert not all(r[ids[0]].found for r in runs) and runs[-1][ids[0]].found  # lost, then found again
     for k, i in enumerate(ids[:2]):  # the object and one background patch; the third patch has no clear peak
-        single = SiamFCTracker(weights, backend="torch")
+        single = SiamFCTracker(weights, backend="torch", config=config)
         single.init(frames[0], boxes[k])
         expected = [single.update(f) for f in frames[1:]]
         assert [r.found for r in expected] == [r[i].found for r in runs]

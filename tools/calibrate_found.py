@@ -1,18 +1,16 @@
-"""Calibrate the ``found`` thresholds of TrackerConfig against frames annotated as target-absent.
+"""Calibrate the ``found`` thresholds of TrackerConfig with the absence benchmark (``tracker.absence``).
 
-For each pair (``found_threshold``, ``found_psr``) of a sweep, one tracker per pair runs every sequence from its
-first visible frame (all trackers in lockstep, so each frame is decoded once). A frame with ``found`` False is a
-detection of absence; against the absent marks of the ground truth (NaN rows) it is scored as
+Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold`` and
+``redetect_fraction`` is one tracker; all of them run in lockstep over the benchmark's streams (annotated absences
+plus spliced ones, so each frame is decoded once) and each is scored as the benchmark scores a tracker: AUROC of
+``score``, absent and visible frames reported lost, returns re-acquired within 10 frames, success AUC on the
+visible frames.
 
-- precision: of the frames reported not found, the share annotated absent;
-- recall: of the frames annotated absent, the share reported not found;
-- lost-visible: of the frames with a visible target, the share reported not found (the price of a threshold);
-- IoU: mean IoU on visible frames (holding the box while lost costs accuracy when the call is wrong).
+Closed loop on purpose: ``found`` changes what the tracker does next (hold, widen, re-detect), so each
+combination is judged by the run it produces. Usage (docs/ROBUSTNESS.md, "Choosing the score and the thresholds"):
 
-Closed loop on purpose: ``found`` changes what the tracker does next (hold, widen, re-detect), so each pair is
-judged by the run it produces. Usage (docs/ROBUSTNESS.md):
-
-    python tools/calibrate_found.py --weights runs/w025/best.safetensors --data DATASET_DIR
+    python tools/calibrate_found.py --weights weights/mobilenetv2_box.safetensors --data ../shared/data/dev \\
+        --found 0.05,0.1 --redetect 0.5,0.6 --fraction 0.8,1
 """
 
 from __future__ import annotations
@@ -20,85 +18,54 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import time
+from pathlib import Path
 
-import numpy as np
-
-from tracker import SiamFCTracker, TrackerConfig
+from tracker import SiamFCTracker, TrackerConfig, absence
 from tracker.datasets import read_dataset
-from tracker.evaluation import run_lockstep
-from tracker.metrics import ious
+
+FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction")
 
 
-def floats(text: str) -> list[float]:
-    """``"0,3.5,4"`` -> ``[0.0, 3.5, 4.0]``."""
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
-def summarise(found: np.ndarray, boxes: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """Precision / recall of ``found == False`` against absent marks, lost-visible rate, IoU on visible frames."""
-    absent = ~np.isfinite(gt).all(1)
-    lost = ~found
-    hits = int((lost & absent).sum())
-    precision = hits / lost.sum() if lost.any() else float("nan")
-    recall = hits / absent.sum() if absent.any() else float("nan")
-    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
-    visible = ~absent
-    iou = float(ious(boxes[visible], gt[visible]).mean()) if visible.any() else float("nan")
-    return {
-        "lost": int(lost.sum()),
-        "absent": int(absent.sum()),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "lost_visible": float((lost & visible).sum() / max(1, visible.sum())),
-        "iou": iou,
-    }
+def values(text: str) -> list[float | None]:
+    """``"0,0.5,head"`` -> ``[0.0, 0.5, None]`` (``head``: the head's own default)."""
+    return [None if v.strip() == "head" else float(v) for v in text.split(",") if v.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="trained .safetensors weights")
-    parser.add_argument("--data", required=True, help="dataset folder (any format tracker.datasets reads)")
-    parser.add_argument("--sequences", default="", help="comma-separated names to keep (default: all)")
-    parser.add_argument("--score", type=floats, default=floats("0,0.2,0.4"), help="found_threshold values")
-    parser.add_argument("--psr", type=floats, default=floats("0,2.5,3,3.5,4"), help="found_psr values")
-    parser.add_argument("--max-frames", type=int, default=None, help="frames per sequence (default: all)")
-    parser.add_argument("--backend", default="torch")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder (any format tracker.datasets reads)")
+    parser.add_argument("--found", type=values, default=values("head"), help="found_threshold values ('head': default)")
+    parser.add_argument("--psr", type=values, default=values("head"), help="found_psr values")
+    parser.add_argument("--redetect", type=values, default=values("head"), help="redetect_threshold values")
+    parser.add_argument("--fraction", type=values, default=values("head"), help="redetect_fraction values")
+    parser.add_argument("--splices", type=int, default=2, help="spliced absences per sequence (default 2)")
+    parser.add_argument("--splice-frames", type=int, default=30, help="frames per spliced absence (default 30)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", default="onnx")
+    parser.add_argument("--threads", type=int, default=1, help="network threads per tracker (default 1)")
     args = parser.parse_args(argv)
 
+    grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
+        args.found, args.psr, args.redetect, args.fraction)]  # fmt: skip
+    factories = {
+        str(k): (lambda g=g: SiamFCTracker(args.weights, args.backend, config=TrackerConfig(threads=args.threads, **g)))
+        for k, g in enumerate(grid)
+    }
     sequences = read_dataset(args.data)
-    if args.sequences:
-        keep = set(args.sequences.split(","))
-        sequences = [s for s in sequences if s.name in keep]
-    pairs = list(itertools.product(args.score, args.psr))
-    configs = [TrackerConfig(found_threshold=s, found_psr=p) for s, p in pairs]
-    per_pair: list[list[tuple[np.ndarray, ...]]] = [[] for _ in pairs]
-    t0 = time.perf_counter()
-    for seq in sequences:
-        trackers = [SiamFCTracker(args.weights, args.backend, args.device, c) for c in configs]
-        run = run_lockstep(seq, trackers, args.max_frames)
-        for k in range(len(pairs)):
-            per_pair[k].append((run.found[k], run.boxes[k], run.gt))
-        print(f"{seq.name}: {len(run.gt)} frames, {int((~np.isfinite(run.gt).all(1)).sum())} absent "
-              f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
-
-    print(f"weights {args.weights}; {len(sequences)} sequences; found=False scored against absent marks")
-    print(f"{'found_threshold':>15} {'found_psr':>9} {'lost':>6} {'absent':>6} {'precision':>9} {'recall':>6} "
-          f"{'F1':>5} {'lost-visible':>12} {'IoU':>5}")  # fmt: skip
-    rows = []
-    for (score, psr), runs in zip(pairs, per_pair, strict=True):
-        found, boxes, gt = (np.concatenate(parts) for parts in zip(*runs, strict=True))
-        m = summarise(found, boxes, gt)
-        rows.append((score, psr, m))
-        print(f"{score:>15.2f} {psr:>9.2f} {m['lost']:>6} {m['absent']:>6} {m['precision']:>9.3f} "
-              f"{m['recall']:>6.3f} {m['f1']:>5.3f} {m['lost_visible']:>12.3f} {m['iou']:>5.3f}")  # fmt: skip
-    score, psr, m = max(rows, key=lambda r: (r[2]["f1"], -r[2]["lost_visible"]))
-    print(f"best F1: found_threshold={score} found_psr={psr} (precision {m['precision']:.3f}, recall "
-          f"{m['recall']:.3f}, lost-visible {m['lost_visible']:.3f}, IoU {m['iou']:.3f})")  # fmt: skip
+    results = absence.benchmark(factories, sequences, args.splices, args.splice_frames, args.seed)
+    print(f"weights {args.weights}; {len(sequences)} sequences; --splices {args.splices} --splice-frames "
+          f"{args.splice_frames} --seed {args.seed}; 'head': the head's default")  # fmt: skip
+    print("| " + " | ".join(FIELDS) + " | AUROC | absent lost | visible lost | re-acquired within 10 | AUC |")
+    print("|" + "---:|" * (len(FIELDS) + 5))
+    for k, g in enumerate(grid):
+        o = results["trackers"][str(k)]["overall"]
+        cells = ["head" if g[f] is None else f"{g[f]:g}" for f in FIELDS]
+        auroc = "n/a" if o["auroc"] is None else f"{o['auroc']:.3f}"
+        rates = " | ".join(absence.percent(o[k]) for k in ("absent_lost", "visible_lost", "reacquired_10"))
+        print(f"| {' | '.join(cells)} | {auroc} | {rates} | {o['auc']:.3f} |")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -266,7 +266,8 @@ def benchmark(
     }
 
 
-def _pct(v: float | None) -> str:
+def percent(v: float | None) -> str:
+    """A share as a percentage with one decimal, or "n/a"."""
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
@@ -282,8 +283,8 @@ def markdown(results: dict) -> str:
         au = "n/a" if o["auroc"] is None else f"{o['auroc']:.3f}"
         med = "n/a" if o["median_delay"] is None else f"{o['median_delay']:g}"
         lines.append(
-            f"| {name} | {au} | {_pct(o['absent_lost'])} | {_pct(o['visible_lost'])} "
-            f"| {_pct(o['reacquired_10'])} of {o['returns']} | {med} | {o['auc']:.3f} |"
+            f"| {name} | {au} | {percent(o['absent_lost'])} | {percent(o['visible_lost'])} "
+            f"| {percent(o['reacquired_10'])} of {o['returns']} | {med} | {o['auc']:.3f} |"
         )
     o = next(iter(results["trackers"].values()))["overall"]
     streams = results["streams"].values()

@@ -60,6 +60,11 @@ def decode_boxes(ltrb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 class BoxSearch(SiamFCSearch):
     """Search for the box head (``ModelConfig(head="box")``): one search crop per frame while tracking."""
 
+    # the score is the probability itself: classification x quality separates a target in view from one gone
+    # better than the same relative to the first frame's (docs/ROBUSTNESS.md)
+    FOUND = {"found_threshold": 0.05, "found_psr": 0.0, "redetect_threshold": 0.5, "redetect_fraction": 0.8}
+    RELATIVE_SCORE = False
+
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         super().__init__(config, model_config)
         self.crops_per_target = 1

@@ -157,12 +157,15 @@ class TrackerConfig:
     box_lr: float = 0.3
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
-    # found: the score (peak relative to the first tracked frame's) high enough and the peak sharp. Calibrated with
-    # the absence benchmark (python -m tracker.evaluate DATA --absence) on dev for the shipped weights
-    # (docs/ROBUSTNESS.md, "Choosing the score and the thresholds")
-    found_threshold: float = 0.2  # min score (peak sigmoid / the first tracked frame's) to keep tracking
-    found_psr: float = 2.0  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
-    redetect_threshold: float = 0.6  # min score to re-detect a lost target (its search is wider: more false peaks)
+    # found: the score high enough and the peak sharp. None: the head's own value (the two heads' scores differ:
+    # SiamFCSearch.FOUND and BoxSearch.FOUND), calibrated with the absence benchmark (python -m tracker.evaluate
+    # DATA --absence) on dev for the shipped weights (docs/ROBUSTNESS.md, "Choosing the score and the thresholds")
+    found_threshold: float | None = None  # min score (TrackResult.score) to keep tracking
+    found_psr: float | None = None  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
+    redetect_threshold: float | None = None  # min score to re-detect a lost target (a wider search: more false peaks)
+    # ...or this fraction of the target's score on the first frame tracked, when lower: a target that never scored
+    # high is found again too
+    redetect_fraction: float | None = None
     psr_exclude: int = 2  # response cells either side of the peak that belong to the peak, not the sidelobe
     # while lost: hold the last confident box and search a grid of crops around it, at the target's scale
     lost_search_growth: float = 1.5  # the searched reach grows by this factor per lost frame...
@@ -197,13 +200,12 @@ class TrackerConfig:
             raise ConfigError("need 0 < min_scale <= 1 <= max_scale")
         if self.context < 0:
             raise ConfigError(f"context must be >= 0, got {self.context}")
-        if not 0.0 <= self.found_threshold <= 1.0 or not 0.0 <= self.redetect_threshold <= 1.0:
-            raise ConfigError(
-                f"found_threshold and redetect_threshold must be in [0, 1], got {self.found_threshold} and "
-                f"{self.redetect_threshold}"
-            )
-        if self.found_psr < 0 or self.psr_exclude < 0:
-            raise ConfigError("found_psr and psr_exclude must be >= 0")
+        for name in ("found_threshold", "redetect_threshold", "redetect_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1] or None, got {value}")
+        if (self.found_psr is not None and self.found_psr < 0) or self.psr_exclude < 0:
+            raise ConfigError("found_psr (or None) and psr_exclude must be >= 0")
         if self.lost_search_growth < 1.0 or self.lost_search_max < 1.0:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
         if self.lost_scan_after is not None and (isinstance(self.lost_scan_after, bool) or self.lost_scan_after < 0):

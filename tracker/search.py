@@ -26,9 +26,9 @@ SCAN_BLOCK = 3  # tiles a side of each block of the whole-frame scan while lost 
 @dataclass(frozen=True)
 class TrackResult:
     """One frame's answer: ``box`` (x, y, w, h floats, 0-based pixels, inside the frame, w, h >= 1), ``score``
-    (in [0, 1]: the peak response as a probability, relative to the target's on the first frame tracked, capped
-    at 1; for a box head the probability is ``sigmoid(cls) * sigmoid(quality)`` at the chosen cell; it tells a
-    target in view from one gone better than the raw peak, docs/ROBUSTNESS.md) and ``found``
+    (in [0, 1]; for a box head the probability ``sigmoid(cls) * sigmoid(quality)`` at the chosen cell; for
+    SiamFC's head the peak response as a probability relative to the target's on the first frame tracked, capped
+    at 1: each is what tells a target in view from one gone best for its head, docs/ROBUSTNESS.md) and ``found``
     (target judged present; when False, ``box`` is the last box where it was)."""
 
     box: Box
@@ -76,8 +76,16 @@ class SiamFCSearch:
     SiamFCTracker and MultiTracker by offering the same calls.
     """
 
+    # the found thresholds (TrackerConfig's fields of these names) where the config leaves them None, for this
+    # head's score; calibrated on dev with the absence benchmark (docs/ROBUSTNESS.md)
+    FOUND = {"found_threshold": 0.2, "found_psr": 2.0, "redetect_threshold": 0.6, "redetect_fraction": 1.0}
+    # score: the peak probability relative to the first tracked frame's (True), or the probability itself
+    RELATIVE_SCORE = True
+
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         self.config, self.model_config = config, model_config
+        given = {name: getattr(config, name) for name in self.FOUND}
+        self.found = {name: self.FOUND[name] if value is None else value for name, value in given.items()}
         self.crops_per_target = config.scale_num  # the crops of one target copy in a network call
         self._window = pp.hann_window(model_config.response_size * config.response_up)
         n = config.scale_num
@@ -129,13 +137,14 @@ class SiamFCSearch:
         While the target is judged absent the box stays where it was last found, its size frozen, and the next
         search reaches further.
         """
-        # score: the peak relative to the target's first tracked peak (targets and weights differ in how high a
-        # good match peaks); found: that score high enough, and the peak sharp (thresholds calibrated with the
-        # absence benchmark); a re-detection asks for a higher score than keeping track does
+        # score: SiamFC's peak relative to the target's first tracked peak (targets differ in how high a good match
+        # peaks); found: the score high enough, and the peak sharp (thresholds calibrated with the absence
+        # benchmark); a re-detection asks for a higher score than keeping track does
         if st.reference is None:
             st.reference = max(peak.score, 1e-6)
-        score = min(1.0, peak.score / st.reference)
-        found = self._is_found(score, peak.psr, st.lost_frames > 0)
+        score = min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
+        first = 1.0 if self.RELATIVE_SCORE else st.reference  # the score of the first frame tracked
+        found = self._is_found(score, peak.psr, first if st.lost_frames else None)
         if found:
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
@@ -150,11 +159,17 @@ class SiamFCSearch:
         height, width = st.frame_shape
         return Box.from_center(st.center[0], st.center[1], st.size[0], st.size[1]).clip(width, height)
 
-    def _is_found(self, score: float, psr: float, lost: bool) -> bool:
-        """Relative score and sharpness both at or above their thresholds (``redetect_threshold`` while lost); a
-        flat response (PSR 0) never counts: it says nothing about where the target is."""
-        cfg = self.config
-        return score >= (cfg.redetect_threshold if lost else cfg.found_threshold) and psr >= cfg.found_psr and psr > 0
+    def _is_found(self, score: float, psr: float, lost_first: float | None) -> bool:
+        """Score and sharpness both at or above their thresholds; while lost (``lost_first``: the target's score
+        on the first frame tracked), the score at or above the lower of ``redetect_threshold`` and
+        ``redetect_fraction`` x ``lost_first``. A flat response (PSR 0) never counts: it says nothing about where
+        the target is."""
+        f = self.found
+        if lost_first is None:
+            threshold = f["found_threshold"]
+        else:
+            threshold = min(f["redetect_threshold"], f["redetect_fraction"] * lost_first)
+        return score >= threshold and psr >= f["found_psr"] and psr > 0
 
     def _search_side(self, size: np.ndarray) -> float:
         """Side, in frame pixels, of the search crop for a target of ``size`` (SiamFC: x_sz = z_sz * 255 / 127)."""
