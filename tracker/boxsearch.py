@@ -62,7 +62,7 @@ class BoxSearch(SiamFCSearch):
 
     # the score is the probability itself: classification x quality separates a target in view from one gone
     # better than the same relative to the first frame's (docs/ROBUSTNESS.md)
-    FOUND = {"found_threshold": 0.05, "found_psr": 0.0, "redetect_threshold": 0.5, "redetect_fraction": 0.8}
+    FOUND = {"found_threshold": 0.05, "found_psr": 0.0, "redetect_threshold": 0.5, "redetect_fraction": 0.6}
     RELATIVE_SCORE = False
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:

@@ -1,0 +1,98 @@
+"""Open-loop comparison of candidate lost-target scores of a box-head tracker on the absence benchmark's streams.
+
+Lost mode is off (every frame takes the tracking path, so every frame answers the same question); per frame the
+candidates are read from the network's outputs on the tracking crop. Printed per candidate: its AUROC of visible
+against absent frames, the same with only the visible frames where the box is on the target (IoU > 0.3: a
+tracker that has drifted off should not score high), and what a threshold costs: with the threshold that
+catches 90% of the absent frames, the share of on-target frames below it; with the threshold that 5% of the
+on-target frames fall below, the share of absent frames below it. Usage (docs/ROBUSTNESS.md):
+
+    python tools/score_candidates.py --weights weights/mobilenetv2_box.safetensors --data ../shared/data/dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tracker import SiamFCTracker, TrackerConfig, absence
+from tracker import postprocess as pp
+from tracker.boxsearch import BoxSearch
+from tracker.datasets import read_dataset
+from tracker.metrics import ious
+from tracker.search import SearchPlan
+
+ON_TARGET_IOU = 0.3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, help="box-head .safetensors weights")
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder")
+    parser.add_argument("--backend", default="onnx")
+    args = parser.parse_args(argv)
+
+    seen: list[dict[str, float]] = []
+    track = BoxSearch._track
+
+    def recording_track(self: BoxSearch, frame: np.ndarray, st) -> SearchPlan:  # noqa: ANN001
+        plan = track(self, frame, st)
+
+        def decode(outputs: dict[str, np.ndarray]):  # noqa: ANN202
+            peak = plan.decode(outputs)
+            prob = self.probability(outputs)[0]
+            seen.append({"chosen": peak.score, "map_max": float(prob.max()),
+                         "cls_max": float(pp.sigmoid(outputs["cls"][0]).max()), "psr": peak.psr})  # fmt: skip
+            return peak
+
+        return SearchPlan(plan.crops, decode)
+
+    BoxSearch._track = recording_track  # the candidates are read inside the real decoder
+    sequences = read_dataset(args.data)
+    plans = absence.plan_splices(sequences, 2, 30, 0)
+    donors = {s.name: s for s in sequences}
+    rows, visible, on_target = [], [], []
+    off = TrackerConfig(found_threshold=0.0, found_psr=0.0, redetect_threshold=0.0, threads=1)
+    for seq in sequences:
+        stream = absence.build_stream(seq, plans[seq.name], donors)
+        tracker = SiamFCTracker(args.weights, args.backend, config=off)
+        seen.clear()
+        run = absence.run_stream(stream, [tracker])
+        if len(seen) != len(run["gt"]):
+            raise SystemExit(f"{seq.name}: lost mode ran on some frames; are these box-head weights?")
+        first = seen[0]["chosen"]
+        for r in seen:
+            r["relative"] = min(1.0, r["chosen"] / max(first, 1e-6))
+        gt = run["gt"]
+        vis = np.isfinite(gt).all(1)
+        iou = np.zeros(len(gt))
+        iou[vis] = ious(run["boxes"][0][vis], gt[vis])
+        rows += seen
+        visible.append(vis)
+        on_target.append(vis & (iou > ON_TARGET_IOU))
+    vis, on = np.concatenate(visible), np.concatenate(on_target)
+    names = {
+        "chosen": "probability at the chosen cell (the score)",
+        "relative": "the same / its value on the first frame tracked",
+        "map_max": "highest probability of the map",
+        "cls_max": "highest sigmoid(cls) of the map",
+        "psr": "PSR of the probability's logits",
+    }
+    print(f"{len(sequences)} sequences: {int(on.sum())} visible frames on target, {int((vis & ~on).sum())} off "
+          f"it, {int((~vis).sum())} absent")  # fmt: skip
+    print("| candidate | AUROC, all visible | AUROC, on-target visible | on-target below the 90%-of-absent threshold "
+          "| absent below the 5%-of-on-target threshold |\n|---|---:|---:|---:|---:|")  # fmt: skip
+    both = on | ~vis
+    for key, name in names.items():
+        v = np.array([r[key] for r in rows])
+        t90, t5 = np.quantile(v[~vis], 0.9), np.quantile(v[on], 0.05)
+        print(f"| {name} | {absence.auroc(v, vis):.3f} | {absence.auroc(v[both], on[both]):.3f} "
+              f"| {100 * np.mean(v[on] < t90):.1f}% | {100 * np.mean(v[~vis] < t5):.1f}% |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
