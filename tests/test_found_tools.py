@@ -1,0 +1,68 @@
+"""tools/calibrate_found.py, tools/score_candidates.py and tools/batch_cost.py at a tiny scale."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from synthetic import make_sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the subprocess imports this tree's tracker
+    command = [sys.executable, str(ROOT / "tools" / name), *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("found_tools")
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        frames, boxes = make_sequence(n=30, seed=seed)
+        (root / name / "img").mkdir(parents=True)
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(root / name / "img" / f"{i:04d}.jpg"), frame)
+        (root / name / "groundtruth.txt").write_text("\n".join(",".join(f"{v:g}" for v in b) for b in boxes) + "\n")
+    return root
+
+
+def table_rows(out: str) -> list[list[str]]:
+    lines = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
+
+
+@pytest.mark.slow  # four trackers in lockstep over two sequences: about 40 s on 2 cores
+def test_calibrate_found_scores_every_combination(dataset: Path, handset_weights: Path) -> None:
+    grid = ["--found", "0,0.5", "--psr", "0", "--fraction", "0.5,1", "--splice-frames", "5"]
+    done = run_tool("calibrate_found.py", "--weights", str(handset_weights), "--data", str(dataset), "--backend",
+                    "torch", *grid)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert [r[:4] for r in rows] == [["0", "0", "head", "0.5"], ["0", "0", "head", "1"],
+                                     ["0.5", "0", "head", "0.5"], ["0.5", "0", "head", "1"]]  # fmt: skip
+    for r in rows:
+        assert 0.0 <= float(r[4]) <= 1.0 and r[5].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
+    assert rows[0][5] == rows[1][5] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
+
+
+def test_score_candidates_reads_the_box_heads_outputs(dataset: Path, box_weights: Path) -> None:
+    done = run_tool("score_candidates.py", "--weights", str(box_weights), "--data", str(dataset), "--backend", "torch")
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert len(rows) == 5 and rows[0][0].startswith("probability at the chosen cell")
+    assert all(0.0 <= float(r[1]) <= 1.0 for r in rows)
+
+
+def test_batch_cost_times_each_batch(box_weights: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    args = ["--targets", "1,2", "--threads", "1", "--calls", "4"]
+    done = run_tool("batch_cost.py", "--weights", str(box_weights), *args)
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert [r[0] for r in rows] == ["1", "2"] and all(float(r[1]) > 0 for r in rows)
