@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -62,3 +64,18 @@ def make_occluded_sequence(
             boxes.append((x0, y0, 40, 32))
         frames.append(frame)
     return frames, np.array(boxes, dtype=np.float64)
+
+
+def write_dataset(root: Path, seeds: dict[str, int], n: int, absent: tuple[int, ...] = ()) -> Path:
+    """Sequences of :func:`make_sequence` (one per name, from its seed) in the plain layout under ``root``
+    (``<name>/img/0000.jpg...`` + ``groundtruth.txt``), the frames of ``absent`` marked ``nan``; returns ``root``."""
+    for name, seed in seeds.items():
+        frames, boxes = make_sequence(n=n, seed=seed)
+        (root / name / "img").mkdir(parents=True)
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(root / name / "img" / f"{i:04d}.jpg"), frame)
+        rows = [",".join(f"{v:g}" for v in b) for b in boxes]
+        for i in absent:
+            rows[i] = "nan,nan,nan,nan"
+        (root / name / "groundtruth.txt").write_text("\n".join(rows) + "\n")
+    return root

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import make_sequence
+from synthetic import write_dataset
 
 from tracker import absence, evaluate
 from tracker.datasets import Sequence
@@ -127,16 +127,7 @@ def test_spliced_frames_are_resized_to_the_frame_size(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("absence")
-    for name, seed in (("alpha", 0), ("beta", 1)):
-        frames, boxes = make_sequence(n=40, seed=seed)
-        (root / name / "img").mkdir(parents=True)
-        for i, frame in enumerate(frames):
-            cv2.imwrite(str(root / name / "img" / f"{i:04d}.jpg"), frame)
-        rows = [",".join(f"{v:g}" for v in b) for b in boxes]
-        rows[3] = "nan,nan,nan,nan"
-        (root / name / "groundtruth.txt").write_text("\n".join(rows) + "\n")
-    return root
+    return write_dataset(tmp_path_factory.mktemp("absence"), {"alpha": 0, "beta": 1}, n=40, absent=(3,))
 
 
 def test_absence_command_writes_the_table(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

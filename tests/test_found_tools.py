@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
-from synthetic import make_sequence
+from synthetic import write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,14 +21,7 @@ def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("found_tools")
-    for name, seed in (("alpha", 0), ("beta", 1)):
-        frames, boxes = make_sequence(n=30, seed=seed)
-        (root / name / "img").mkdir(parents=True)
-        for i, frame in enumerate(frames):
-            cv2.imwrite(str(root / name / "img" / f"{i:04d}.jpg"), frame)
-        (root / name / "groundtruth.txt").write_text("\n".join(",".join(f"{v:g}" for v in b) for b in boxes) + "\n")
-    return root
+    return write_dataset(tmp_path_factory.mktemp("found_tools"), {"alpha": 0, "beta": 1}, n=30)
 
 
 def table_rows(out: str) -> list[list[str]]:
