@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, help="box-head .safetensors weights")
     parser.add_argument("--data", required=True, type=Path, help="dataset folder")
     parser.add_argument("--backend", default="onnx")
+    absence.add_splice_arguments(parser)
     args = parser.parse_args(argv)
 
     seen: list[dict[str, float]] = []
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     BoxSearch._track = recording_track  # the candidates are read inside the real decoder
     sequences = read_dataset(args.data)
-    plans = absence.plan_splices(sequences, 2, 30, 0)
+    plans = absence.plan_splices(sequences, args.splices, args.splice_frames, args.seed)
     donors = {s.name: s for s in sequences}
     rows, visible, on_target = [], [], []
     off = TrackerConfig(found_threshold=0.0, found_psr=0.0, redetect_threshold=0.0, threads=1)

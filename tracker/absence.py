@@ -17,6 +17,7 @@ frames (delay < 10: on one of the first 10 frames from the return); the success 
 
 from __future__ import annotations
 
+import argparse
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,13 @@ class Stream:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+
+def add_splice_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The benchmark's splice options, with their defaults: ``--splices``, ``--splice-frames``, ``--seed``."""
+    parser.add_argument("--splices", type=int, default=2, help="spliced absences per sequence (default 2)")
+    parser.add_argument("--splice-frames", type=int, default=30, help="frames per spliced absence (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of where and what is spliced (default 0)")
 
 
 def plan_splices(sequences: list[Sequence], splices: int, frames: int, seed: int, lead: int = LEAD) -> dict:

@@ -55,9 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-frames", type=int, help="track only the first N frames of each sequence (smoke runs)")
     a = p.add_argument_group("absence benchmark")
     a.add_argument("--absence", action="store_true", help="score lost-target reports instead (tracker.absence)")
-    a.add_argument("--splices", type=int, default=2, help="spliced absences per sequence (default 2)")
-    a.add_argument("--splice-frames", type=int, default=30, help="frames per spliced absence (default 30)")
-    a.add_argument("--seed", type=int, default=0, help="seed of where and what is spliced (default 0)")
+    absence.add_splice_arguments(a)
     return p.parse_args(argv)
 
 
