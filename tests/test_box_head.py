@@ -28,6 +28,8 @@ def test_box_head_config():
         ModelConfig(head="box")
     with pytest.raises(ConfigError, match="head must be"):
         ModelConfig(backbone="mobilenetv2", head="rpn")
+    with pytest.raises(ConfigError, match="metric 'cosine' is for the fc head"):
+        ModelConfig(backbone="mobilenetv2", stride=16, head="box", metric="cosine")
 
 
 def test_model_outputs_shapes():

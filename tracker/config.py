@@ -95,6 +95,9 @@ class ModelConfig:
         padding, strides = BACKBONE_GEOMETRY[self.backbone]
         if self.head == "box" and padding != "same":
             raise ConfigError(f"the box head needs a MobileNet backbone, not {self.backbone}")
+        if self.head == "box" and self.metric != "xcorr":
+            # its point-wise correlation is a product of features; the other metrics are the fc head's
+            raise ConfigError(f"the box head correlates by xcorr; metric {self.metric!r} is for the fc head")
         if self.tower < 1 or self.tower_layers < 1:
             raise ConfigError(f"tower and tower_layers must be >= 1, got {self.tower} and {self.tower_layers}")
         if self.stride not in strides:
