@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 
 from tracker.backends.graphs import (
     EXEMPLAR_FILE,
+    GRAPH_FORMAT,
     META_FILE,
     SEARCH_FILE,
     GraphSpec,
@@ -222,6 +225,20 @@ def test_cache_exports_once(handset_weights, tmp_path, monkeypatch):
     assert exported_graphs(handset_weights, GraphSpec(scales=1)) != first
     assert exported_graphs(first, GraphSpec()) == first  # a folder of graphs is used as it is
     assert not list((tmp_path / "onnx").glob(".*"))  # no temporary folders left
+
+
+def test_cache_ignores_an_older_graph_format(handset_weights, tmp_path, monkeypatch):
+    # an export cached by a version that wrote another graph format is exported anew, beside it, not refused
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path))
+    current = exported_graphs(handset_weights, GraphSpec())
+    old = tmp_path / "onnx" / current.name.replace(f"-g{GRAPH_FORMAT}-", "-")
+    shutil.copytree(current, old)
+    meta = json.loads((old / META_FILE).read_text())
+    (old / META_FILE).write_text(json.dumps({**meta, "format": "1"}))
+    shutil.rmtree(current)
+    assert exported_graphs(handset_weights, GraphSpec()) == current
+    assert read_graph_meta(current).spec == GraphSpec()
+    assert json.loads((old / META_FILE).read_text())["format"] == "1"  # the old one is left as it was
 
 
 def test_invalid_graph_folder(tmp_path):
