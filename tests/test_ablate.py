@@ -45,6 +45,7 @@ def test_dry_run_plans_every_metric_and_loss(tmp_path):
                        for loss in ("logistic", "contrastive", "triplet")}  # fmt: skip
     assert all("--steps 7" in line and "weights/train_config.json" in line for line in trains)
     assert all("--trackers siamtrack" in line and "last.safetensors" in line for line in evals)
+    assert all("--backend onnx " in line for line in evals)  # one backend and precision for every variant
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 

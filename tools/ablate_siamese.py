@@ -3,15 +3,17 @@ data and seed, then evaluated on a dev set (success AUC, precision at 20 px, fps
 
     python tools/ablate_siamese.py --data ../shared/data/train --dev ../shared/data/dev --out results/ablation \\
         [--config weights/train_config.json] [--steps 2000] [--metrics xcorr,cosine,euclidean,absdiff] \\
-        [--losses logistic,contrastive,triplet] [--cache cache] [--threads N] [--max-frames N] [--dry-run]
+        [--losses logistic,contrastive,triplet] [--cache cache] [--threads N] [--backend onnx] [--max-frames N] \\
+        [--dry-run]
 
 For each combination it runs ``python -m train --config CONFIG --metric M --loss L`` into OUT/runs/M-L (CONFIG
-gives everything else: backbone, schedule, pairs, seed; the default is the shipped weights' training config, the
-metric's own default output scale replacing the config's), then ``python -m tracker.evaluate DEV --trackers
-siamtrack --weights OUT/runs/M-L/last.safetensors`` into OUT/eval/M-L. It writes OUT/ablation.md (the table),
-OUT/ablation.json and OUT/ablation.png (AUC per metric, one bar per loss). A variant already evaluated is not
-run again and an interrupted training resumes, so the same command continues a stopped ablation; the table
-always covers every variant asked for. ``--dry-run`` prints the commands and runs nothing.
+gives everything else: backbone, head, schedule, pairs, seed; the default is the classic weights' training config,
+the metric's own default output scale replacing the config's), then ``python -m tracker.evaluate DEV --trackers
+siamtrack --weights OUT/runs/M-L/last.safetensors --backend BACKEND`` into OUT/eval/M-L, every variant on the
+same backend and precision. It writes OUT/ablation.md (the table), OUT/ablation.json and OUT/ablation.png (AUC
+per metric, one bar per loss). A variant already evaluated is not run again and an interrupted training resumes,
+so the same command continues a stopped ablation; the table always covers every variant asked for. ``--dry-run``
+prints the commands and runs nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from train.losses import LOSSES
 
 PROG = "ablate_siamese"
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ("xcorr", "logistic")  # SiamFC's: the row the others are read against
+DEFAULT = ("xcorr", "logistic")  # SiamFC's, and the box head's: the row the others are read against
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,13 +43,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--config",
         type=Path,
         default=ROOT / "weights" / "train_config.json",
-        help="TrainConfig JSON shared by every variant (default: the shipped weights' weights/train_config.json)",
+        help="TrainConfig JSON shared by every variant (default: the classic weights' weights/train_config.json)",
     )
     p.add_argument("--steps", type=int, help="training steps of every variant (default: the config's)")
     p.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated, from {','.join(METRICS)}")
     p.add_argument("--losses", default=",".join(LOSSES), help=f"comma-separated, from {','.join(LOSSES)}")
     p.add_argument("--cache", help="crop cache root, shared by the variants (default: train's ./cache)")
     p.add_argument("--threads", type=int, help="evaluation threads (default: the evaluation's)")
+    p.add_argument(
+        "--backend",
+        default="onnx",
+        help="evaluation backend, one for every variant (default onnx: ONNX Runtime fp32; auto could pick int8 "
+        "for some variants and not others)",
+    )
     p.add_argument("--max-frames", type=int, help="evaluate the first N frames of each sequence (smoke runs)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     return p.parse_args(argv)
@@ -78,7 +86,7 @@ def commands(args: argparse.Namespace, metric: str, loss: str) -> tuple[list[str
         train.append("--overwrite")  # files of a run that never reached its first checkpoint
     weights = run / "last.safetensors"
     evaluate = [sys.executable, "-m", "tracker.evaluate", str(args.dev), "--trackers", "siamtrack"]
-    evaluate += ["--weights", str(weights), "--out", str(args.out / "eval" / name)]
+    evaluate += ["--weights", str(weights), "--backend", args.backend, "--out", str(args.out / "eval" / name)]
     if args.threads is not None:
         evaluate += ["--threads", str(args.threads)]
     if args.max_frames is not None:
@@ -118,7 +126,7 @@ def markdown(rows: dict[tuple[str, str], dict], steps: str) -> str:
     order = sorted(rows, key=lambda k: rows[k].get("auc", -1.0), reverse=True)
     for metric, loss in order:
         r = rows[(metric, loss)]
-        mark = " (SiamFC's, the default)" if (metric, loss) == DEFAULT else ""
+        mark = " (the default)" if (metric, loss) == DEFAULT else ""
         if "failed" in r:
             lines.append(f"| {metric} | {loss}{mark} | failed: {r['failed']} | | |")
             continue
