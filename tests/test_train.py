@@ -172,6 +172,11 @@ def test_checkpoint_resume_continues_at_same_step(cache, tmp_path):
     assert load_weights(out / "last.safetensors").config == resumed.model.config
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss") and rows[-1].startswith("20,")
+    weights, log = (out / "last.safetensors").read_bytes(), (out / "log.csv").read_text()
+    again = Trainer(tiny_config(steps=20), cache, out, resume=True)  # a finished run resumed: no step more
+    again.run()
+    assert again.step == 20 and (out / "last.safetensors").read_bytes() == weights
+    assert (out / "log.csv").read_text() == log
 
 
 def test_sizes_follow_the_model(cache):

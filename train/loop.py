@@ -235,6 +235,8 @@ class Trainer:
 
     def run(self, max_minutes: float | None = None) -> None:
         cfg, start = self.cfg, time.time()
+        if self.step >= cfg.steps:
+            return  # a finished run resumed: nothing to train, and its weights and log stay as they are
         log_path = self.out / "log.csv"
         new_log = not log_path.is_file()
         log = open(log_path, "a", newline="")
