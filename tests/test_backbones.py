@@ -227,9 +227,12 @@ def test_export_matches_torch(cfg, tmp_path):
     assert np.abs(actual - expected).max() <= 1e-4 * (expected.max() - expected.min())
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2_s8.safetensors", "mobilenetv2_s16.safetensors"])
+@pytest.mark.parametrize(
+    "name", ["mobilenetv2_s8.safetensors", "mobilenetv2_s16.safetensors", "mobilenetv1_s16.safetensors"]
+)
 def test_shipped_mobilenet_weights_rebuild_and_track(name):
-    """The MobileNetV2 alternatives in weights/ rebuild their own model and track a moving square."""
+    """The MobileNet alternatives in weights/ with the classic head rebuild their own model and track a moving
+    square."""
     from synthetic import make_sequence
 
     from tracker import SiamFCTracker
@@ -237,7 +240,8 @@ def test_shipped_mobilenet_weights_rebuild_and_track(name):
 
     path = Path(__file__).resolve().parents[1] / "weights" / name
     model = load_weights(path)
-    assert model.config.backbone == "mobilenetv2" and model.config.stride in (8, 16)
+    assert model.config.backbone == name.split("_")[0] and model.config.stride in (8, 16)
+    assert model.config.head == "fc"
     frames, boxes = make_sequence(6, size=(320, 240), seed=0)
     tracker = SiamFCTracker(path, backend="torch")
     tracker.init(frames[0], tuple(boxes[0]))
