@@ -143,7 +143,7 @@ def plot(rows: dict[tuple[str, str], dict], metrics: list[str], losses: list[str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.6 * len(metrics) + 2, 3.6))
+    fig, ax = plt.subplots(figsize=(1.6 * len(metrics) + 3, 3.6))
     width = 0.8 / len(losses)
     for i, loss in enumerate(losses):
         xs = [m + (i - (len(losses) - 1) / 2) * width for m in range(len(metrics))]
@@ -152,7 +152,7 @@ def plot(rows: dict[tuple[str, str], dict], metrics: list[str], losses: list[str
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylabel("success AUC (dev)")
     ax.set_title("Siamese ablation: similarity metric x loss")
-    ax.legend(title="loss")
+    ax.legend(title="loss", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
