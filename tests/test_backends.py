@@ -13,7 +13,7 @@ from synthetic import make_sequence
 from tracker import BackendError, SiamFCTracker, TrackerConfig
 from tracker.backends import select
 from tracker.backends.autoselect import cpu_candidates
-from tracker.backends.graphs import GraphSpec, cuda_index
+from tracker.backends.graphs import GRAPH_FORMAT, GraphSpec, cuda_index
 from tracker.backends.tensorrt_backend import engine_cache_key, tensorrt_unavailable
 from tracker.export import export_graphs, exported_graphs
 
@@ -138,6 +138,8 @@ def test_engine_cache_key_changes_with_each_part():
     changed = ("b" * 64, "8.6.1", "NVIDIA A100-SXM4-40GB", "fp32", "exemplar.onnx", GraphSpec(scales=5).tag)
     for i, other in enumerate(changed):
         assert engine_cache_key(*parts[:i], other, *parts[i + 1 :]) != key
+    # the spec's tag names the graph format: an engine built from another version's graphs is not reused
+    assert GraphSpec().tag.startswith(f"g{GRAPH_FORMAT}-")
 
 
 @pytest.mark.parametrize(("version", "precision"), [("10.0.0", "fp32"), ("8.6.1", "fp16")])

@@ -30,16 +30,7 @@ import sys
 from pathlib import Path
 
 from .atomic import atomic_folder
-from .backends.graphs import (
-    EXEMPLAR_FILE,
-    GRAPH_FORMAT,
-    META_FILE,
-    SEARCH_FILE,
-    GraphMeta,
-    GraphSpec,
-    cache_root,
-    weights_sha256,
-)
+from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
 from .boxsearch import crops_per_target
 from .config import TrackerConfig
 from .errors import BackendError, InputError, TrackerError
@@ -99,8 +90,7 @@ def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
         return weights
     if not weights.is_file():
         raise BackendError(f"weights not found: {weights}")
-    # the graph format in the key: an export cached by a version that wrote another format is not this one's
-    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-g{GRAPH_FORMAT}-{spec.tag}"
+    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}"
     if (folder / META_FILE).is_file():
         return folder
     export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none

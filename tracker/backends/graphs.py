@@ -51,8 +51,9 @@ class GraphSpec:
 
     @property
     def tag(self) -> str:
-        """Short name of the spec, used in cache folder names, e.g. ``t1s3-uint8-fp32``."""
-        return f"t{self.targets}s{self.scales}-{self.input_dtype}-{self.precision}"
+        """Short name of the spec in this version's graph format, keying the caches of exported graphs and of
+        TensorRT engines, e.g. ``g2-t1s3-uint8-fp32``: what a version of another format cached is not reused."""
+        return f"g{GRAPH_FORMAT}-t{self.targets}s{self.scales}-{self.input_dtype}-{self.precision}"
 
 
 @dataclass(frozen=True)
