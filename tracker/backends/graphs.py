@@ -19,7 +19,7 @@ import numpy as np
 from ..config import ConfigError, ModelConfig
 from ..errors import BackendError
 
-GRAPH_FORMAT = "2"  # bump when the graphs' inputs, outputs or layout change
+GRAPH_FORMAT = "3"  # bump when the graphs' inputs, outputs, layout or quantization change (3: 7-bit int8 weights)
 META_FILE = "siamtrack_graphs.json"
 EXEMPLAR_FILE = "exemplar.onnx"
 SEARCH_FILE = "search.onnx"
