@@ -1,16 +1,20 @@
 """``auto`` on a CPU: the fastest of the available CPU paths for these weights, measured, and remembered.
 
-The candidates (torch fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 and int8 where
-onnxruntime is installed) are timed for a moment on random crops at the tracker's thread setting: each one's
-``score()`` for the tracker's targets, a few calls after a warm-up, the candidates taking turns so a burst of other work
-hits all of them alike; the median counts (the minimum let one lucky call decide on a busy machine). The
-choice is cached in ``<cache>/auto/`` (see :func:`~tracker.backends.graphs.cache_root`) under a key of the
-weights' hash, the machine (CPU model and flags, usable CPUs), the thread setting, the shapes and the library
-versions, so later starts only read it. The first start for a weights file also exports its ONNX graphs
-(seconds; int8 about 10 s), which are cached as well.
+Only paths whose answers equal fp32's are candidates, so a user's accuracy never depends on a timing: torch
+fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 where onnxruntime is installed. int8 changes
+the answers (the shipped box head loses 0.14 dev AUC on it), so it runs only when asked for
+(``precision="int8"``, which makes it the only candidate). They are timed for a moment on random crops at the
+tracker's thread setting: each one's ``score()`` for the tracker's targets, a few calls after a warm-up, the
+candidates taking turns so a burst of other work hits all of them alike; the median counts (the minimum let one
+lucky call decide on a busy machine). The choice is cached in ``<cache>/auto/`` (see
+:func:`~tracker.backends.graphs.cache_root`) under a key of the weights' hash, the machine (CPU model and
+flags, usable CPUs), the thread setting, the shapes and the library versions, so later starts only read it. The
+first start for a weights file also exports its ONNX graphs (seconds), which are cached as well.
 
-int8 answers differ a little from float ones (0.390 against 0.400 dev AUC with the shipped weights), so it is
-chosen only when it is clearly faster: by :data:`INT8_MARGIN`.
+A timing taken while other processes kept the CPUs busy says little about this machine (one such timing once
+made torch fp32 look 36x slower than ONNX Runtime): where other processes used more than :data:`BUSY_CPUS` CPUs
+on average while the candidates ran (Linux: ``/proc/stat`` less this process's own time), the choice serves that
+start only and is not cached, so a later start measures again.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from ..atomic import write_text
 from ..errors import BackendError
 from .graphs import cache_root, weights_sha256
 
-CACHE_FORMAT = "1"  # bump when the candidates or the way they are timed change
-INT8_MARGIN = 0.85  # int8 must take at most this fraction of the best float candidate's time
+CACHE_FORMAT = "2"  # bump when the candidates or the way they are timed change (2: float paths only)
+BUSY_CPUS = 0.25  # other processes' average CPU use while timing above which the timing is not cached
 WARMUP, ROUNDS = 2, 9  # score() calls per candidate: untimed, then timed (one per round); ~1 s in all here
 
 Candidate = tuple[str, str]  # (backend, precision)
@@ -48,24 +52,31 @@ class Choice:
     timings_ms: dict[str, float]  # "onnx:int8" -> ms, for every candidate that ran
     skipped: dict[str, str] = field(default_factory=dict)  # candidate -> why it could not run
     cached: bool = False
+    busy_cpus: float | None = None  # other processes' CPU use while timing (None: not measured, or cached)
 
     def describe(self) -> str:
-        """One line, e.g. ``auto picked onnx int8 (measured: torch:fp32 45.1 ms, onnx:int8 25.3 ms)``."""
+        """One line, e.g. ``auto picked onnx fp32 (measured: onnx:fp32 25.3 ms, torch:fp32 45.1 ms)``."""
         times = ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(self.timings_ms.items(), key=lambda kv: kv[1]))
         source = "cached measurement" if self.cached else "measured"
+        if self.busy_cpus is not None and self.busy_cpus > BUSY_CPUS:
+            source = f"measured while other processes used {self.busy_cpus:.1f} CPUs, not cached"
         return f"auto picked {self.backend} {self.precision} ({source}: {times})"
 
 
 def cpu_candidates(precision: str | None = None) -> list[Candidate]:
-    """The CPU paths worth timing here, restricted to ``precision`` when one is asked for. bf16 is a candidate
-    only with native bf16 instructions: emulated, it took 4x the time of fp32 (docs/DEPLOY.md)."""
+    """The CPU paths worth timing here, restricted to ``precision`` when one is asked for: float paths only, unless
+    int8 is asked for. bf16 is a candidate only with native bf16 instructions: emulated, it took 4x the time of
+    fp32 (docs/DEPLOY.md)."""
     from .torch_backend import cpu_has_fast_bf16
 
     found: list[Candidate] = [("torch", "fp32")]
     if cpu_has_fast_bf16():
         found.append(("torch", "bf16"))
-    if importlib.util.find_spec("onnxruntime") is not None:
-        found += [("onnx", "fp32"), ("onnx", "int8")]
+    has_onnx = importlib.util.find_spec("onnxruntime") is not None
+    if has_onnx:
+        found.append(("onnx", "fp32"))
+    if precision == "int8" and has_onnx:
+        found.append(("onnx", "int8"))
     if precision not in (None, "auto"):
         found = [c for c in found if c[1] == precision]
     if not found:
@@ -73,16 +84,33 @@ def cpu_candidates(precision: str | None = None) -> list[Candidate]:
     return found
 
 
-def choose(timings_ms: dict[Candidate, float], int8_margin: float = INT8_MARGIN) -> Candidate:
-    """The fastest candidate; an int8 one only when it takes at most ``int8_margin`` x the best float time (or
-    when only int8 ran)."""
+def choose(timings_ms: dict[Candidate, float]) -> Candidate:
+    """The fastest candidate."""
     if not timings_ms:
         raise BackendError("auto: no CPU backend could be started")
-    floats = {c: ms for c, ms in timings_ms.items() if c[1] != "int8"}
-    best = min(timings_ms, key=timings_ms.get)
-    if best[1] == "int8" and floats and timings_ms[best] > int8_margin * min(floats.values()):
-        return min(floats, key=floats.get)
-    return best
+    return min(timings_ms, key=timings_ms.get)
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, of this process) so far; None where /proc/stat is not there."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in (fields + ["0"] * 8)[:8])
+    own = os.times()
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def others_busy(run: Callable[[], object]) -> tuple[object, float | None]:
+    """``run()``'s result, and how many CPUs other processes kept busy on average while it ran (None: unknown)."""
+    before, t0 = _cpu_seconds(), time.perf_counter()
+    result = run()
+    after, wall = _cpu_seconds(), time.perf_counter() - t0
+    if before is None or after is None or wall <= 0:
+        return result, None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return result, max(0.0, others / wall)
 
 
 def time_candidates(
@@ -167,11 +195,13 @@ def measured_cpu_backend(
     precision: str | None = None,
     candidates: Sequence[Candidate] | None = None,
     timer: Callable[[dict[Candidate, object], int, int], dict[Candidate, float]] = time_candidates,
+    load: Callable[[Callable[[], object]], tuple[object, float | None]] = others_busy,
 ) -> tuple[object, Choice]:
     """The backend ``auto`` picks on a CPU for ``weights``, and the :class:`Choice` behind it.
 
     ``build(backend, precision)`` makes a backend (a :class:`BackendError` skips that candidate); ``timer``
-    times the built ones (injectable, so tests need no timing). A cached choice is built without timing.
+    times the built ones and ``load`` says how busy the other processes kept the CPUs meanwhile (both injectable,
+    so tests need no timing). A cached choice is built without timing; a busy timing is not cached.
     """
     try:
         path: Path | None = cache_file(weights, threads, scales, targets, precision)
@@ -189,12 +219,12 @@ def measured_cpu_backend(
             built[(backend, prec)] = build(backend, prec)
         except BackendError as e:
             skipped[f"{backend}:{prec}"] = str(e)
-    timings = timer(built, scales, targets)
+    timings, busy = load(lambda: timer(built, scales, targets))
     backend, prec = choose(timings)
-    choice = Choice(backend, prec, {f"{b}:{p}": ms for (b, p), ms in timings.items()}, skipped)
+    choice = Choice(backend, prec, {f"{b}:{p}": ms for (b, p), ms in timings.items()}, skipped, busy_cpus=busy)
     record = {"backend": backend, "precision": prec, "timings_ms": choice.timings_ms, "skipped": skipped}
     try:
-        if path is not None:
+        if path is not None and not (busy is not None and busy > BUSY_CPUS):
             write_text(path, json.dumps(record | {"date": time.strftime("%Y-%m-%d")}, indent=2))
     except OSError:
         pass  # an unwritable cache only means measuring again next time
