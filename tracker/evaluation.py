@@ -30,6 +30,29 @@ def load_frames(seq: Sequence) -> list[np.ndarray]:
     return frames
 
 
+def on_one_canvas(frames: list[np.ndarray], boxes: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames of one size, and their boxes (N, 4; x, y, w, h, 0-based pixels). A sequence whose images differ
+    in size (regions cut around the target, as in some training sets) is laid out on one canvas of the largest
+    height and width, each image centred on its own mean colour and its box moved with it; a video (one size)
+    comes back as it is."""
+    shapes = {f.shape[:2] for f in frames}
+    if len(shapes) <= 1:
+        return frames, boxes
+    height, width = max(h for h, _ in shapes), max(w for _, w in shapes)
+    placed, moved = [], boxes.astype(np.float64)
+    for i, f in enumerate(frames):
+        f = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f
+        h, w = f.shape[:2]
+        oy, ox = (height - h) // 2, (width - w) // 2
+        canvas = np.empty((height, width, 3), np.uint8)
+        canvas[:] = f.reshape(-1, 3).mean(0).astype(np.uint8)
+        canvas[oy : oy + h, ox : ox + w] = f
+        placed.append(canvas)
+        if i < len(moved):
+            moved[i, :2] += (ox, oy)
+    return placed, moved
+
+
 def run_sequence(
     tracker, seq: Sequence, frames: list[np.ndarray] | None = None, progress: Callable[[], None] | None = None
 ) -> dict:
@@ -38,8 +61,10 @@ def run_sequence(
     Returns predicted boxes (N, 4; NaN before the start), scores, found flags, update() seconds per frame
     (only the update() call is timed), the summary metrics and curves over frames where the ground truth has
     a target, and :func:`~tracker.metrics.presence` over the tracked frames. ``progress`` is called once a frame.
+    Images of different sizes are tracked on one canvas (:func:`on_one_canvas`), and boxes are in its pixels.
     """
     frames = load_frames(seq) if frames is None else frames
+    frames, truth = on_one_canvas(frames, seq.boxes[: len(frames)])
     n = len(frames)
     visible = seq.visible[:n]
     if not visible.any():
@@ -49,8 +74,8 @@ def run_sequence(
     scores = np.full(n, np.nan)
     found = np.zeros(n, bool)
     times = []
-    tracker.init(frames[start], seq.boxes[start])
-    boxes[start], scores[start], found[start] = seq.boxes[start], 1.0, True
+    tracker.init(frames[start], truth[start])
+    boxes[start], scores[start], found[start] = truth[start], 1.0, True
     if progress is not None:
         progress()
     for i in range(start + 1, n):
@@ -60,7 +85,7 @@ def run_sequence(
         boxes[i], scores[i], found[i] = r.box, r.score, r.found
         if progress is not None:
             progress()
-    gt = seq.boxes[:n].copy()
+    gt = truth[:n].copy()
     gt[:start] = np.nan
     times = np.array(times)
     return {

@@ -29,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--val", nargs="*", default=[], help="validation dataset folder(s): OPE AUC picks the best checkpoint"
     )
+    p.add_argument(
+        "--holdout",
+        nargs="+",
+        metavar="NAME",
+        help="sequences of --data held apart: no pairs come from them, and they validate (with any --val)",
+    )
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, best.safetensors")
     p.add_argument("--cache", default="cache", help="crop cache root, reused across runs (default: ./cache)")
     p.add_argument("--config", help="JSON file of TrainConfig fields (nested 'model' and 'pairs')")
@@ -91,7 +97,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     else:
         cfg = {}
     for key in ("steps", "batch_size", "lr", "workers", "val_every", "pretrained", "freeze_layers", "freeze_steps",
-                "backbone_lr", "loss"):  # fmt: skip
+                "backbone_lr", "loss", "holdout"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "head"):
@@ -112,6 +118,17 @@ def pretrained_width(path: str) -> float:
         return version_and_width(path)[1]
     except WeightsError:
         return 1.0
+
+
+def held_apart(data_dirs: list[str], names: tuple[str, ...]) -> list:
+    """The sequences of ``data_dirs`` named in ``names`` (the validation split cut from train by video)."""
+    if not names:
+        return []
+    found = [s for d in data_dirs for s in read_dataset(d) if s.name in names]
+    missing = sorted(set(names) - {s.name for s in found})
+    if missing:
+        raise ValueError(f"--holdout: no sequence named {', '.join(missing)} in --data")
+    return found
 
 
 RUN_FILES = ("checkpoint.pt", "last.safetensors", "best.safetensors", "log.csv", "config.json")
@@ -146,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         cache_dir = curate(args.data, args.cache)
         validate = None
-        if args.val:
-            sequences = [s for d in args.val for s in read_dataset(d)]
+        sequences = [s for d in args.val for s in read_dataset(d)] + held_apart(args.data, cfg.holdout)
+        if sequences:
             frames = {s.name: load_frames(s) for s in sequences}  # decoded once, reused by every validation
 
             def validate(weights: Path) -> dict:

@@ -23,6 +23,9 @@ from tracker.geometry import Box, context_size, crop_and_resize
 EXEMPLAR = 127  # context square -> 127 px, as the exemplar crop
 CACHE_SIZE = 351  # 351 / 127 = 2.76 context sizes: the 255 search crop plus +-25% scale and shift margin
 MANIFEST = "manifest.json"
+# 2: each frame also records its cache scale and the target centre in frame pixels, which map a region of one
+# cached crop into a neighbouring frame's
+CACHE_FORMAT = 2
 
 
 def _crop_sequence(args: tuple[Sequence, Path, str]) -> dict:
@@ -47,13 +50,15 @@ def _crop_sequence(args: tuple[Sequence, Path, str]) -> dict:
         if not cv2.imwrite(str(folder / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 92]):
             raise OSError(f"cannot write the crop cache file {folder / name}")
         s = CACHE_SIZE / side
-        frames.append([name, b.w * s, b.h * s])  # target size in cache pixels (centred)
+        cx, cy = b.center
+        # target size in cache pixels (centred), cache pixels per frame pixel, target centre in frame pixels
+        frames.append([name, b.w * s, b.h * s, s, cx, cy])
     return {"name": seq.name, "folder": folder.name, "frames": frames, "unreadable": unreadable}
 
 
 def cache_key(data_dirs: list[Path]) -> str:
     """Folder name for a set of data directories: same data -> same cache, reused across runs."""
-    text = "|".join(str(Path(d).resolve()) for d in data_dirs) + f"|{CACHE_SIZE}|{EXEMPLAR}"
+    text = "|".join(str(Path(d).resolve()) for d in data_dirs) + f"|{CACHE_SIZE}|{EXEMPLAR}|{CACHE_FORMAT}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

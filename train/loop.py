@@ -54,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250  # steps between checkpoints
     val_every: int = 2000  # steps between validations (0: never)
+    # training videos held apart: no pairs are drawn from them, and they are the validation split that picks the
+    # best checkpoint (so that dev stays for reporting)
+    holdout: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad"):
@@ -96,6 +99,8 @@ class TrainConfig:
             pairs_cfg = PairConfig(**pairs)
         except TypeError as e:
             raise ConfigError(f"TrainConfig.pairs: {e}") from None
+        if "holdout" in d:
+            d["holdout"] = tuple(d["holdout"])
         return cls(model=model, pairs=pairs_cfg, **d)
 
 
@@ -201,7 +206,7 @@ class Trainer:
         total = cfg.steps * cfg.batch_size * self.world
         # sample indices are global: resuming at step k starts exactly at the first pair step k would have seen
         dataset = Subset(
-            PairDataset(self.cache_dir, total, cfg.model, cfg.pairs, cfg.seed),
+            PairDataset(self.cache_dir, total, cfg.model, cfg.pairs, cfg.seed, exclude=cfg.holdout),
             range(self.step * cfg.batch_size * self.world, total),
         )
         sampler = DistributedSampler(dataset, shuffle=False) if self.distributed else None
@@ -276,7 +281,7 @@ class Trainer:
         save_weights(self.model, self.out / "last.safetensors", {"step": str(self.step)})
         result = self.validate(self.out / "last.safetensors")
         self.net.train()
-        tqdm.write(f"step {self.step}: dev AUC {result['auc']:.3f}, precision {result['precision']:.3f}")
+        tqdm.write(f"step {self.step}: validation AUC {result['auc']:.3f}, precision {result['precision']:.3f}")
         if result["auc"] > self.best_auc:
             self.best_auc = result["auc"]
             meta = {

@@ -2,7 +2,8 @@
 
 Pair kinds: ``pos`` (two frames of one sequence at most ``max_gap`` apart), ``paste`` (the same, with the
 target pasted over another sequence's background), ``neg`` (search from another sequence: its own target sits in
-the middle as a distractor, every label is negative). Each index draws from its own seeded generator, so a
+the middle as a distractor, every label is negative), ``self`` and ``region`` (around any region of a frame, not the
+annotated target: :mod:`train.regions`). Each index draws from its own seeded generator, so a
 sample depends on (seed, index) alone: resuming at a step reproduces the data exactly.
 """
 
@@ -18,10 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tracker.config import ModelConfig
+from tracker.config import ConfigError, ModelConfig
 from tracker.geometry import grid_offsets
 
-from . import augment
+from . import augment, regions
 from .curate import MANIFEST
 
 
@@ -33,6 +34,12 @@ class PairConfig:
     max_gap: int = 100  # exemplar and search frames at most this far apart
     p_paste: float = 0.2  # share of pairs whose target is pasted over another sequence's background
     p_neg: float = 0.15  # share of negative pairs
+    # shares of pairs around any region rather than the annotated target (train.regions): one frame and an
+    # augmented copy of it, and a region followed into a frame at most region_gap away
+    p_self: float = 0.0
+    p_region: float = 0.0
+    region_gap: int = 3
+    rotation: float = 0.0  # self pairs: the search image turned by up to this many degrees
     scale_range: float = 0.25  # search scale jitter: exp(U(-ln(1+r), ln(1+r)))
     stretch: float = 0.15  # aspect stretch jitter, same form
     shift: float = 48.0  # search shift, +- pixels at search scale
@@ -44,6 +51,20 @@ class PairConfig:
     # box head: positives are the cells inside the target's box and within this many cells of its centre (both
     # axes; FCOS's centre sampling), so that every positive sees the target's middle
     center_cells: float = 1.5
+
+    def __post_init__(self) -> None:
+        shares = (self.p_paste, self.p_neg, self.p_self, self.p_region)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ConfigError("PairConfig: the pair shares p_paste, p_neg, p_self, p_region must be >= 0, sum <= 1")
+
+    @property
+    def kind_p(self) -> list[float]:
+        """Probability of each of :data:`KINDS`."""
+        rest = (self.p_paste, self.p_neg, self.p_self, self.p_region)
+        return [max(0.0, 1 - sum(rest)), *rest]
+
+
+KINDS = ("pos", "paste", "neg", "self", "region")
 
 
 def make_labels(
@@ -101,10 +122,17 @@ def make_box_labels(
 
 
 class PairDataset(Dataset):
-    """Map-style dataset of ``length`` pairs over a curated crop cache (see :mod:`train.curate`)."""
+    """Map-style dataset of ``length`` pairs over a curated crop cache (see :mod:`train.curate`), leaving out the
+    sequences named in ``exclude``."""
 
     def __init__(
-        self, cache_dir: str | Path, length: int, model: ModelConfig, cfg: PairConfig = PairConfig(), seed: int = 0
+        self,
+        cache_dir: str | Path,
+        length: int,
+        model: ModelConfig,
+        cfg: PairConfig = PairConfig(),
+        seed: int = 0,
+        exclude: tuple[str, ...] = (),
     ):
         self.dir = Path(cache_dir)
         manifest = json.loads((self.dir / MANIFEST).read_text())
@@ -113,6 +141,8 @@ class PairDataset(Dataset):
         self.model = model
         self.sequences = []
         for s in manifest["sequences"]:
+            if s["name"] in exclude:  # videos held apart for validation
+                continue
             valid = [i for i, f in enumerate(s["frames"]) if f and 0.1 <= f[1] / f[2] <= 10]
             if len(valid) >= 2:
                 self.sequences.append((s["folder"], s["frames"], np.array(valid)))
@@ -127,7 +157,7 @@ class PairDataset(Dataset):
 
     def _load(self, seq: int, frame: int) -> tuple[np.ndarray, float, float]:
         folder, frames, _ = self.sequences[seq]
-        name, w, h = frames[frame]
+        name, w, h = frames[frame][:3]
         img = cv2.imread(str(self.dir / folder / name), cv2.IMREAD_COLOR)
         if img is None:
             raise OSError(f"cache file missing or corrupt: {self.dir / folder / name}")
@@ -148,28 +178,47 @@ class PairDataset(Dataset):
         i = int(rng.choice(valid))
         near = valid[np.abs(valid - i) <= cfg.max_gap]
         j = int(rng.choice(near))
-        kind = rng.choice(3, p=[1 - cfg.p_paste - cfg.p_neg, cfg.p_paste, cfg.p_neg])
+        kind = KINDS[rng.choice(len(KINDS), p=cfg.kind_p)]
+        img_z, w, h = self._load(seq, i)
 
-        # exemplar: the context square (EXEMPLAR px in the cache) with slight scale and shift jitter
-        img_z, _, _ = self._load(seq, i)
-        sz = self.exemplar * math.exp(rng.uniform(-cfg.exemplar_jitter, cfg.exemplar_jitter))
-        cz = c + rng.uniform(-2, 2, 2)
+        # the object to follow (cache pixels): the annotated target, or any region (train.regions)
+        if kind in ("self", "region"):
+            frames, img_x = self.sequences[seq][1], img_z
+            if kind == "region":  # off the target, which moves against the scene, into a neighbouring frame
+                region = regions.random_region(rng, self.cache_size, self.exemplar, 0.3, frames[i])
+                nearby = valid[(np.abs(valid - i) <= cfg.region_gap) & (valid != i)]
+                k = int(rng.choice(nearby)) if len(nearby) else i
+                img_k = self._load(seq, k)[0]
+                moved = regions.follow(region, img_z, frames[i], img_k, frames[k]) if k != i else None
+                region, img_x = (moved, img_k) if moved is not None else (region, img_z)
+            else:
+                region = regions.random_region(rng, self.cache_size, self.exemplar)
+            if img_x is img_z and cfg.rotation > 0:
+                img_x, region = regions.rotate(img_z, region, rng.uniform(-cfg.rotation, cfg.rotation))
+        else:
+            region = regions.Region((c, c), (c, c), (w, h), (w, h), float(self.exemplar))
+            if kind == "neg":
+                img_x, _, _ = self._load(*self._other(rng, seq))
+            else:
+                img_x, tw_, th_ = self._load(seq, j)
+                region = regions.Region((c, c), (c, c), (w, h), (tw_, th_), float(self.exemplar))
+
+        # exemplar: the context square with slight scale and shift jitter
+        sz = region.context * math.exp(rng.uniform(-cfg.exemplar_jitter, cfg.exemplar_jitter))
+        cz = np.array(region.exemplar_center) + rng.uniform(-2, 2, 2) * region.context / self.exemplar
         exemplar = augment.warp(img_z, tuple(cz), (sz, sz), zs, img_z.mean((0, 1)))
 
         # search: scale s, aspect stretch a, shift d (search-crop pixels)
         s = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.scale_range))
         a = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.stretch))
-        side = np.array([a, 1 / a]) * s * self.exemplar * xs / zs
+        side = np.array([a, 1 / a]) * s * region.search_context * xs / zs
         d = rng.uniform(-cfg.shift, cfg.shift, 2)
-        src_seq, src_frame = (seq, j) if kind != 2 else self._other(rng, seq)
-        img_x, w, h = self._load(src_seq, src_frame)
-        centre = c - d * side / xs  # the target lands at +d in the search crop
+        centre = np.array(region.search_center) - d * side / xs  # the object lands at +d in the search crop
         search = augment.warp(img_x, tuple(centre), tuple(side), xs, img_x.mean((0, 1)))
-        target = None if kind == 2 else (float(d[0]), float(d[1]))
-        tw, th = w * xs / side[0], h * xs / side[1]
-        if kind == 1:  # paste: keep the target (+10% margin), replace the rest by another background
-            bseq, bframe = self._other(rng, seq)
-            img_b, _, _ = self._load(bseq, bframe)
+        target = None if kind == "neg" else (float(d[0]), float(d[1]))
+        tw, th = region.search_size[0] * xs / side[0], region.search_size[1] * xs / side[1]
+        if kind == "paste":  # keep the target (+10% margin), replace the rest by another background
+            img_b, _, _ = self._load(*self._other(rng, seq))
             cb = c + rng.uniform(-40, 40, 2)
             bs = self.exemplar * xs / zs * math.exp(rng.uniform(-0.4, 0.4))
             background = augment.warp(img_b, tuple(cb), (bs, bs), xs, img_b.mean((0, 1)))
@@ -179,8 +228,7 @@ class PairDataset(Dataset):
             background[y0:y1, x0:x1] = search[y0:y1, x0:x1]
             search = background
         if target is not None and rng.random() < cfg.p_occlude:  # a patch of another sequence over part of it
-            oseq, oframe = self._other(rng, seq)
-            patch, _, _ = self._load(oseq, oframe)
+            patch, _, _ = self._load(*self._other(rng, seq))
             pw, ph = int(tw * rng.uniform(0.2, 0.5)) + 1, int(th * rng.uniform(0.2, 0.5)) + 1
             px = int(np.clip((xs - 1) / 2 + d[0] + rng.uniform(-0.5, 0.5) * tw - pw / 2, 0, xs - 1 - pw))
             py = int(np.clip((xs - 1) / 2 + d[1] + rng.uniform(-0.5, 0.5) * th - ph / 2, 0, xs - 1 - ph))
