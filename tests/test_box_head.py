@@ -155,8 +155,10 @@ def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
     search = BoxSearch(TrackerConfig(), BOX)
     assert search.found == BoxSearch.FOUND
     assert SiamFCSearch(TrackerConfig(), ModelConfig()).found == SiamFCSearch.FOUND != BoxSearch.FOUND
-    mine = {"found_threshold": 0.9, "found_psr": 1.0, "redetect_threshold": 0.95, "redetect_fraction": 0.5}
+    mine = {"found_threshold": 0.9, "found_psr": 1.0, "redetect_threshold": 0.95, "redetect_fraction": 0.5,
+            "found_fraction": 0.3, "redetect_floor": 0.1}  # fmt: skip
     assert BoxSearch(TrackerConfig(**mine), BOX).found == mine
+    search = BoxSearch(TrackerConfig(reference_frames=1), BOX)  # the target's level: its first frame's score
     st = search.start(frame, (100, 80, 40, 30))
     ltrb = np.full((1, 4, 16, 16), 20.0, np.float32)
     quality = np.full((1, 16, 16), 9.0, np.float32)
@@ -170,12 +172,15 @@ def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
     expected = [1 / (1 + np.exp(-v)) / (1 + np.exp(-9.0)) for v in (2.0, -1.0, -3.0)]
     np.testing.assert_allclose([r.score for r in results], expected, rtol=1e-5)
     assert [r.found for r in results] == [True, True, False]
-    # lost: re-detection asks for the lower of redetect_threshold and redetect_fraction x the first frame's score
+    # lost: re-detection asks for the lower of redetect_threshold and redetect_fraction x the target's level
     search.found.update(found_threshold=0.2, redetect_threshold=0.9, redetect_fraction=0.5)
-    assert search._is_found(0.441, 1.0, expected[0]) and not search._is_found(0.439, 1.0, expected[0])
+    assert search._is_found(0.441, 1.0, True, expected[0]) and not search._is_found(0.439, 1.0, True, expected[0])
     search.found.update(redetect_threshold=0.3)
-    assert search._is_found(0.3, 1.0, expected[0]) and not search._is_found(0.29, 1.0, expected[0])
-    assert not search._is_found(0.5, 0.0, None)  # a flat map never counts
+    assert search._is_found(0.3, 1.0, True, expected[0]) and not search._is_found(0.29, 1.0, True, expected[0])
+    assert not search._is_found(0.5, 0.0, False, 1.0)  # a flat map never counts
+    # a target whose own level is low keeps its track at found_fraction of it; re-detection never below the floor
+    assert search._is_found(0.011, 1.0, False, 0.04) and not search._is_found(0.009, 1.0, False, 0.04)
+    assert not search._is_found(0.04, 1.0, True, 0.04) and search._is_found(0.05, 1.0, True, 0.04)
 
 
 @pytest.mark.parametrize("box", [(0, 0, 12, 10), (300, 225, 20, 15), (-5, 100, 30, 30)])
@@ -282,7 +287,7 @@ def test_multitracker_on_the_shipped_box_head_follows_its_single_trackers(batch_
         pytest.skip("no shipped weights")
     frames, _ = make_occluded_sequence(n=10, absent=(4, 7), jump=(30.0, 10.0))
     boxes = [(96, 96, 40, 32), (20, 150, 40, 40), (200, 30, 50, 40)]
-    config = TrackerConfig(found_threshold=0.4)
+    config = TrackerConfig(found_threshold=0.4, found_fraction=10.0, reference_frames=1)  # 0.4 for every target
     mt = MultiTracker(weights, backend="torch", config=config, batch_targets=batch_targets)
     ids = mt.add(frames[0], boxes)
     runs = [mt.update(f) for f in frames[1:]]

@@ -13,7 +13,8 @@ from tracker.config import ConfigError
 from tracker.metrics import ious
 from tracker.search import SCAN_BLOCK, SiamFCSearch, TargetState
 
-HANDSET_FOUND = dict(found_threshold=0.5, found_psr=3.3)  # as tests/test_robust.py: the hand-set features
+# as tests/test_robust.py: the hand-set features
+HANDSET_FOUND = dict(found_threshold=0.5, found_psr=3.3, reference_frames=1)
 
 
 def _run(weights: Path, scan_after: int | None) -> tuple[list, np.ndarray]:
@@ -74,7 +75,7 @@ def test_score_is_relative_and_redetection_asks_for_more() -> None:
     from tracker.config import ModelConfig
     from tracker.search import Peak
 
-    config = TrackerConfig(found_threshold=0.2, found_psr=2.0, redetect_threshold=0.6)
+    config = TrackerConfig(found_threshold=0.2, found_psr=2.0, redetect_threshold=0.6, reference_frames=1)
     search = SiamFCSearch(config, ModelConfig())
     st = TargetState(
         np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3, (100, 120)

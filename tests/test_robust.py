@@ -24,7 +24,7 @@ PACKAGE = str(Path(tracker.__file__).parent)
 # thresholds for the hand-set test backbone (its features match far less sharply than trained ones): on
 # make_occluded_sequence seeds 0-5 its PSR is 3.8-5.4 on visible frames, 3.4-5.4 where the target comes back,
 # and at most 2.8 on background, except one look-alike patch (3.9) in seed 1
-HANDSET_FOUND = TrackerConfig(found_threshold=0.5, found_psr=3.3)
+HANDSET_FOUND = TrackerConfig(found_threshold=0.5, found_psr=3.3, reference_frames=1)
 
 
 def make(weights: Path, config: TrackerConfig | None = None) -> SiamFCTracker:

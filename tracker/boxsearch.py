@@ -62,7 +62,10 @@ class BoxSearch(SiamFCSearch):
 
     # the score is the probability itself: classification x quality separates a target in view from one gone
     # better than the same relative to the first frame's (docs/ROBUSTNESS.md)
-    FOUND = {"found_threshold": 0.05, "found_psr": 0.0, "redetect_threshold": 0.5, "redetect_fraction": 0.6}
+    # found_fraction and redetect_floor: a target scored low from the start keeps its track at a quarter of its
+    # own level, and a re-detection never takes less than the old absolute found threshold
+    FOUND = {"found_threshold": 0.05, "found_psr": 0.0, "redetect_threshold": 0.5, "redetect_fraction": 0.6,
+             "found_fraction": 0.25, "redetect_floor": 0.05}  # fmt: skip
     RELATIVE_SCORE = False
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:

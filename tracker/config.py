@@ -166,9 +166,17 @@ class TrackerConfig:
     found_threshold: float | None = None  # min score (TrackResult.score) to keep tracking
     found_psr: float | None = None  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
     redetect_threshold: float | None = None  # min score to re-detect a lost target (a wider search: more false peaks)
-    # ...or this fraction of the target's score on the first frame tracked, when lower: a target that never scored
-    # high is found again too
+    # ...or this fraction of the target's own level, when lower: a target that never scored high is found again too
     redetect_fraction: float | None = None
+    # the target's own level: its highest score over its first reference_frames frames tracked, during which no
+    # loss is declared (there is no evidence of one yet). Keeping track then needs the lower of found_threshold
+    # and found_fraction x that level, so a target the network scores low from the start is not lost on frame 1
+    # (a found_fraction above 1 / level leaves found_threshold alone)
+    reference_frames: int = 5
+    found_fraction: float | None = None
+    redetect_floor: float | None = None  # a re-detection's score is never below this, whatever the target's level
+    # while lost, a candidate away from the held box must score this many times the held box's own score
+    redetect_margin: float = 1.5
     psr_exclude: int = 2  # response cells either side of the peak that belong to the peak, not the sidelobe
     # while lost: hold the last confident box and search a grid of crops around it, at the target's scale
     lost_search_growth: float = 1.5  # the searched reach grows by this factor per lost frame...
@@ -203,7 +211,11 @@ class TrackerConfig:
             raise ConfigError("need 0 < min_scale <= 1 <= max_scale")
         if self.context < 0:
             raise ConfigError(f"context must be >= 0, got {self.context}")
-        for name in ("found_threshold", "redetect_threshold", "redetect_fraction"):
+        if isinstance(self.reference_frames, bool) or self.reference_frames < 1 or self.redetect_margin < 1.0:
+            raise ConfigError("need reference_frames >= 1 and redetect_margin >= 1")
+        if self.found_fraction is not None and self.found_fraction < 0:
+            raise ConfigError(f"found_fraction must be >= 0 or None, got {self.found_fraction}")
+        for name in ("found_threshold", "redetect_threshold", "redetect_fraction", "redetect_floor"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1] or None, got {value}")

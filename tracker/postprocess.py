@@ -82,13 +82,14 @@ def peak_to_sidelobe(response: np.ndarray, exclude: int) -> float:
     return float(min(gap / max(float(sidelobe.std()), gap * 1e-3), 1e3))
 
 
-def peak_window(response: np.ndarray, size: int) -> np.ndarray:
-    """The ``size x size`` part of ``response`` around its peak (shifted inward at the borders).
+def peak_window(response: np.ndarray, size: int, at: tuple[int, int] | None = None) -> np.ndarray:
+    """The ``size x size`` part of ``response`` around its peak, or the cell ``at`` (row, column), shifted inward
+    at the borders.
 
     PSR grows with the map's area (the highest of more background cells stands further out), so the lost
     search's larger map is judged on a window the size of the tracking search's map: one threshold fits both.
     """
-    iy, ix = np.unravel_index(int(np.argmax(response)), response.shape)
+    iy, ix = np.unravel_index(int(np.argmax(response)), response.shape) if at is None else at
     y0 = int(np.clip(iy - size // 2, 0, max(0, response.shape[0] - size)))
     x0 = int(np.clip(ix - size // 2, 0, max(0, response.shape[1] - size)))
     return response[y0 : y0 + size, x0 : x0 + size]

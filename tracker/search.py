@@ -56,6 +56,8 @@ class TargetState:
     frame_shape: tuple[int, int]  # (H, W)
     lost_frames: int = 0  # consecutive frames without a confident peak; 0 while tracking
     reference: float | None = None  # peak score on the first frame tracked after the start: score's unit
+    tracked: int = 0  # frames concluded since the start
+    level: float = 0.0  # the target's own level: its highest score over its first reference_frames frames
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class SiamFCSearch:
 
     # the found thresholds (TrackerConfig's fields of these names) where the config leaves them None, for this
     # head's score; calibrated on dev with the absence benchmark (docs/ROBUSTNESS.md)
-    FOUND = {"found_threshold": 0.2, "found_psr": 2.0, "redetect_threshold": 0.6, "redetect_fraction": 1.0}
+    FOUND = {"found_threshold": 0.2, "found_psr": 2.0, "redetect_threshold": 0.6, "redetect_fraction": 1.0,
+             "found_fraction": 1.0, "redetect_floor": 0.0}  # fmt: skip
     # score: the peak probability relative to the first tracked frame's (True), or the probability itself
     RELATIVE_SCORE = True
 
@@ -138,13 +141,18 @@ class SiamFCSearch:
         search reaches further.
         """
         # score: SiamFC's peak relative to the target's first tracked peak (targets differ in how high a good match
-        # peaks); found: the score high enough, and the peak sharp (thresholds calibrated with the absence
-        # benchmark); a re-detection asks for a higher score than keeping track does
+        # peaks); found: the score high enough for this target, and the peak sharp (thresholds calibrated with the
+        # absence benchmark); a re-detection asks for a higher score than keeping track does
         if st.reference is None:
             st.reference = max(peak.score, 1e-6)
         score = min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
-        first = 1.0 if self.RELATIVE_SCORE else st.reference  # the score of the first frame tracked
-        found = self._is_found(score, peak.psr, first if st.lost_frames else None)
+        st.tracked += 1
+        if st.tracked <= self.config.reference_frames:
+            # the target's own level is still being measured: no evidence of a loss yet
+            st.level = max(st.level, score)
+            found = peak.psr > 0
+        else:
+            found = self._is_found(score, peak.psr, bool(st.lost_frames), st.level)
         if found:
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
@@ -159,16 +167,16 @@ class SiamFCSearch:
         height, width = st.frame_shape
         return Box.from_center(st.center[0], st.center[1], st.size[0], st.size[1]).clip(width, height)
 
-    def _is_found(self, score: float, psr: float, lost_first: float | None) -> bool:
-        """Score and sharpness both at or above their thresholds; while lost (``lost_first``: the target's score
-        on the first frame tracked), the score at or above the lower of ``redetect_threshold`` and
-        ``redetect_fraction`` x ``lost_first``. A flat response (PSR 0) never counts: it says nothing about where
-        the target is."""
+    def _is_found(self, score: float, psr: float, lost: bool, level: float) -> bool:
+        """Score and sharpness both at or above their thresholds, the score's relative to the target's own
+        ``level``: while tracking, the lower of ``found_threshold`` and ``found_fraction`` x ``level``; while
+        ``lost``, the lower of ``redetect_threshold`` and ``redetect_fraction`` x ``level``, but at least
+        ``redetect_floor``. A flat response (PSR 0) never counts: it says nothing about where the target is."""
         f = self.found
-        if lost_first is None:
-            threshold = f["found_threshold"]
+        if not lost:
+            threshold = min(f["found_threshold"], f["found_fraction"] * level)
         else:
-            threshold = min(f["redetect_threshold"], f["redetect_fraction"] * lost_first)
+            threshold = max(f["redetect_floor"], min(f["redetect_threshold"], f["redetect_fraction"] * level))
         return score >= threshold and psr >= f["found_psr"] and psr > 0
 
     def _search_side(self, size: np.ndarray) -> float:
@@ -237,14 +245,26 @@ class SiamFCSearch:
         cell_y = center[1] + grid_offsets(rows * r, stride * crop_to_frame)
         outside = ((cell_y < 0) | (cell_y > height - 1))[:, None] | ((cell_x < 0) | (cell_x > width - 1))[None, :]
 
+        around_held = center is st.center  # the local grid, centred on the held box (not a block of the scan)
+
         def decode(outputs: dict[str, np.ndarray]) -> Peak:
             logits = pp.mosaic(self.response(outputs), rows, cols)
             if outside.any() and not outside.all():
                 logits = np.where(outside, logits.min(), logits)
+            middle = (np.array([cols, rows]) * r - 1) / 2
             iy, ix = np.unravel_index(int(np.argmax(logits)), logits.shape)
-            offset = (np.array([ix, iy]) - (np.array([cols, rows]) * r - 1) / 2) * stride * crop_to_frame
+            if around_held:
+                # a candidate away from the held box must beat what is there by a margin, or the held box stays
+                # the candidate: a jump needs evidence, not the best of many weak peaks
+                hx, hy = np.round(middle).astype(int)
+                held = logits[max(0, hy - 1) : hy + 2, max(0, hx - 1) : hx + 2]
+                far = np.abs(np.array([ix, iy]) - middle).max() > (r - 1) / 2
+                if far and pp.sigmoid(logits[iy, ix]) < cfg.redetect_margin * pp.sigmoid(held.max()):
+                    iy, ix = np.unravel_index(int(np.argmax(held)), held.shape)
+                    iy, ix = iy + max(0, hy - 1), ix + max(0, hx - 1)
+            offset = (np.array([ix, iy]) - middle) * stride * crop_to_frame
             score = float(pp.sigmoid(logits[iy, ix]))
-            psr = pp.peak_to_sidelobe(pp.peak_window(logits, r), cfg.psr_exclude)
+            psr = pp.peak_to_sidelobe(pp.peak_window(logits, r, (iy, ix)), cfg.psr_exclude)
             return Peak(center + offset, st.size, score, psr)
 
         return SearchPlan(crops, decode)
