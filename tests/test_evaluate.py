@@ -53,6 +53,14 @@ def test_evaluate_writes_results_and_plots(tiny_dataset: Path, handset_weights: 
     table = (out / "results.md").read_text()
     assert "| tracker | success AUC | precision@20 | norm precision | mean IoU | fps | absent-frame accuracy |" in table
     assert "| siamtrack |" in table and "| MIL |" in table and "of 1 |" in table
+    assert "| failed |" in table and " of 2 |" in table  # sequences failed, per tracker
+    names = [n for n, _ in sorted(results["trackers"].items(), key=lambda kv: -kv[1]["overall"]["auc"])]
+    assert f"| sequence | {' | '.join(names)} |" in table  # both trackers' AUC per sequence, side by side
+    for seq in ("alpha", "beta"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {seq} |"))
+        auc = results["trackers"]["MIL"]["sequences"][seq]["auc"]
+        assert f"{auc:.3f}" in row
+        assert isinstance(results["trackers"]["MIL"]["sequences"][seq]["failed"], bool)
     for name in ("success.png", "precision.png", "fps_vs_auc.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     predictions = np.loadtxt(out / "predictions" / "MIL" / "beta.txt", delimiter=",")

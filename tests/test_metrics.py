@@ -13,6 +13,7 @@ from tracker.metrics import (
     IOU_THRESHOLDS,
     centre_errors,
     curves,
+    failure,
     ious,
     pooled_presence,
     presence,
@@ -119,3 +120,34 @@ def test_run_sequence_starts_on_first_visible_frame_and_scores_presence() -> Non
     both = overall({"a": r, "b": {**r, "auc": 0.0}})
     assert both["auc"] == pytest.approx(10 / 21)  # mean over sequences
     assert both["absent_frames"] == 2 and both["fps"] > 0
+
+
+def test_failure_counts_low_auc_and_an_early_loss():
+    gt = np.tile([10.0, 10.0, 20.0, 20.0], (50, 1))
+    on, off = gt[0], np.array([100.0, 100.0, 20.0, 20.0])
+    assert failure(gt.copy(), gt, 0.8) == {"failed": False, "lost_at": None}
+    assert failure(gt.copy(), gt, 0.05)["failed"]  # AUC below 0.1
+    early = gt.copy()
+    early[3] = off  # off the target on frame 3 of 50: within the first 10%
+    assert failure(early, gt, 0.8) == {"failed": True, "lost_at": 3}
+    late = gt.copy()
+    late[30] = off
+    assert failure(late, gt, 0.8) == {"failed": False, "lost_at": 30}
+    absent = gt.copy()
+    absent[2] = np.nan  # the target out of view: a box anywhere is no loss
+    hidden = early.copy()
+    hidden[3], hidden[2] = on, off
+    assert failure(hidden, absent, 0.8)["lost_at"] is None
+
+
+def test_sequences_of_varying_image_size_are_tracked_on_one_canvas():
+    from tracker.evaluation import on_one_canvas
+
+    frames = [np.full((40, 60, 3), 10, np.uint8), np.full((50, 30, 3), 200, np.uint8)]
+    boxes = np.array([[5.0, 6.0, 10.0, 8.0], [1.0, 2.0, 4.0, 4.0]])
+    placed, moved = on_one_canvas(frames, boxes)
+    assert [f.shape for f in placed] == [(50, 60, 3)] * 2
+    np.testing.assert_allclose(moved, [[5.0, 11.0, 10.0, 8.0], [16.0, 2.0, 4.0, 4.0]])  # centred, boxes moved along
+    assert placed[1][0, 0].tolist() == [200] * 3 and placed[1][:, 15:45].min() == 200  # padded with its own mean
+    same = [np.zeros((40, 60, 3), np.uint8)] * 2
+    assert on_one_canvas(same, boxes)[0] is same  # a video comes back as it is

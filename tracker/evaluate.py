@@ -30,6 +30,7 @@ from .datasets import FORMATS, Sequence, read_dataset
 from .errors import InputError, TrackerError
 from .evaluation import load_frames, overall, run_sequence
 from .machine import machine_info, set_threads
+from .metrics import EARLY_SHARE, FAIL_AUC
 from .peers import PEERS, peer_factory
 from .tracker import SiamFCTracker
 
@@ -145,16 +146,17 @@ def _rate(rate: float | None, total: int) -> str:
 def markdown(results: dict) -> str:
     """The results table (best success AUC first) and a note on how it was measured."""
     rows = sorted(results["trackers"].items(), key=lambda kv: -kv[1]["overall"]["auc"])
+    n_seq = len(results["sequences"])
     lines = [
-        "| tracker | success AUC | precision@20 | norm precision | mean IoU | fps | absent-frame accuracy |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| tracker | success AUC | precision@20 | norm precision | mean IoU | fps | absent-frame accuracy | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows:
         o = r["overall"]
         fps = f"{o['fps']:.0f}" if o["fps"] else "n/a"
         lines.append(
             f"| {name} | {o['auc']:.3f} | {o['precision']:.3f} | {o['norm_precision']:.3f} | {o['mean_iou']:.3f} "
-            f"| {fps} | {_rate(o['absent_accuracy'], o['absent_frames'])} |"
+            f"| {fps} | {_rate(o['absent_accuracy'], o['absent_frames'])} | {o['failed']} of {n_seq} |"
         )
     o = rows[0][1]["overall"]
     found = ", ".join(f"{n} {_rate(r['overall']['present_found'], o['present_frames'])}" for n, r in rows)
@@ -167,9 +169,25 @@ def markdown(results: dict) -> str:
         f"{results['threads']} thread(s). Absent-frame accuracy: share of target-absent frames where the "
         f"tracker said not found. Found on frames with the target: {found}.",
     ]
+    lines[-1] += (
+        f" Failed: success AUC below {FAIL_AUC} or the box off the target within the first {EARLY_SHARE:.0%} of"
+        " the frames tracked."
+    )
     if siam:
         lines.append(f"siamtrack: {Path(siam['weights']).name}, backend {siam['backend']}.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + per_sequence_table(results, [name for name, _ in rows]) + "\n"
+
+
+def per_sequence_table(results: dict, names: list[str]) -> str:
+    """Success AUC per sequence (rows) and tracker (columns, in ``names`` order), failures marked."""
+    lines = ["| sequence | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for seq in results["sequences"]:
+        cells = []
+        for name in names:
+            r = results["trackers"][name]["sequences"][seq]
+            cells.append(f"{r['auc']:.3f}" + (" (failed)" if r["failed"] else ""))
+        lines.append(f"| {seq} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def prepare(args: argparse.Namespace) -> tuple[int, dict, dict, list]:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .datasets import Sequence
-from .metrics import curves, pooled_presence, presence, summarise
+from .metrics import curves, failure, pooled_presence, presence, summarise
 
 BOX_METRICS = ("auc", "precision", "norm_precision", "mean_iou")
 
@@ -96,7 +96,8 @@ def run_sequence(
         "times": times,
         "fps": 1.0 / float(np.median(times)) if len(times) else None,
         "curves": curves(boxes, gt),
-        **summarise(boxes, gt),
+        **(summary := summarise(boxes, gt)),
+        **failure(boxes[start:], gt[start:], summary["auc"]),
         # the init frame is given, not found, so presence counts only the frames update() answered
         **presence(found[start + 1 :], visible[start + 1 :]),
     }
@@ -161,6 +162,7 @@ def overall(per_seq: dict[str, dict]) -> dict:
     times = np.concatenate([r["times"] for r in rows]) if rows else np.array([])
     out["fps"] = 1.0 / float(np.median(times)) if len(times) else None
     out["frames"] = int(sum(r["frames"] for r in rows))
+    out["failed"] = int(sum(r["failed"] for r in rows))  # sequences failed (metrics.failure)
     out["updates"] = int(len(times))
     out.update(pooled_presence(rows))
     out["curves"] = {k: np.mean([r["curves"][k] for r in rows], axis=0) for k in rows[0]["curves"]}

@@ -19,6 +19,10 @@ PRECISION_THRESHOLDS = np.arange(0, 51)
 NORM_PRECISION_THRESHOLDS = np.linspace(0, 0.5, 51)
 PRECISION_AT = 20.0  # pixels
 NORM_PRECISION_AT = 0.2  # ground-truth sizes
+# a sequence a tracker failed: success AUC below FAIL_AUC, or its box off the target (IoU 0 on a frame that shows
+# it) within the first EARLY_SHARE of the frames tracked
+FAIL_AUC = 0.1
+EARLY_SHARE = 0.1
 
 
 def ious(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -79,6 +83,17 @@ def summarise(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         "mean_iou": float(iou.mean()) if len(g) else 0.0,
         "frames": int(mask.sum()),
     }
+
+
+def failure(pred: np.ndarray, gt: np.ndarray, auc: float) -> dict[str, object]:
+    """Whether a tracker failed a sequence (``pred`` and ``gt`` (N, 4) from the first frame tracked on, ``auc``
+    its success AUC there): ``lost_at``, the first frame index with the target in view and no overlap (None: never),
+    and ``failed`` (AUC below :data:`FAIL_AUC`, or ``lost_at`` within the first :data:`EARLY_SHARE` of frames)."""
+    mask = np.isfinite(gt).all(1)
+    off = np.flatnonzero(mask & (ious(np.nan_to_num(pred), np.nan_to_num(gt)) <= 0))
+    lost_at = int(off[0]) if len(off) else None
+    early = lost_at is not None and lost_at < EARLY_SHARE * len(gt)
+    return {"failed": bool(auc < FAIL_AUC or early), "lost_at": lost_at}
 
 
 def presence(found: np.ndarray, visible: np.ndarray) -> dict[str, float | int | None]:
