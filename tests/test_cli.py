@@ -100,7 +100,7 @@ def test_folder_to_json_skips_corrupt_frame(clip, handset_weights, tmp_path, cap
     assert all(isinstance(r["found"], bool) for r in rows)
     captured = capfd.readouterr()
     assert "skipped frame 10" in captured.err and "frame_10.png" in captured.err
-    assert "1 unreadable frame(s) skipped" in captured.out
+    assert "1 frame(s) skipped (unreadable, or of another size than the first)" in captured.out
 
 
 def test_python_m_tracker_help():
@@ -171,7 +171,7 @@ def test_unreadable_video(clip, tmp_path, handset_weights, capfd):
         (["--bbox", "1,1,5,5", "--threads", "0"], "--threads"),
         (["--bbox", "1,1,5,5", "--boxes", "boxes.txt"], ".csv or .json"),
         (["--bbox", "1,1,5,5", "--output", "out.xyz"], "output video"),
-        (["--bbox", "1,1,5,5", "--boxes", f"{__file__}/b.csv"], "not a writable folder"),  # parent is a file
+        (["--bbox", "1,1,5,5", "--boxes", f"{__file__}/b.csv"], "is a file, not a folder"),  # parent is a file
         ([], "--bbox"),
     ],
 )

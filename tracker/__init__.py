@@ -1,6 +1,6 @@
 """siamtrack: real-time single-object tracking with a SiamFC fully convolutional Siamese network."""
 
-from .config import ModelConfig, TrackerConfig
+from .config import ConfigError, ModelConfig, TrackerConfig
 from .errors import BackendError, InputError, NotInitializedError, TrackerError, UnknownTargetError, WeightsError
 from .geometry import Box
 from .multi import MultiTracker
@@ -9,6 +9,7 @@ from .tracker import SiamFCTracker, TrackResult
 __all__ = [
     "BackendError",
     "Box",
+    "ConfigError",
     "InputError",
     "ModelConfig",
     "MultiTracker",

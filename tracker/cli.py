@@ -164,7 +164,7 @@ class Summary:
             lost = "frames lost per target " + ", ".join(f"{i}: {n}" for i, n in enumerate(self.lost))
         text = f"{self.frames} frames, update() {fps} mean, {lost}, backend {self.backend}"
         if self.skipped:
-            text += f", {self.skipped} unreadable frame(s) skipped"
+            text += f", {self.skipped} frame(s) skipped (unreadable, or of another size than the first)"
         return text + (" (interrupted)" if self.interrupted else "")
 
 

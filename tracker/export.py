@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         input_dtype = "float32" if args.float_input else "uint8"
         precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
-        scales = args.scales if args.scales is not None else crops_per_target(weights, TrackerConfig())
+        per_target = crops_per_target(weights, TrackerConfig())
+        if args.scales is not None and per_target == 1 and args.scales != 1:
+            raise InputError(
+                f"--scales {args.scales}: this model's box head searches one crop per target; leave --scales out"
+            )
+        scales = args.scales if args.scales is not None else per_target
         spec = GraphSpec(args.targets, scales, input_dtype, precision)
         meta = export_graphs(weights, args.out, spec)
     except TrackerError as e:  # bad weights, a bad --out, a missing package, a bad --targets or --scales

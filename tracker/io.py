@@ -9,6 +9,7 @@ import contextlib
 import csv
 import json
 import os
+import tempfile
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -127,6 +128,7 @@ class FrameSource:
         return self._iter_images() if self.kind == "images" else self._iter_capture()
 
     def _iter_images(self) -> Iterator[tuple[int, np.ndarray]]:
+        size = None  # (H, W) of the first frame: a tracked stream keeps one size
         for index in range(self.start_frame, len(self._images)):
             path = self._images[index]
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -135,6 +137,15 @@ class FrameSource:
                     raise InputError(f"cannot read the first frame {path} (corrupt or not an image)")
                 self.skipped.append(index)
                 self._warn(f"skipped frame {index}: cannot read {path}")
+                continue
+            if size is None:
+                size = frame.shape[:2]
+            elif frame.shape[:2] != size:
+                self.skipped.append(index)
+                self._warn(
+                    f"skipped frame {index}: {path} is {frame.shape[1]}x{frame.shape[0]}, the first frame "
+                    f"{size[1]}x{size[0]}"
+                )
                 continue
             yield index, frame
 
@@ -204,13 +215,19 @@ def check_not_inputs(outputs: dict[str, str | os.PathLike | None], source: str |
 
 
 def check_writable(path: str | os.PathLike) -> None:
-    """Raise InputError now, rather than after a long run, if ``path`` clearly cannot be written: its nearest
-    existing folder is not a writable folder. Creates nothing, so a run that fails leaves no empty folders."""
-    folder = Path(path).absolute().parent
+    """Raise InputError now, rather than after a long run, if ``path`` cannot be written: its nearest existing
+    folder (``..`` resolved as the system will) is a file, or no file can be created in it. Leaves nothing
+    behind, so a run that fails leaves no empty folders."""
+    folder = Path(os.path.abspath(path)).parent
     while not folder.exists():
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {path}: {folder} is not a writable folder")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(f"cannot write {path}: no file can be created in the folder {folder} ({e.strerror or e})")
 
 
 atomic_output = atomic_path  # write to a temporary file beside the target, renamed into place on success

@@ -114,7 +114,9 @@ class SiamFCSearch:
         return TargetState(np.array(box.center), size, size.copy(), exemplar, pad, (height, width))
 
     @staticmethod
-    def check_frame(frame: object, frame_shape: tuple[int, int], restart: str = "call init() again") -> np.ndarray:
+    def check_frame(
+        frame: object, frame_shape: tuple[int, int], restart: str = "call init() again for a new stream"
+    ) -> np.ndarray:
         """``frame`` as a BGR array of the size ``frame_shape`` (H, W) the targets were started on (``restart``
         says how to start on a new stream, in the error).
 
@@ -125,7 +127,7 @@ class SiamFCSearch:
         if frame.shape[:2] != frame_shape:
             raise InputError(
                 f"frame size changed from {frame_shape[1]}x{frame_shape[0]} to "
-                f"{frame.shape[1]}x{frame.shape[0]}; {restart} for a new stream"
+                f"{frame.shape[1]}x{frame.shape[0]}; {restart}"
             )
         return frame
 

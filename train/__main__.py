@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         out = Path(args.out)
+        # every dataset read before anything is written: bad data leaves no empty run or cache folder behind
+        for d in args.data:
+            read_dataset(d)
+        sequences = [s for d in args.val for s in read_dataset(d)] + held_apart(args.data, cfg.holdout)
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process owns the run folder
             prepare_run_folder(out, args.resume, args.overwrite)
             atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
@@ -163,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         cache_dir = curate(args.data, args.cache)
         validate = None
-        sequences = [s for d in args.val for s in read_dataset(d)] + held_apart(args.data, cfg.holdout)
         if sequences:
             frames = {s.name: load_frames(s) for s in sequences}  # decoded once, reused by every validation
 

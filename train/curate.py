@@ -68,10 +68,10 @@ def curate(data_dirs: list[str | Path], cache_root: str | Path, workers: int = 2
     out_dir = Path(cache_root) / cache_key(data_dirs)
     if (out_dir / MANIFEST).is_file():
         return out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for k, d in enumerate(data_dirs):
-        jobs += [(s, out_dir, f"{k}_") for s in read_dataset(d)]
+        jobs += [(s, out_dir, f"{k}_") for s in read_dataset(d)]  # raises for a folder without sequences
+    out_dir.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max(1, workers)) as pool:
         sequences = list(tqdm(pool.map(_crop_sequence, jobs), total=len(jobs), desc="curating crop cache"))
     bad = {s["name"]: s["unreadable"] for s in sequences if s["unreadable"]}

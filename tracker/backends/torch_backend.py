@@ -83,8 +83,10 @@ class TorchBackend:
             raise BackendError("device 'cuda' asked for, but this PyTorch build has no CUDA or no GPU is visible")
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
+        if precision == "int8":
+            raise BackendError("int8 is a precision of the onnx backend (--backend onnx --precision int8), not torch's")
         if precision not in ("fp32", "bf16", "fp16"):
-            raise BackendError(f"precision must be auto, fp32, bf16 or fp16; got {precision!r}")
+            raise BackendError(f"the torch backend's precision must be auto, fp32, bf16 or fp16; got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
             raise BackendError("fp16 is for CUDA; on CPU use bf16 or fp32")
         self.precision = precision
