@@ -1,7 +1,8 @@
 """Track the juice box through the BoBoT demo clip with the shipped weights, through the `track` command.
 
 Writes ``demos_out/bobot_tracked.mp4`` (annotated video) and ``demos_out/bobot_boxes.csv`` (one row per frame:
-frame, target, x, y, w, h, score, found; boxes are 0-based pixels, target 0 here). Run from anywhere: ``python demos/run_demo.py``.
+frame, target, x, y, w, h, score, found; boxes are 0-based pixels, target 0 here). Run from anywhere:
+``python demos/run_demo.py``.
 """
 
 from __future__ import annotations

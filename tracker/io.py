@@ -9,8 +9,8 @@ import contextlib
 import csv
 import json
 import os
-import tempfile
 import re
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -227,7 +227,8 @@ def check_writable(path: str | os.PathLike) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise InputError(f"cannot write {path}: no file can be created in the folder {folder} ({e.strerror or e})")
+        message = f"cannot write {path}: no file can be created in the folder {folder} ({e.strerror or e})"
+        raise InputError(message) from None
 
 
 atomic_output = atomic_path  # write to a temporary file beside the target, renamed into place on success
