@@ -206,9 +206,9 @@ def test_converted_classifier_agrees_with_the_tflite_runtime(name):
 def test_export_matches_torch(cfg, tmp_path):
     """Every MobileNet exports to static ONNX graphs whose responses match the torch backend (fp32)."""
     pytest.importorskip("onnxruntime")
+    from tracker.backends.exported import export_graphs
     from tracker.backends.onnx_backend import OnnxBackend
     from tracker.backends.torch_backend import TorchBackend
-    from tracker.export import export_graphs
     from tracker.weights import load_weights, save_weights
 
     torch.manual_seed(0)

@@ -13,9 +13,9 @@ from synthetic import make_sequence
 from tracker import BackendError, SiamFCTracker, TrackerConfig
 from tracker.backends import select
 from tracker.backends.autoselect import cpu_candidates
+from tracker.backends.exported import export_graphs, exported_graphs
 from tracker.backends.graphs import GRAPH_FORMAT, GraphSpec, cuda_index
 from tracker.backends.tensorrt_backend import engine_cache_key, tensorrt_unavailable
-from tracker.export import export_graphs, exported_graphs
 
 BOX_TOL = 0.1  # pixels; measured 0.0: ONNX Runtime and torch fp32 pick the same peaks frame after frame
 

@@ -11,6 +11,7 @@ import onnx
 import pytest
 import torch
 
+from tracker.backends.exported import export_graphs, exported_graphs
 from tracker.backends.graphs import (
     EXEMPLAR_FILE,
     GRAPH_FORMAT,
@@ -22,10 +23,10 @@ from tracker.backends.graphs import (
 )
 from tracker.backends.onnx_backend import OnnxBackend
 from tracker.backends.torch_backend import TorchBackend
+from tracker.backends.trace import calibration_crops
 from tracker.config import ConfigError, ModelConfig
 from tracker.errors import BackendError
-from tracker.export import export_graphs, exported_graphs, main
-from tracker.graph_export import calibration_crops
+from tracker.export import main
 from tracker.model import SiamFC, SimilarityHead
 from tracker.weights import load_weights, save_weights
 

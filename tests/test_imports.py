@@ -71,3 +71,22 @@ def test_lab_tools_use_the_library_as_it_is():
         assert not {"unittest.mock", "mock"} & names, f"{path.name} patches the library"
         assert "importlib.util" not in names and "tests" not in {n.split(".")[0] for n in names}, path.name
         assert "tracker.tracker" not in names, f"{path.name} reaches into tracker.tracker"
+
+
+def _imports_of(folder: str) -> dict[Path, set[str]]:
+    return {p: imports(p) for p in (ROOT / folder).rglob("*.py")}
+
+
+def test_runtime_layer_imports_no_command():
+    """Backends run exported graphs; the commands (track-export, track, evaluate, bench) sit above them."""
+    commands = {"tracker.export", "tracker.cli", *COMMANDS}
+    for path, deps in _imports_of("tracker/backends").items():
+        bad = {d for d in deps if any(d == c or d.startswith(c + ".") for c in commands)}
+        assert not bad, f"{path.relative_to(ROOT)} imports the command module(s) {sorted(bad)}"
+
+
+def test_training_imports_no_backend():
+    """Training builds and saves models; running them is the backends' business (the CPU probe is tracker.machine)."""
+    for path, deps in _imports_of("train").items():
+        bad = {d for d in deps if d == "tracker.backends" or d.startswith("tracker.backends.")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tracker import machine
 from tracker.backends import select, torch_backend
 from tracker.backends.torch_backend import intra_op_threads
 
@@ -53,5 +54,5 @@ def test_onnx_sessions_do_not_spin(handset_weights):
 def test_fast_bf16_needs_native_bf16_flags(flags, expected, monkeypatch):
     # oneDNN emulates bf16 on plain AVX-512 (4x slower than fp32 there): the CPU flags decide on Linux
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
-    monkeypatch.setattr(torch_backend, "cpu_flags", lambda: flags)
-    assert torch_backend.cpu_has_fast_bf16() is expected
+    monkeypatch.setattr(machine, "cpu_flags", lambda: flags)
+    assert machine.cpu_has_fast_bf16() is expected

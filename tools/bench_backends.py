@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from tracker import SiamFCTracker, TrackerConfig
-from tracker.backends.torch_backend import cpu_has_fast_bf16
 from tracker.config import ModelConfig
+from tracker.machine import cpu_has_fast_bf16
 from tracker.model import SiamFC
 from tracker.scene import synthetic_frames
 from tracker.weights import save_weights

@@ -1,100 +1,26 @@
-"""``track-export``: a weights file -> two static-shape ONNX graphs for ONNX Runtime and TensorRT.
-
-- ``exemplar.onnx``: exemplar crops (targets, 127, 127, 3) BGR -> kernel (targets, C, 6, 6) float32; runs once
-  per target.
-- ``search.onnx``: kernel (targets, C, 6, 6) float32 + search crops (targets * scales, 255, 255, 3) BGR -> the
-  head's outputs, one graph output each (``ModelConfig.outputs``): SiamFC's ``response`` (targets * scales, 17,
-  17) raw logits, or the box head's ``cls``, ``box`` and ``quality`` maps. The kernel is a runtime input, so a
-  new target never needs a new graph or engine.
-
-The similarity head is exported as MatMul and static slices (``SimilarityHead(impl="matmul")``) rather than a
-convolution whose weights are the kernel: that convolution breaks TensorRT's ONNX parser for Siamese trackers
-(NVIDIA/TensorRT#137, #1104). ``siamtrack_graphs.json`` beside them records the model config, the weights'
-SHA-256 and the static shapes.
-
-With ``--int8`` the search graph's convolutions are quantized to int8 for ONNX Runtime on CPU
-(:func:`quantize_search_graph`).
+"""``track-export``: a weights file -> two static-shape ONNX graphs for ONNX Runtime and TensorRT
+(:mod:`tracker.backends.exported` writes them and describes the files).
 
 Usage: ``track-export [--weights W] --out DIR [--fp16 | --int8] [--targets N] [--scales S] [--float-input]``
 
-The graphs are traced in :mod:`tracker.graph_export`; this module imports torch only when it exports, so the
-command answers ``--help`` and bad arguments at once.
+This module only parses the command's arguments; torch is imported only when it exports, so the command
+answers ``--help`` and bad arguments at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
-from .atomic import atomic_folder
-from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
+from .backends.exported import export_graphs
+from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphSpec
 from .boxsearch import crops_per_target
 from .config import TrackerConfig
-from .errors import BackendError, InputError, TrackerError
+from .errors import InputError, TrackerError
 from .shipped import default_weights
 
 PROG = "track-export"
-
-
-def missing_packages(spec: GraphSpec) -> list[str]:
-    """The Python packages an export of ``spec`` needs that are not installed: onnx always (torch's exporter
-    writes through it), onnxruntime for int8 (its quantizer)."""
-    needed = ["onnx", "onnxruntime"] if spec.precision == "int8" else ["onnx"]
-    return [name for name in needed if importlib.util.find_spec(name) is None]
-
-
-def check_out_folder(out_dir: str | os.PathLike) -> Path:
-    """``out_dir`` if graphs can be written there: an existing folder or a path whose nearest existing folder
-    is writable; InputError otherwise. Creates nothing."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir} is a file, not a folder")
-    folder = out_dir.absolute()
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write to {out_dir}: {folder} is not a writable folder")
-    return out_dir
-
-
-def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: GraphSpec | None = None) -> GraphMeta:
-    """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``
-    (created if missing, with its parents). On any error nothing is written and no folder is created.
-
-    Raises:
-        WeightsError: the weights file is missing or invalid.
-        InputError: ``out_dir`` is a file or cannot be written.
-        TrackerError: a package the export needs is not installed.
-    """
-    spec = spec or GraphSpec()
-    missing = missing_packages(spec)
-    if missing:
-        raise TrackerError(f"exporting needs {' and '.join(missing)}: pip install 'siamtrack[onnx]'")
-    out_dir = check_out_folder(out_dir)
-    from .graph_export import trace_graphs  # torch: imported only to export
-
-    with atomic_folder(out_dir, last=META_FILE) as tmp:
-        meta = trace_graphs(weights, tmp, spec)
-        (tmp / META_FILE).write_text(meta.to_json())
-    return meta
-
-
-def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
-    """The export folder for ``weights``: the folder itself if ``weights`` is one, else a cache folder keyed by
-    the weights' hash and ``spec``, exported on the first call (which imports torch)."""
-    weights = Path(weights)
-    if weights.is_dir():
-        return weights
-    if not weights.is_file():
-        raise BackendError(f"weights not found: {weights}")
-    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}"
-    if (folder / META_FILE).is_file():
-        return folder
-    export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none
-    return folder
 
 
 class _Parser(argparse.ArgumentParser):

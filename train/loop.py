@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from tracker import atomic
-from tracker.backends.torch_backend import cpu_has_fast_bf16
 from tracker.config import ConfigError, ModelConfig
+from tracker.machine import default_precision
 from tracker.model import SiamFC
 from tracker.model.backbones import TFConv
 from tracker.weights import save_weights
@@ -162,7 +162,7 @@ class Trainer:
         )
         precision = cfg.precision
         if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
+            precision = default_precision(self.device.type)
         self.amp_dtype = torch.bfloat16 if precision == "bf16" else None
         torch.manual_seed(cfg.seed)
         self.model = SiamFC(cfg.model)

@@ -67,7 +67,7 @@ def cpu_candidates(precision: str | None = None) -> list[Candidate]:
     """The CPU paths worth timing here, restricted to ``precision`` when one is asked for: float paths only, unless
     int8 is asked for. bf16 is a candidate only with native bf16 instructions: emulated, it took 4x the time of
     fp32 (docs/DEPLOY.md)."""
-    from .torch_backend import cpu_has_fast_bf16
+    from ..machine import cpu_has_fast_bf16
 
     found: list[Candidate] = [("torch", "fp32")]
     if cpu_has_fast_bf16():

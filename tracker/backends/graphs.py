@@ -2,7 +2,8 @@
 any number of targets through graphs of a fixed batch, and the other helpers the graph backends share.
 
 No torch here: the ONNX Runtime and TensorRT backends read exported graphs without importing it. Writing them
-(``track-export``, and the export cache: :func:`tracker.export.exported_graphs`) is :mod:`tracker.export`'s.
+(for ``track-export``, and the export cache :func:`~tracker.backends.exported.exported_graphs`) is
+:mod:`tracker.backends.exported`'s.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ class OnnxBackend:
     """Runs an export folder's ``exemplar.onnx`` and ``search.onnx`` with ONNX Runtime.
 
     Args:
-        graphs: a folder written by ``track-export`` (or by :func:`~tracker.export.exported_graphs`).
+        graphs: a folder written by ``track-export`` (or by :func:`~tracker.backends.exported.exported_graphs`).
         device: "cpu" (CPUExecutionProvider) or "cuda[:N]" (CUDAExecutionProvider, which must be installed).
         threads: intra-op threads; None lets ONNX Runtime use one per physical core.
 

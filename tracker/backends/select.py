@@ -81,7 +81,7 @@ def create_backend(
 def _graphs(weights: str | os.PathLike, spec: GraphSpec, precision: str | None) -> Path:
     """:func:`exported_graphs`, refusing a ready-made export folder of another precision than the one asked for
     (``None``: any), rather than running it silently."""
-    from ..export import exported_graphs  # here, not at the top: `python -m tracker.export` imports this module
+    from .exported import exported_graphs
 
     folder = exported_graphs(weights, spec)
     if precision is not None and Path(weights).is_dir():

@@ -12,42 +12,15 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..machine import default_precision
 from ..model import SiamFC, inference_form
 from . import BackendError
 
 CPU_THREADS = 1  # default intra-op threads on CPU: more spin-wait and collapse on a busy machine (see above)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16) that oneDNN can use.
-
-    oneDNN also "supports" bf16 on plain AVX-512 by emulating it, which took 4x the time of fp32 here (105
-    against 27 ms of CPU per update), so the CPU flags decide where Linux lists them.
-    """
-    try:
-        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-            return False
-    except (AttributeError, RuntimeError):
-        return False
-    flags = cpu_flags()
-    return flags is None or bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags from /proc/cpuinfo, or None where there is no such file (not Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return None
 
 
 @contextlib.contextmanager
@@ -82,7 +55,7 @@ class TorchBackend:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError("device 'cuda' asked for, but this PyTorch build has no CUDA or no GPU is visible")
         if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
+            precision = default_precision(self.device.type)
         if precision == "int8":
             raise BackendError("int8 is a precision of the onnx backend (--backend onnx --precision int8), not torch's")
         if precision not in ("fp32", "bf16", "fp16"):
@@ -96,10 +69,10 @@ class TorchBackend:
         # blocked convolution kernels (about 2x on CPU, measured)
         model.backbone = inference_form(model.backbone)
         self.model = model.to(memory_format=torch.channels_last)
-        if self.device.type == "cpu" and hasattr(self.model.head, "impl"):
+        if self.device.type == "cpu":
             # on CPU the head's MatMul form is ~4x faster than the grouped convolution (0.2 vs 0.8 ms for 3
-            # crops, measured); both give the same response (tests/test_export.py)
-            self.model.head.impl = "matmul"
+            # crops, measured)
+            self.model.use_matmul_head()
         self.model_config = model.config
         self.threads = CPU_THREADS if threads is None and self.device.type == "cpu" else threads
         self.name = f"torch-{self.device.type}-{precision}"

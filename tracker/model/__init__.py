@@ -39,6 +39,12 @@ class SiamFC(nn.Module):
         self.backbone = build_backbone(config)
         self.head = build_head(config, self.backbone.out_channels)
 
+    def use_matmul_head(self) -> None:
+        """Correlate as one MatMul where the head has that form (SiamFC's similarity head): the form that ONNX
+        export needs and that runs fastest on CPU; the answers are the same (tests/test_export.py)."""
+        if hasattr(self.head, "impl"):
+            self.head.impl = "matmul"
+
     def head_outputs(self, kernel: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """The head on kernels and search features: its named outputs (``config.outputs``), each (N, 1, R, R) but
         ``box`` (N, 4, R, R)."""

@@ -1,5 +1,6 @@
-"""The network side of ``track-export``: the two graphs as torch modules, their ONNX tracing, and the int8
-quantization of the search graph (see :mod:`tracker.export` for the files and their layout). Imports torch."""
+"""The network side of an export: the two graphs as torch modules, their ONNX tracing, and the int8
+quantization of the search graph (see :mod:`tracker.backends.exported` for the files and their layout).
+Imports torch."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backends.graphs import EXEMPLAR_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
-from .config import ModelConfig, TrackerConfig
-from .errors import TrackerError
-from .geometry import context_size, crop_and_resize
-from .model import SiamFC
-from .scene import synthetic_frames
-from .weights import load_weights
+from ..config import ModelConfig, TrackerConfig
+from ..errors import TrackerError
+from ..geometry import context_size, crop_and_resize
+from ..model import SiamFC
+from ..scene import synthetic_frames
+from ..weights import load_weights
+from .graphs import EXEMPLAR_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
 
 OPSET = 17  # the legacy exporter's well-trodden opset; TensorRT 8.6 and 10.x parse it
 
@@ -55,8 +56,7 @@ class SearchGraph(nn.Module):
 def graph_model(model: SiamFC, precision: str = "fp32") -> SiamFC:
     """``model`` made ready for export: eval mode, MatMul head, backbone in ``precision`` (fp16: half weights)."""
     model = model.eval()
-    if hasattr(model.head, "impl"):
-        model.head.impl = "matmul"
+    model.use_matmul_head()
     if precision == "fp16":
         model.backbone.half()
     return model
