@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from tracker.config import BACKBONES, ConfigError, ModelConfig
 from tracker.model import MobileNet, SiamFC, inference_form
 from tracker.model.backbones import TFConv, _same_pad
-from train.pairs import PairConfig, make_labels
+from train.labels import make_labels
+from train.pairs import PairConfig
 from train.pretrained import TFLiteConv, load_pretrained
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "shared" / "pretrained"

@@ -11,12 +11,13 @@ import torch
 
 from tracker import SiamFCTracker
 from tracker.backends import select
-from tracker.boxsearch import BoxSearch, decode_boxes
 from tracker.config import ConfigError, ModelConfig, TrackerConfig
+from tracker.heads.box import BoxSearch, decode_boxes
 from tracker.model import SiamFC
 from train.curate import curate
+from train.labels import cell_offsets, make_box_labels
 from train.losses import box_head_loss, giou_loss
-from train.pairs import PairConfig, PairDataset, cell_offsets, make_box_labels
+from train.pairs import PairConfig, PairDataset
 
 BOX = ModelConfig(backbone="mobilenetv2", width=0.35, stride=16, neck=16, head="box", tower=16)
 
@@ -149,7 +150,7 @@ def test_decoder_reads_the_box_at_the_best_cell():
 
 
 def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
-    from tracker.search import SiamFCSearch
+    from tracker.heads.fc import SiamFCSearch
 
     frame = np.zeros((240, 320, 3), np.uint8)
     search = BoxSearch(TrackerConfig(), BOX)

@@ -11,8 +11,9 @@ import torch
 from tracker.config import ModelConfig
 from tracker.model import SimilarityHead
 from train.__main__ import build_config, parse_args
+from train.labels import make_box_labels, make_labels
 from train.losses import LOSSES, box_head_loss, centre_cells, contrastive, match_distance, triplet
-from train.pairs import PairConfig, make_box_labels, make_labels
+from train.pairs import PairConfig
 
 
 def logits_for(d: list[list[float]]) -> torch.Tensor:

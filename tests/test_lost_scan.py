@@ -10,8 +10,9 @@ from synthetic import make_occluded_sequence
 
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.config import ConfigError
+from tracker.heads.fc import SiamFCSearch
 from tracker.metrics import ious
-from tracker.search import SCAN_BLOCK, SiamFCSearch, TargetState
+from tracker.search import SCAN_BLOCK, TargetState
 
 # as tests/test_robust.py: the hand-set features
 HANDSET_FOUND = dict(found_threshold=0.5, found_psr=3.3, reference_frames=1)

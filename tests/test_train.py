@@ -22,8 +22,9 @@ from tracker.model import SiamFC
 from tracker.weights import load_weights
 from train.__main__ import main as train_main
 from train.curate import curate
+from train.labels import make_labels
 from train.loop import TrainConfig, Trainer, learning_rate, make_optimizer
-from train.pairs import PairConfig, PairDataset, make_labels
+from train.pairs import PairConfig, PairDataset
 
 
 def write_plain(root: Path, name: str, n: int = 12, seed: int = 0, absent: tuple[int, ...] = ()) -> np.ndarray:

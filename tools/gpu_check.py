@@ -31,10 +31,10 @@ from tracker import SiamFCTracker, TrackerConfig
 from tracker.backends import Backend
 from tracker.backends.select import create_backend
 from tracker.backends.tensorrt_backend import tensorrt_unavailable
-from tracker.boxsearch import crops_per_target
 from tracker.config import ModelConfig
 from tracker.errors import TrackerError
 from tracker.geometry import crop_and_resize
+from tracker.heads import crops_per_target
 from tracker.model import SiamFC
 from tracker.scene import synthetic_frames
 from tracker.weights import save_weights
@@ -101,7 +101,7 @@ def time_batch(backend: Backend, frames: list[np.ndarray], targets: int, warmup:
     centres = rng.uniform((64, 64), (576, 416), (targets, 2))
     exemplars = np.stack([crop_and_resize(frames[0], c, 160.0, 127, (0.0, 0.0, 0.0)) for c in centres])
     kernel = backend.embed(exemplars)
-    scales = SCALES if backend.model_config.head == "fc" else (1.0,)
+    scales = SCALES if "response" in backend.model_config.outputs else (1.0,)  # the fc head searches 3 scales
     times = []
     for i, frame in enumerate(frames[1:]):
         start = time.perf_counter()

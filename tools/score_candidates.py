@@ -20,8 +20,8 @@ import numpy as np
 
 from tracker import SiamFCTracker, TrackerConfig, absence
 from tracker import postprocess as pp
-from tracker.boxsearch import BoxSearch
 from tracker.datasets import read_dataset
+from tracker.heads.box import BoxSearch
 from tracker.metrics import ious
 from tracker.search import SearchPlan
 

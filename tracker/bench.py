@@ -31,10 +31,10 @@ import torch
 
 from .backends.select import BACKENDS, create_backend
 from .bench_targets import all_targets, print_targets_table
-from .boxsearch import box_search
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError, TrackerError, WeightsError
 from .geometry import context_size, crop_and_resize
+from .heads import search_for
 from .machine import machine_info
 from .model import SiamFC
 from .peers import peer_factory
@@ -132,7 +132,7 @@ def time_batched_network(backend: object, config: TrackerConfig, frames: list[np
         np.stack([crop_and_resize(frames[0], c, s, mcfg.exemplar_size) for c, s in zip(centres, sides, strict=True)])
     )
     ratio = mcfg.search_size / mcfg.exemplar_size
-    per_target = box_search(config, mcfg).crops_per_target  # as the tracker searches: 3 scales, or 1 crop
+    per_target = search_for(config, mcfg).crops_per_target  # as the tracker searches: 3 scales, or 1 crop
     times = []
     for i, frame in enumerate(frames[1:]):
         # crops are grouped by target, scales innermost, as the Backend protocol expects

@@ -7,8 +7,10 @@ rebuilds the model on load. `TrackerConfig` holds inference knobs that are safe 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from .errors import InputError
@@ -28,10 +30,33 @@ METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
 # where SiamFC's 0.001 puts them, a logit spread of 0.05 to 0.6 at initialisation (AlexNet, the pretrained
 # MobileNetV2); cosine similarity, within [-1, 1] and spread 0.07 there, starts at 10 (NormFace's and CLIP's order)
 METRIC_SCALES = {"xcorr": 0.001, "cosine": 10.0, "euclidean": 0.001, "absdiff": 0.001}
-# head -> the network's named outputs, each (N, R, R) but "box" (N, 4, R, R): the classic SiamFC response map, or
-# the single-pass box head's classification, box (distances to the four sides) and quality maps
-HEAD_OUTPUTS = {"fc": ("response",), "box": ("cls", "box", "quality")}
-HEADS = tuple(HEAD_OUTPUTS)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What the configuration and the exporters need to know of a head without running it."""
+
+    outputs: tuple[str, ...]  # the network's named outputs, in graph order; each (N, R, R) but "box" (N, 4, R, R)
+    # the maps keep the search features' grid (R = ceil(search / stride)), rather than one cell per exemplar-sized
+    # window of it (R = search features - exemplar features + 1)
+    on_search_grid: bool
+    needs_same_padding: bool  # the backbone must pad "same" (its exemplar features tile a grid: MobileNets)
+    metrics: tuple[str, ...] | None  # the similarity metrics it takes (None: every one)
+    module: str  # the module with its network, decoder and crops per target
+
+    def impl(self) -> ModuleType:
+        """The head's module (imports torch for its network, on first use)."""
+        return importlib.import_module(self.module)
+
+
+# head name -> HeadSpec: the one table of heads; the per-head code is in tracker.heads (one module a head)
+HEADS: dict[str, HeadSpec] = {
+    # SiamFC's similarity map, searched at several scales
+    "fc": HeadSpec(("response",), False, False, None, "tracker.heads.fc"),
+    # one crop; classification, box (distances to the four sides) and quality maps off a point-wise correlation
+    # (SiamFC++'s design)
+    "box": HeadSpec(("cls", "box", "quality"), True, True, ("xcorr",), "tracker.heads.box"),
+}
 PRECISIONS = (None, "auto", "fp32", "bf16", "fp16", "int8")  # which backend takes which: TrackerConfig.precision
 
 
@@ -91,13 +116,18 @@ class ModelConfig:
         if self.exemplar_size % 2 == 0 or self.search_size % 2 == 0 or self.search_size <= self.exemplar_size:
             raise ConfigError("exemplar_size and search_size must be odd with search_size > exemplar_size")
         if self.head not in HEADS:
-            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
+            raise ConfigError(f"head must be one of {tuple(HEADS)}, got {self.head!r}")
         padding, strides = BACKBONE_GEOMETRY[self.backbone]
-        if self.head == "box" and padding != "same":
-            raise ConfigError(f"the box head needs a MobileNet backbone, not {self.backbone}")
-        if self.head == "box" and self.metric != "xcorr":
-            # its point-wise correlation is a product of features; the other metrics are the fc head's
-            raise ConfigError(f"the box head correlates by xcorr; metric {self.metric!r} is for the fc head")
+        head = HEADS[self.head]
+        if head.needs_same_padding and padding != "same":
+            raise ConfigError(f"the {self.head} head needs a MobileNet backbone, not {self.backbone}")
+        if head.metrics is not None and self.metric not in head.metrics:
+            # e.g. the box head's point-wise correlation is a product of features; the other metrics are the fc head's
+            others = " or ".join(n for n, h in HEADS.items() if h.metrics is None or self.metric in h.metrics)
+            raise ConfigError(
+                f"the {self.head} head correlates by {' or '.join(head.metrics)}; metric {self.metric!r} is for the "
+                f"{others} head"
+            )
         if self.tower < 1 or self.tower_layers < 1:
             raise ConfigError(f"tower and tower_layers must be >= 1, got {self.tower} and {self.tower_layers}")
         if self.stride not in strides:
@@ -121,7 +151,7 @@ class ModelConfig:
         """Side R of the output maps. The fc head's: search features minus exemplar features plus one (17 for 127 /
         255 at stride 8, 9 at stride 16); the box head's: the search features' (16 for 255 at stride 16). Cell
         ``r`` is a displacement of ``(r - (R - 1) / 2) * stride`` search-crop pixels from the crop's centre."""
-        if self.head == "box":
+        if HEADS[self.head].on_search_grid:
             return -(-self.search_size // self.stride)
         if self.padding == "same":
             return -(-self.search_size // self.stride) - -(-self.exemplar_size // self.stride) + 1  # ceil(n / s) each
@@ -129,8 +159,8 @@ class ModelConfig:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """Names of the network's outputs, in graph order (``HEAD_OUTPUTS``)."""
-        return HEAD_OUTPUTS[self.head]
+        """Names of the network's outputs, in graph order (:data:`HEADS`)."""
+        return HEADS[self.head].outputs
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,9 +190,10 @@ class TrackerConfig:
     box_lr: float = 0.3
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
-    # found: the score high enough and the peak sharp. None: the head's own value (the two heads' scores differ:
-    # SiamFCSearch.FOUND and BoxSearch.FOUND), calibrated with the absence benchmark (python -m tracker.evaluate
-    # DATA --absence) on dev for the shipped weights (docs/ROBUSTNESS.md, "Choosing the score and the thresholds")
+    # found: the score high enough and the peak sharp. None: the head's own value (the heads' scores differ: the
+    # FOUND of each head's decoder, tracker.heads), calibrated with the absence benchmark (python -m
+    # tracker.evaluate DATA --absence) on dev for the shipped weights (docs/ROBUSTNESS.md, "Choosing the score and
+    # the thresholds")
     found_threshold: float | None = None  # min score (TrackResult.score) to keep tracking
     found_psr: float | None = None  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
     redetect_threshold: float | None = None  # min score to re-detect a lost target (a wider search: more false peaks)

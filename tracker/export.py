@@ -15,9 +15,9 @@ from pathlib import Path
 
 from .backends.exported import export_graphs
 from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphSpec
-from .boxsearch import crops_per_target
 from .config import TrackerConfig
 from .errors import InputError, TrackerError
+from .heads import crops_per_target
 from .shipped import default_weights
 
 PROG = "track-export"

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from . import postprocess as pp
-from .boxsearch import box_search
 from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
+from .heads import search_for
 from .search import SearchPlan, TargetState, TrackResult
 from .tracker import BackendInfo, open_backend
 
@@ -76,7 +76,7 @@ class MultiTracker(BackendInfo):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}")
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config, graph_targets)
-        self._search = box_search(self.config, self._backend.model_config)
+        self._search = search_for(self.config, self._backend.model_config)
         self._targets: dict[int, TargetState] = {}
         self._next_id = 0
         self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets

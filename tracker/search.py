@@ -1,5 +1,6 @@
-"""One target's search around the network: SiamFC's procedure (Bertinetto et al. 2016), with the long-term
-re-detection of SiamRPN-LT (pysot) for targets that leave the view or are occluded.
+"""One target's search around the network, whatever its head: the long-term re-detection of SiamRPN-LT (pysot)
+for targets that leave the view or are occluded, and the found decision; each head's tracking step is its
+decoder's (:mod:`tracker.heads`).
 
 Everything here is numpy and geometry: which crops to score, and how to turn their responses into the target's
 next box. The network runs elsewhere (:class:`~tracker.SiamFCTracker` for one target,
@@ -68,31 +69,28 @@ class SearchPlan:
     decode: Callable[[dict[str, np.ndarray]], Peak]  # the network's finite outputs on the crops -> the best candidate
 
 
-class SiamFCSearch:
-    """SiamFC's search for one target at a time: :meth:`start` on the first frame, then every frame
-    :meth:`plan` the crops, score them with the network, and :meth:`conclude` with the decoded peak.
+class TargetSearch:
+    """One target's search, for any head: :meth:`start` on the first frame, then every frame :meth:`plan` the
+    crops, score them with the network, and :meth:`conclude` with the decoded peak.
 
-    This is the decoder of the classic response-map head. The trackers use nothing else of it than
-    ``crops_per_target``, ``start``, ``check_frame``, ``plan`` (crops plus a ``decode`` of the network's outputs on
-    them) and ``conclude``, so the decoder of another head (:class:`~tracker.boxsearch.BoxSearch`) plugs into both
-    SiamFCTracker and MultiTracker by offering the same calls.
+    Lost mode, re-detection and the found decision are here; what a head searches while tracking (``_track``),
+    the map re-detection reads (``response``), its found thresholds (``FOUND``) and its score's unit
+    (``RELATIVE_SCORE``) are its decoder's, a subclass in the head's module (:mod:`tracker.heads`). The trackers
+    use nothing else than ``crops_per_target``, ``start``, ``check_frame``, ``plan`` (crops plus a ``decode`` of
+    the network's outputs on them) and ``conclude``, so every head plugs into SiamFCTracker and MultiTracker alike.
     """
 
     # the found thresholds (TrackerConfig's fields of these names) where the config leaves them None, for this
-    # head's score; calibrated on dev with the absence benchmark (docs/ROBUSTNESS.md)
-    FOUND = {"found_threshold": 0.2, "found_psr": 2.0, "redetect_threshold": 0.6, "redetect_fraction": 1.0,
-             "found_fraction": 1.0, "redetect_floor": 0.0}  # fmt: skip
+    # head's score; calibrated with the absence benchmark (docs/ROBUSTNESS.md)
+    FOUND: dict[str, float]
     # score: the peak probability relative to the first tracked frame's (True), or the probability itself
-    RELATIVE_SCORE = True
+    RELATIVE_SCORE: bool
+    crops_per_target: int  # the crops of one target copy in a network call while tracking
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         self.config, self.model_config = config, model_config
         given = {name: getattr(config, name) for name in self.FOUND}
         self.found = {name: self.FOUND[name] if value is None else value for name, value in given.items()}
-        self.crops_per_target = config.scale_num  # the crops of one target copy in a network call
-        self._window = pp.hann_window(model_config.response_size * config.response_up)
-        n = config.scale_num
-        self._scale_factors = config.scale_step ** (np.arange(n) - n // 2)
 
     def start(self, frame: np.ndarray, box: Sequence[float]) -> TargetState:
         """The state of a target inside ``box`` of a frame already checked by ``as_frame``.
@@ -187,29 +185,8 @@ class SiamFCSearch:
         return context_size(size[0], size[1], self.config.context) * mcfg.search_size / mcfg.exemplar_size
 
     def _track(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
-        """SiamFC's search: crops at ``scale_num`` scales around the last position; the best (penalised) scale's
-        upsampled response, blended with a cosine window, gives the new centre, and that scale the new size."""
-        cfg, mcfg = self.config, self.model_config
-        side = self._search_side(st.size)
-        crops = np.stack(
-            [crop_and_resize(frame, st.center, side * s, mcfg.search_size, st.pad_value) for s in self._scale_factors]
-        )
-
-        def decode(outputs: dict[str, np.ndarray]) -> Peak:
-            logits = outputs["response"]
-            scores = pp.sigmoid(logits)
-            scale_id = pp.select_scale(logits, cfg.scale_penalty)
-            response = pp.upsample(scores[scale_id : scale_id + 1], cfg.response_up)[0]
-            # locate target centre: response cells -> search-crop pixels -> frame pixels
-            dx, dy = pp.locate_peak(response, self._window, cfg.window_influence)
-            crop_to_frame = side * self._scale_factors[scale_id] / mcfg.search_size
-            center = st.center + np.array([dx, dy]) * mcfg.stride / cfg.response_up * crop_to_frame
-            # damped scale update
-            size = st.size * ((1 - cfg.scale_lr) + cfg.scale_lr * self._scale_factors[scale_id])
-            psr = pp.peak_to_sidelobe(logits[scale_id], cfg.psr_exclude)
-            return Peak(center, size, float(scores[scale_id].max()), psr)
-
-        return SearchPlan(crops, decode)
+        """The head's own search while tracking: crops near the last position and how to read their outputs."""
+        raise NotImplementedError
 
     def _redetect(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
         """Long-term search while lost: crops at the held scale on a grid, around the held centre or, every other
@@ -272,8 +249,8 @@ class SiamFCSearch:
         return SearchPlan(crops, decode)
 
     def response(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        """The single map (N, r, r) of logits that lost-mode re-detection searches: here the response itself."""
-        return outputs["response"]
+        """The single map (N, r, r) of logits that lost-mode re-detection searches, from the head's outputs."""
+        raise NotImplementedError
 
     def _scan_block(self, st: TargetState, crop_to_frame: float, step: int) -> tuple[np.ndarray, int, int]:
         """Centre and tiles (cols, rows) of the ``step``-th block (round robin, row by row) of up to

@@ -17,10 +17,10 @@ import numpy as np
 from . import postprocess as pp
 from .backends import Backend
 from .backends.select import create_backend
-from .boxsearch import box_search, crops_per_target
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import as_frame
+from .heads import crops_per_target, search_for
 from .search import TargetState, TrackResult
 from .shipped import default_weights
 from .timing import NO_CLOCK, StageClock
@@ -72,7 +72,7 @@ class SiamFCTracker(BackendInfo):
     ) -> None:
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config)
         self._model_config = self._backend.model_config
-        self._search = box_search(self.config, self._model_config)
+        self._search = search_for(self.config, self._model_config)
         self._state: TargetState | None = None
         self._kernels: dict[int, object] = {}  # backend kernel handles by number of target copies (1 while tracking)
         self.stage_clock: StageClock | None = None  # set one to time update()'s stages (tracker.timing)

@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stride", type=int, help="total stride to cut a MobileNet at: 8 (default) or 16")
     p.add_argument(
         "--head",
-        choices=HEADS,
+        choices=tuple(HEADS),
         help=f"fc: SiamFC's 3-scale similarity map; box: one crop, regressed box (default {d.model.head})",
     )
     p.add_argument(

@@ -23,7 +23,8 @@ from tracker.model import SiamFC
 from tracker.model.backbones import TFConv
 from tracker.weights import save_weights
 
-from .losses import LOSSES, box_head_loss
+from .heads import TRAIN_HEADS
+from .losses import LOSSES
 from .pairs import PairConfig, PairDataset
 from .pretrained import load_pretrained
 
@@ -173,7 +174,6 @@ class Trainer:
         self.model.to(self.device)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
         self.optimizer = make_optimizer(self.model, cfg)
-        self.loss_fn = LOSSES[cfg.loss]
         self.step, self.best_auc = 0, -1.0
         self.cache_dir = cache_dir
         out.mkdir(parents=True, exist_ok=True)
@@ -225,10 +225,7 @@ class Trainer:
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
             outputs = self.net(z.float(), x.float())
-        if self.cfg.model.head == "box":
-            loss = box_head_loss(outputs, *targets, classification=self.cfg.loss)
-        else:
-            loss = self.loss_fn(outputs["response"], *targets)
+        loss = TRAIN_HEADS[self.cfg.model.head].loss(outputs, *targets, classification=self.cfg.loss)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)

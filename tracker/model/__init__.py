@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import HEADS, ModelConfig
+from ..heads.box.net import BoxHead, pointwise_corr
+from ..heads.fc.net import SimilarityHead, absdiff_shifted, xcorr_grouped, xcorr_matmul
 from .backbones import AlexNet, HandSet, MobileNet, build_backbone
-from .heads import BoxHead, SimilarityHead, absdiff_shifted, pointwise_corr, xcorr_grouped, xcorr_matmul
 from .inference import SeparableMaxPool, inference_form
 
 __all__ = [
@@ -23,11 +24,9 @@ __all__ = [
 
 
 def build_head(config: ModelConfig, channels: int) -> nn.Module:
-    """The head ``config.head`` names, over backbone features of ``channels`` channels."""
-    if config.head == "box":
-        cells = (-(-config.exemplar_size // config.stride)) ** 2  # exemplar feature cells ("same" backbones)
-        return BoxHead(cells, config.tower, config.tower_layers, config.stride)
-    return SimilarityHead(config.metric, config.out_scale)
+    """The head ``config.head`` names (:data:`tracker.heads.HEADS`), over backbone features of ``channels``
+    channels."""
+    return HEADS[config.head].impl().build(config, channels)
 
 
 class SiamFC(nn.Module):

@@ -1,51 +1,36 @@
-"""The single-pass box head's search: one crop per frame, the box read off the regression at the best cell.
+"""The single-pass box head (SiamFC++'s design): one crop per frame, the box read off the regression at the best
+cell.
 
 The decoding is the usual pysot / SiamFC++ post-processing: the classification and quality probabilities
 multiplied into a score per cell; a penalty on each cell's change of size and aspect ratio against the current
 box; a cosine window against large jumps; and the box updated towards the chosen cell's by a rate weighted by its
-penalised score. Lost mode, re-detection and the found decision are :class:`~tracker.search.SiamFCSearch`'s, on
-the map of that score.
+penalised score. Lost mode, re-detection and the found decision are :class:`~tracker.search.TargetSearch`'s, on
+the map of that score. Its network is :mod:`.net` (:class:`BoxHead`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 
-from . import postprocess as pp
-from .config import ModelConfig, TrackerConfig
-from .errors import TrackerError
-from .geometry import crop_and_resize, grid_offsets
-from .search import Peak, SearchPlan, SiamFCSearch, TargetState
+from ... import postprocess as pp
+from ...config import ModelConfig, TrackerConfig
+from ...geometry import crop_and_resize, grid_offsets
+from ...search import Peak, SearchPlan, TargetSearch, TargetState
 
 PROB_EPS = 1e-7  # probabilities are kept this far from 0 and 1 before they are turned back into logits
 
 
-def box_search(config: TrackerConfig, model_config: ModelConfig) -> SiamFCSearch:
-    """The search procedure of the network's head: SiamFC's multi-scale search for ``fc``, :class:`BoxSearch`
-    for ``box``."""
-    return BoxSearch(config, model_config) if model_config.head == "box" else SiamFCSearch(config, model_config)
+def build(config: ModelConfig, channels: int):  # -> BoxHead (torch, imported here only)
+    """The head's network: the tower reads one channel per exemplar feature cell ("same" backbones)."""
+    from .net import BoxHead
+
+    cells = (-(-config.exemplar_size // config.stride)) ** 2
+    return BoxHead(cells, config.tower, config.tower_layers, config.stride)
 
 
-def crops_per_target(weights: str | os.PathLike, config: TrackerConfig) -> int:
-    """Search crops per target of :func:`box_search` for the network in ``weights`` (a weights file or an export
-    folder): one for a box head, ``config.scale_num`` for SiamFC's. Unreadable weights count as SiamFC's (the
-    backend reports them)."""
-    from .backends.graphs import read_graph_meta
-
-    try:
-        if Path(weights).is_dir():  # exported graphs: read without torch, which the onnx backend runs without
-            model_config = read_graph_meta(weights).model_config
-        else:
-            from .weights import read_metadata
-
-            model_config = ModelConfig.from_dict(json.loads(read_metadata(weights)["model_config"]))
-    except (TrackerError, KeyError, TypeError, ValueError):
-        return config.scale_num
-    return box_search(config, model_config).crops_per_target
+def crops_per_target(config: TrackerConfig) -> int:
+    """Search crops per target a frame: one."""
+    return 1
 
 
 def decode_boxes(ltrb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -57,7 +42,7 @@ def decode_boxes(ltrb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.stack([cx, cy, left + right, top + bottom])
 
 
-class BoxSearch(SiamFCSearch):
+class BoxSearch(TargetSearch):
     """Search for the box head (``ModelConfig(head="box")``): one search crop per frame while tracking."""
 
     # the score is the probability itself: classification x quality separates a target in view from one gone
@@ -70,7 +55,7 @@ class BoxSearch(SiamFCSearch):
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         super().__init__(config, model_config)
-        self.crops_per_target = 1
+        self.crops_per_target = crops_per_target(config)
         r = model_config.response_size
         self._offsets = grid_offsets(r, model_config.stride)  # each cell's displacement from the crop's centre
         window = pp.hann_window(r)
@@ -124,3 +109,6 @@ def _context_side(w: np.ndarray, h: np.ndarray, context: float) -> np.ndarray:
 
 def _change(ratio: np.ndarray) -> np.ndarray:
     return np.maximum(ratio, 1.0 / np.maximum(ratio, 1e-12))
+
+
+Search = BoxSearch
