@@ -15,15 +15,26 @@ from typing import Any
 
 from .errors import InputError
 
-# backbone -> (padding of its layers, total strides it can be cut at). "valid" layers (SiamFC's AlexNet) shrink a
-# crop of side n to (n - receptive) / stride + 1 features, "same" layers (TF's MobileNets) to ceil(n / stride)
-BACKBONE_GEOMETRY = {
-    "alexnet": ("valid", (8,)),
-    "handset": ("valid", (8,)),
-    "mobilenetv2": ("same", (8, 16)),
-    "mobilenetv1": ("same", (8, 16)),
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the configuration and training need to know of a backbone without building it. "valid" layers
+    (SiamFC's AlexNet) shrink a crop of side n to (n - receptive) / stride + 1 features, "same" layers (TF's
+    MobileNets) to ceil(n / stride)."""
+
+    padding: str  # "valid" | "same"
+    strides: tuple[int, ...]  # total strides it can be cut at
+    trainable: bool  # offered by `python -m train` (handset: fixed features for the tests)
+    pretrained: bool  # starts from ImageNet weights of a TFLite file (train.pretrained)
+
+
+# backbone name -> BackboneSpec: the one table of backbones; their modules are tracker.model.backbones.BUILDERS
+BACKBONES: dict[str, BackboneSpec] = {
+    "alexnet": BackboneSpec("valid", (8,), trainable=True, pretrained=False),
+    "handset": BackboneSpec("valid", (8,), trainable=False, pretrained=False),
+    "mobilenetv2": BackboneSpec("same", (8, 16), trainable=True, pretrained=True),
+    "mobilenetv1": BackboneSpec("same", (8, 16), trainable=True, pretrained=True),
 }
-BACKBONES = tuple(BACKBONE_GEOMETRY)
 METRICS = ("xcorr", "cosine", "euclidean", "absdiff")
 # metric -> its default out_scale (SimilarityHead): the fixed scale of cross-correlation (SiamFC's), the starting
 # value of the others' learned one. The unbounded sums over C * k * k features (xcorr, euclidean, absdiff) start
@@ -89,7 +100,7 @@ class ModelConfig:
     out_scale: float | None = None
     exemplar_size: int = 127  # exemplar crop side, pixels
     search_size: int = 255  # search crop side, pixels
-    stride: int = 8  # total stride the backbone is cut at (one of BACKBONE_GEOMETRY's for that backbone)
+    stride: int = 8  # total stride the backbone is cut at (one of its BACKBONES entry's strides)
     neck: int = 0  # MobileNets: a 1x1 conv + BatchNorm to this many channels after the cut (0: none)
     # "fc": SiamFC's similarity map, searched at several scales; "box": one crop, a box regressed at every cell of
     # a point-wise correlation map (SiamFC++'s design; MobileNet backbones)
@@ -99,7 +110,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
-            raise ConfigError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+            raise ConfigError(f"backbone must be one of {tuple(BACKBONES)}, got {self.backbone!r}")
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {METRICS}, got {self.metric!r}")
         if self.out_scale is None:
@@ -117,7 +128,7 @@ class ModelConfig:
             raise ConfigError("exemplar_size and search_size must be odd with search_size > exemplar_size")
         if self.head not in HEADS:
             raise ConfigError(f"head must be one of {tuple(HEADS)}, got {self.head!r}")
-        padding, strides = BACKBONE_GEOMETRY[self.backbone]
+        padding, strides = BACKBONES[self.backbone].padding, BACKBONES[self.backbone].strides
         head = HEADS[self.head]
         if head.needs_same_padding and padding != "same":
             raise ConfigError(f"the {self.head} head needs a MobileNet backbone, not {self.backbone}")
@@ -143,8 +154,8 @@ class ModelConfig:
 
     @property
     def padding(self) -> str:
-        """``"valid"`` or ``"same"``: how the backbone's layers pad (see ``BACKBONE_GEOMETRY``)."""
-        return BACKBONE_GEOMETRY[self.backbone][0]
+        """``"valid"`` or ``"same"``: how the backbone's layers pad (:data:`BACKBONES`)."""
+        return BACKBONES[self.backbone].padding
 
     @property
     def response_size(self) -> int:

@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--lr", type=float, help=f"peak learning rate, after {d.warmup_steps} warm-up steps (default {d.lr:g})"
     )
-    p.add_argument("--backbone", choices=BACKBONES[:1] + BACKBONES[2:], help=f"default {d.model.backbone}")
+    trainable = tuple(name for name, spec in BACKBONES.items() if spec.trainable)
+    p.add_argument("--backbone", choices=trainable, help=f"default {d.model.backbone}")
     p.add_argument("--pretrained", help="TFLite file of an ImageNet MobileNet to start the backbone from")
     p.add_argument("--stride", type=int, help="total stride to cut a MobileNet at: 8 (default) or 16")
     p.add_argument(

@@ -17,10 +17,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from tracker import atomic
-from tracker.config import ConfigError, ModelConfig
+from tracker.config import BACKBONES, ConfigError, ModelConfig
 from tracker.machine import default_precision
 from tracker.model import SiamFC
-from tracker.model.backbones import TFConv
 from tracker.weights import save_weights
 
 from .heads import TRAIN_HEADS
@@ -74,7 +73,7 @@ class TrainConfig:
             (self.weight_decay >= 0 and 0 <= self.momentum < 1, "need weight_decay >= 0 and 0 <= momentum < 1"),
             (self.clip_grad > 0, "clip_grad must be > 0"),
             (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
-            (self.pretrained is None or self.model.backbone.startswith("mobilenet"), "pretrained needs a MobileNet"),
+            (self.pretrained is None or BACKBONES[self.model.backbone].pretrained, "pretrained needs a MobileNet"),
         ]
         for ok, message in checks:
             if not ok:
@@ -127,9 +126,7 @@ def make_optimizer(model: SiamFC, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD or AdamW in four groups: (backbone, rest) x (decayed weights, BatchNorm and biases). The backbone
     groups run at ``backbone_lr`` times the rate (``lr_scale``); frozen layers are left out."""
     frozen = {id(p) for layer in backbone_layers(model)[: cfg.freeze_layers] for p in layer.parameters()}
-    # a MobileNet's own layers count as backbone; its neck is new and trains like the head
-    parts = [m for m in model.backbone.modules() if isinstance(m, TFConv)] or [model.backbone]
-    in_backbone = {id(p) for m in parts for p in m.parameters()}
+    in_backbone = {id(p) for p in model.backbone.backbone_parameters()}  # e.g. a MobileNet's neck is not
     groups = []
     for backbone in (True, False):
         params = [p for p in model.parameters() if (id(p) in in_backbone) == backbone and id(p) not in frozen]

@@ -44,6 +44,10 @@ class AlexNet(nn.Module):
         # (x - 128) / 64 keeps the first layer's inputs near unit scale without a dataset mean
         return self.features((x - 128.0) / 64.0)
 
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimiser treats as backbone (``TrainConfig.backbone_lr``): all of them."""
+        return list(self.parameters())
+
 
 class HandSet(nn.Module):
     """Fixed, hand-set features (no training): grey level and its gradients, 8x8-pooled.
@@ -53,6 +57,10 @@ class HandSet(nn.Module):
     """
 
     out_channels, stride = 3, 8
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """All of them: there are none, the features are fixed."""
+        return list(self.parameters())
 
     def __init__(self) -> None:
         super().__init__()
@@ -160,11 +168,21 @@ class MobileNet(nn.Module):
         # BGR order (train.pretrained flips them), so no channel shuffle runs here
         return self.features((x - 128.0) / 128.0)
 
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimiser treats as backbone (``TrainConfig.backbone_lr``): TFLite's own layers,
+        which ImageNet weights fill; the neck is new and trains like the head."""
+        return [p for m in self.modules() if isinstance(m, TFConv) for p in m.parameters()]
+
+
+# backbone name (tracker.config.BACKBONES, which describes each) -> its constructor from a ModelConfig
+BUILDERS = {
+    "alexnet": lambda c: AlexNet(c.width, c.stem_kernel, c.groups),
+    "handset": lambda c: HandSet(),
+    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck),
+    "mobilenetv1": lambda c: MobileNet(1, c.width, c.stride, c.neck),
+}
+
 
 def build_backbone(config: ModelConfig) -> nn.Module:
     """The backbone named by ``config.backbone``, cut at ``config.stride``."""
-    if config.backbone == "handset":
-        return HandSet()
-    if config.backbone == "alexnet":
-        return AlexNet(config.width, config.stem_kernel, config.groups)
-    return MobileNet(1 if config.backbone == "mobilenetv1" else 2, config.width, config.stride, config.neck)
+    return BUILDERS[config.backbone](config)
