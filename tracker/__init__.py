@@ -4,7 +4,7 @@ from .config import ConfigError, ModelConfig, TrackerConfig
 from .errors import BackendError, InputError, NotInitializedError, TrackerError, UnknownTargetError, WeightsError
 from .geometry import Box
 from .multi import MultiTracker
-from .tracker import SiamFCTracker, TrackResult
+from .tracker import SiamFCTracker, Tracker, TrackResult
 
 __all__ = [
     "BackendError",
@@ -16,6 +16,7 @@ __all__ = [
     "NotInitializedError",
     "SiamFCTracker",
     "TrackResult",
+    "Tracker",
     "TrackerConfig",
     "TrackerError",
     "UnknownTargetError",

@@ -1,6 +1,7 @@
-"""SiamFCTracker: the SiamFC procedure (Bertinetto et al. 2016) over a pluggable backend, with the long-term
-re-detection of SiamRPN-LT (pysot) for targets that leave the view or are occluded (the procedure itself is in
-``search.py``, shared with :class:`~tracker.MultiTracker`).
+"""Tracker (also ``SiamFCTracker``, its first name): a Siamese tracker in the SiamFC family (Bertinetto et al.
+2016) over a pluggable backend, with the long-term re-detection of SiamRPN-LT (pysot) for targets that leave the
+view or are occluded. Each head's decoder is in :mod:`tracker.heads`, what they share in ``search.py``, both
+shared with :class:`~tracker.MultiTracker`.
 
 Box convention at every boundary: 0-based ``x, y, w, h`` floats in pixels. Frames: ``H x W x 3`` uint8 BGR (as
 OpenCV reads them), ``H x W`` or ``H x W x 1`` grey, or ``H x W x 4`` BGRA (alpha ignored); any strides.
@@ -25,7 +26,7 @@ from .search import TargetState, TrackResult
 from .shipped import default_weights
 from .timing import NO_CLOCK, StageClock
 
-__all__ = ["SiamFCTracker", "TrackResult", "open_backend"]
+__all__ = ["SiamFCTracker", "TrackResult", "Tracker", "open_backend"]
 
 
 class BackendInfo:
@@ -45,7 +46,7 @@ class BackendInfo:
         return None if choice is None else choice.describe()
 
 
-class SiamFCTracker(BackendInfo):
+class Tracker(BackendInfo):
     """Single-object tracker: ``init(frame, box)`` once, then ``update(frame)`` every frame.
 
     Instances share nothing: several may run in parallel threads (one instance per thread at a time).
@@ -181,3 +182,6 @@ def open_backend(
         precision=config.precision,
     )
     return config, Path(weights), running
+
+
+SiamFCTracker = Tracker  # the name users have had since the first release

@@ -1,7 +1,7 @@
-"""SiamFC: one backbone with shared weights for exemplar and search crops, and a similarity head.
+"""SiameseNet (first named SiamFC): one backbone with shared weights for exemplar and search crops, and a head.
 
-``SiamFC.embed(exemplar)`` runs once per target (in ``init``); ``SiamFC.score(kernel, search)`` runs every frame
-and returns the head's named outputs (``ModelConfig.outputs``).
+``embed(exemplar)`` runs once per target (in ``init``); ``score(kernel, search)`` runs every frame and returns
+the head's named outputs (``ModelConfig.outputs``).
 Inputs are float tensors of BGR pixel values in [0, 255], shape ``(N, 3, H, W)``. Every size (crops, stride,
 response) comes from the :class:`~tracker.config.ModelConfig`.
 """
@@ -18,7 +18,8 @@ from .backbones import AlexNet, HandSet, MobileNet, build_backbone
 from .inference import SeparableMaxPool, inference_form
 
 __all__ = [
-    "AlexNet", "BoxHead", "HandSet", "MobileNet", "SeparableMaxPool", "SiamFC", "SimilarityHead", "absdiff_shifted",
+    "AlexNet", "BoxHead", "HandSet", "MobileNet", "SeparableMaxPool", "SiamFC", "SiameseNet", "SimilarityHead",
+    "absdiff_shifted",
     "build_backbone", "build_head", "inference_form", "pointwise_corr", "xcorr_grouped", "xcorr_matmul",
 ]  # fmt: skip
 
@@ -29,8 +30,9 @@ def build_head(config: ModelConfig, channels: int) -> nn.Module:
     return HEADS[config.head].impl().build(config, channels)
 
 
-class SiamFC(nn.Module):
-    """``SiamFC(config)``: backbone + head (``config.head``)."""
+class SiameseNet(nn.Module):
+    """``SiameseNet(config)``: one backbone for exemplar and search crops (shared weights) + a head
+    (``config.head``). ``SiamFC`` is its first name."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -66,3 +68,6 @@ class SiamFC(nn.Module):
 
     def forward(self, exemplar: torch.Tensor, search: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.score(self.embed(exemplar), search)
+
+
+SiamFC = SiameseNet  # its first name, which the training code and tools use
