@@ -157,3 +157,22 @@ def test_readme_updater(tmp_path: Path) -> None:
     readme.write_text("no markers\n")
     bad = subprocess.run([*script, "--readme", str(readme)], capture_output=True, text=True)
     assert bad.returncode == 2 and "results:start" in bad.stderr
+
+
+def test_several_weights_and_a_config_in_one_run(tiny_dataset: Path, handset_weights: Path, tmp_path: Path) -> None:
+    import shutil
+
+    other = tmp_path / "other.safetensors"
+    shutil.copy(handset_weights, other)
+    config = tmp_path / "cfg.json"
+    config.write_text('{"window_influence": 0.5}')
+    out = tmp_path / "out"
+    args = [str(tiny_dataset), "--trackers", "siamtrack", "--weights", str(handset_weights), str(other)]
+    run = [*args, "--config", str(config), "--backend", "torch", "--threads", "1", "--out", str(out)]
+    assert evaluate.main(run) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["trackers"]) == {f"siamtrack:{handset_weights.stem}", "siamtrack:other"}
+    a, b = (results["trackers"][n]["overall"]["auc"] for n in sorted(results["trackers"]))
+    assert a == b  # the same weights track alike
+    config.write_text('{"window_influenze": 0.5}')
+    assert evaluate.main([*args, "--config", str(config), "--out", str(out)]) == 2  # a misspelled field is refused

@@ -47,7 +47,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("data_dir", type=Path, help="dataset folder (or one sequence folder)")
     p.add_argument("--trackers", default=DEFAULT_TRACKERS, help=f"comma-separated, from {','.join(TRACKERS)}")
     p.add_argument("--nano-dir", type=Path, help="folder with NanoTrack's two ONNX files (for Nano)")
-    p.add_argument("--weights", type=Path, help="siamtrack weights (default: the tracker's default)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        nargs="+",
+        help="siamtrack weights (default: the tracker's default); several: one siamtrack row each, named "
+        "siamtrack:<file stem>, in the same run",
+    )
+    p.add_argument("--config", type=Path, help="JSON file of TrackerConfig fields for siamtrack (default: none)")
     p.add_argument("--backend", default="auto", help="siamtrack backend: auto, torch, onnx, tensorrt")
     p.add_argument("--threads", type=int, help="threads for torch and OpenCV (default: torch's current)")
     p.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout")
@@ -81,10 +88,12 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
         if name in ("siamtrack", "siamtrack-nolost"):
             off = dict.fromkeys(("found_threshold", "found_psr", "redetect_threshold"), 0.0)
             off = off if name == "siamtrack-nolost" else {}
-            config = TrackerConfig(threads=threads, **off)
-            probe = SiamFCTracker(args.weights, backend=args.backend, config=config)  # fails early on bad weights
-            notes[name] = {"weights": str(probe.weights), "backend": probe.backend_name}
-            factories[name] = lambda w=probe.weights, c=config: SiamFCTracker(w, backend=args.backend, config=c)
+            config = TrackerConfig.from_dict({**tracker_settings(args.config), "threads": threads, **off})
+            for weights in args.weights or [None]:
+                row = name if not args.weights or len(args.weights) == 1 else f"{name}:{Path(weights).stem}"
+                probe = SiamFCTracker(weights, backend=args.backend, config=config)  # fails early on bad weights
+                notes[row] = {"weights": str(probe.weights), "backend": probe.backend_name}
+                factories[row] = lambda w=probe.weights, c=config: SiamFCTracker(w, backend=args.backend, config=c)
             continue
         make = peer_factory(name, args.nano_dir)
         if make is None:
@@ -96,6 +105,19 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
     if not factories:
         raise InputError("none of the requested trackers is available")
     return factories, notes
+
+
+def tracker_settings(path: Path | None) -> dict:
+    """TrackerConfig fields from a JSON file (``--config``), or none."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"--config {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--config {path}: expected a JSON object of TrackerConfig fields")
+    return data
 
 
 def select(sequences: list[Sequence], names: str | None, max_frames: int | None) -> list[Sequence]:
@@ -160,7 +182,7 @@ def markdown(results: dict) -> str:
         )
     o = rows[0][1]["overall"]
     found = ", ".join(f"{n} {_rate(r['overall']['present_found'], o['present_frames'])}" for n, r in rows)
-    siam = results.get("siamtrack")
+    siams = [(n, results[n]) for n in results if n.startswith("siamtrack") and isinstance(results[n], dict)]
     lines += [
         "",
         f"{len(results['sequences'])} sequences, {o['frames']} frames with the target and {o['absent_frames']} "
@@ -173,8 +195,8 @@ def markdown(results: dict) -> str:
         f" Failed: success AUC below {FAIL_AUC} or the box off the target within the first {EARLY_SHARE:.0%} of"
         " the frames tracked."
     )
-    if siam:
-        lines.append(f"siamtrack: {Path(siam['weights']).name}, backend {siam['backend']}.")
+    for n, siam in siams:
+        lines.append(f"{n}: {Path(siam['weights']).name}, backend {siam['backend']}.")
     return "\n".join(lines) + "\n\n" + per_sequence_table(results, [name for name, _ in rows]) + "\n"
 
 
