@@ -79,3 +79,27 @@ def write_dataset(root: Path, seeds: dict[str, int], n: int, absent: tuple[int, 
             rows[i] = "nan,nan,nan,nan"
         (root / name / "groundtruth.txt").write_text("\n".join(rows) + "\n")
     return root
+
+
+def make_shape_sequence(
+    n: int = 40, size: tuple[int, int] = (320, 240), seed: int = 0, shape: tuple[int, int] = (36, 54)
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames and boxes (n, 4) of a textured pentagon of ``shape`` (w, h) gliding over a textured background: an
+    object like no training target (a thin tower is (10, 80), a flat barge (90, 14))."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    background = texture(rng, height, width, 12) // 2 + 40
+    ow, oh = shape
+    obj = texture(rng, oh, ow, 5)
+    mask = np.zeros((oh, ow), np.uint8)
+    corners = np.array([[ow / 2, 0], [ow, oh * 0.4], [ow * 0.7, oh], [ow * 0.3, oh], [0, oh * 0.4]], np.int32)
+    cv2.fillPoly(mask, [corners], 1)
+    frames, boxes = [], []
+    for i in range(n):
+        frame = background.copy()
+        x, y = int(width * 0.3 + 2.5 * i), int(height * 0.3 + 20 * np.sin(i / 6))
+        region = frame[y : y + oh, x : x + ow]
+        region[mask > 0] = obj[mask > 0]
+        frames.append(frame)
+        boxes.append((x, y, ow, oh))
+    return frames, np.array(boxes, dtype=np.float64)

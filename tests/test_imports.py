@@ -90,3 +90,15 @@ def test_training_imports_no_backend():
     for path, deps in _imports_of("train").items():
         bad = {d for d in deps if d == "tracker.backends" or d.startswith("tracker.backends.")}
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_tools_use_no_private_name_of_the_package():
+    """Lab tools go through public or documented names: no ``_name`` imported from, or reached into, tracker."""
+    for path in (ROOT / "tools").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tracker"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                raise AssertionError(f"{path.name}:{node.lineno} reaches into .{node.attr}")

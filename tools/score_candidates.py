@@ -18,14 +18,42 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker import SiamFCTracker, TrackerConfig, absence
+from tracker import TrackerConfig, absence
 from tracker import postprocess as pp
+from tracker.backends.select import create_backend
 from tracker.datasets import read_dataset
+from tracker.geometry import as_frame
 from tracker.heads.box import BoxSearch
 from tracker.metrics import ious
-from tracker.search import SearchPlan
 
 ON_TARGET_IOU = 0.3
+
+
+class RecordingTracker:
+    """A box-head tracker built from the public parts (a backend and the head's decoder) that records, every
+    frame, the candidate scores read off the network's outputs on the tracking crop. Lost mode is off."""
+
+    def __init__(self, weights: str, backend: str, config: TrackerConfig, seen: list[dict[str, float]]) -> None:
+        self.backend = create_backend(backend, weights, "cpu", config.threads, scales=1)
+        if "cls" not in self.backend.model_config.outputs:
+            raise SystemExit(f"{weights}: not a box-head model")
+        self.search, self.seen = BoxSearch(config, self.backend.model_config), seen
+
+    def init(self, frame: np.ndarray, box) -> None:  # noqa: ANN001
+        frame = as_frame(frame)
+        self.state = self.search.start(frame, box)
+        self.kernel = self.backend.embed(self.state.exemplar[None])
+
+    def update(self, frame: np.ndarray):  # noqa: ANN201
+        if self.state.lost_frames:
+            raise SystemExit("lost mode ran: every frame must take the tracking path")
+        plan = self.search.plan(as_frame(frame), self.state)
+        outputs = pp.finite_outputs(self.backend.score(self.kernel, plan.crops))
+        peak = plan.decode(outputs)
+        prob = self.search.probability(outputs)[0]
+        self.seen.append({"chosen": peak.score, "map_max": float(prob.max()),
+                          "cls_max": float(pp.sigmoid(outputs["cls"][0]).max()), "psr": peak.psr})  # fmt: skip
+        return self.search.conclude(peak, self.state)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,29 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     seen: list[dict[str, float]] = []
-    track = BoxSearch._track
-
-    def recording_track(self: BoxSearch, frame: np.ndarray, st) -> SearchPlan:  # noqa: ANN001
-        plan = track(self, frame, st)
-
-        def decode(outputs: dict[str, np.ndarray]):  # noqa: ANN202
-            peak = plan.decode(outputs)
-            prob = self.probability(outputs)[0]
-            seen.append({"chosen": peak.score, "map_max": float(prob.max()),
-                         "cls_max": float(pp.sigmoid(outputs["cls"][0]).max()), "psr": peak.psr})  # fmt: skip
-            return peak
-
-        return SearchPlan(plan.crops, decode)
-
-    BoxSearch._track = recording_track  # the candidates are read inside the real decoder
     sequences = read_dataset(args.data)
     plans = absence.plan_splices(sequences, args.splices, args.splice_frames, args.seed)
     donors = {s.name: s for s in sequences}
     rows, visible, on_target = [], [], []
-    off = TrackerConfig(found_threshold=0.0, found_psr=0.0, redetect_threshold=0.0, threads=1)
+    off = TrackerConfig(found_threshold=0.0, found_psr=0.0, redetect_threshold=0.0, found_fraction=0.0, threads=1)
     for seq in sequences:
         stream = absence.build_stream(seq, plans[seq.name], donors)
-        tracker = SiamFCTracker(args.weights, args.backend, config=off)
+        tracker = RecordingTracker(args.weights, args.backend, off, seen)
         seen.clear()
         run = absence.run_stream(stream, [tracker])
         if len(seen) != len(run["gt"]):
