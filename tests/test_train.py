@@ -246,6 +246,23 @@ def test_run_folder_is_never_mixed(dataset, tmp_path, capsys):
     assert mine.read_text() == "kept" and (tmp_path / "run" / "log.csv").read_text().count("\n") == 2
 
 
+def test_holdout_validates_on_videos_it_never_trains_on(dataset, tmp_path, capsys):
+    """--holdout: the named sequences give no pairs and are the validation split; an unknown name is refused
+    before anything is written."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**tiny_config(steps=2).to_dict(), "val_every": 2}))
+    base = ["--data", str(dataset), "--cache", str(tmp_path / "c"), "--config", str(cfg)]
+    assert train_main([*base, "--out", str(tmp_path / "bad"), "--holdout", "nosuch"]) == 2
+    assert "no sequence named nosuch" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert train_main([*base, "--out", str(tmp_path / "run"), "--holdout", "seq2"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["holdout"] == ["seq2"]
+    assert "validation AUC" in capsys.readouterr().out
+    assert (tmp_path / "run" / "best.safetensors").is_file()  # chosen on the held-apart video
+    ds = PairDataset(next((tmp_path / "c").iterdir()), 4, tiny_config().model, exclude=("seq2",))
+    assert {folder for folder, _, _ in ds.sequences} == {"0_seq0", "0_seq1"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
