@@ -188,17 +188,20 @@ class TrackerConfig:
     context: float = 0.5  # context margin around the target: p = context * (w + h)
     scale_num: int = 3  # search scales per frame
     scale_step: float = 1.0375  # ratio between neighbouring scales
-    # scale_penalty, scale_lr and window_influence were chosen on the dev set with tools/tune_tracker.py
-    # (docs/EVALUATION.md): the paper's 0.9745, 0.59 and 0.176 let the box size drift with these weights
+    # SiamFC's head: scale_penalty, scale_lr and its window_influence (0.3) were chosen on the dev set with
+    # tools/tune_tracker.py for the classic weights (docs/EVALUATION.md): the paper's 0.9745, 0.59 and 0.176 let
+    # the box size drift with them
     scale_penalty: float = 0.95  # response penalty for changing scale
     scale_lr: float = 0.3  # damping of the size update
-    window_influence: float = 0.3  # weight of the cosine window against the response
+    # weight of the cosine window against the response; None: the head's own (WINDOW_INFLUENCE of its decoder:
+    # SiamFC's 0.3, the box head's 0.21)
+    window_influence: float | None = None
     response_up: int = 16  # bicubic upsampling factor of the response
     # box head (ModelConfig(head="box")): one crop, no scales; pysot's size and aspect-change penalty and the rate
-    # at which the box follows the regressed one (times the chosen cell's penalised score); window_influence above.
-    # Chosen on the dev set for the shipped box weights (weights/README.md): 0.04, 0.3 of {0.04, 0.15} x {0.3, 0.6}
+    # at which the box follows the regressed one (times the chosen cell's penalised score). SiamFC++'s published
+    # values (penalty_k 0.04, window_influence 0.21, lr 0.52), none of them chosen on dev (weights/README.md)
     penalty_k: float = 0.04
-    box_lr: float = 0.3
+    box_lr: float = 0.52
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
     # found: the score high enough and the peak sharp. None: the head's own value (the heads' scores differ: the
@@ -241,7 +244,7 @@ class TrackerConfig:
             raise ConfigError(f"scale_num must be odd and >= 1, got {self.scale_num}")
         if self.scale_step <= 1.0 and self.scale_num > 1:
             raise ConfigError(f"scale_step must be > 1, got {self.scale_step}")
-        if not 0.0 <= self.window_influence <= 1.0:
+        if self.window_influence is not None and not 0.0 <= self.window_influence <= 1.0:
             raise ConfigError(f"window_influence must be in [0, 1], got {self.window_influence}")
         if not 0.0 < self.scale_lr <= 1.0:
             raise ConfigError(f"scale_lr must be in (0, 1], got {self.scale_lr}")

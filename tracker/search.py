@@ -86,11 +86,14 @@ class TargetSearch:
     # score: the peak probability relative to the first tracked frame's (True), or the probability itself
     RELATIVE_SCORE: bool
     crops_per_target: int  # the crops of one target copy in a network call while tracking
+    WINDOW_INFLUENCE: float  # the cosine window's weight where TrackerConfig.window_influence is None
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         self.config, self.model_config = config, model_config
         given = {name: getattr(config, name) for name in self.FOUND}
         self.found = {name: self.FOUND[name] if value is None else value for name, value in given.items()}
+        given_window = config.window_influence
+        self.window_influence = self.WINDOW_INFLUENCE if given_window is None else given_window
 
     def start(self, frame: np.ndarray, box: Sequence[float]) -> TargetState:
         """The state of a target inside ``box`` of a frame already checked by ``as_frame``.

@@ -52,6 +52,7 @@ class BoxSearch(TargetSearch):
     FOUND = {"found_threshold": 0.05, "found_psr": 0.0, "redetect_threshold": 0.5, "redetect_fraction": 0.6,
              "found_fraction": 0.25, "redetect_floor": 0.05}  # fmt: skip
     RELATIVE_SCORE = False
+    WINDOW_INFLUENCE = 0.21  # SiamFC++'s published value
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         super().__init__(config, model_config)
@@ -87,7 +88,8 @@ class BoxSearch(TargetSearch):
             size_change = _change(_context_side(w, h, cfg.context) / _context_side(tw, th, cfg.context))
             ratio_change = _change((tw / th) / np.maximum(w / np.maximum(h, 1e-6), 1e-6))
             penalty = np.exp(-(size_change * ratio_change - 1) * cfg.penalty_k)
-            pscore = penalty * score * (1 - cfg.window_influence) + self._cell_window * cfg.window_influence
+            influence = self.window_influence
+            pscore = penalty * score * (1 - influence) + self._cell_window * influence
             iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
             rate = float(penalty[iy, ix] * score[iy, ix] * cfg.box_lr)
             center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop

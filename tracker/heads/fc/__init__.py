@@ -30,6 +30,7 @@ class SiamFCSearch(TargetSearch):
     FOUND = {"found_threshold": 0.2, "found_psr": 2.0, "redetect_threshold": 0.6, "redetect_fraction": 1.0,
              "found_fraction": 1.0, "redetect_floor": 0.0}  # fmt: skip
     RELATIVE_SCORE = True
+    WINDOW_INFLUENCE = 0.3  # chosen on dev for the classic weights (tracker.config)
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         super().__init__(config, model_config)
@@ -53,7 +54,7 @@ class SiamFCSearch(TargetSearch):
             scale_id = pp.select_scale(logits, cfg.scale_penalty)
             response = pp.upsample(scores[scale_id : scale_id + 1], cfg.response_up)[0]
             # locate target centre: response cells -> search-crop pixels -> frame pixels
-            dx, dy = pp.locate_peak(response, self._window, cfg.window_influence)
+            dx, dy = pp.locate_peak(response, self._window, self.window_influence)
             crop_to_frame = side * self._scale_factors[scale_id] / mcfg.search_size
             center = st.center + np.array([dx, dy]) * mcfg.stride / cfg.response_up * crop_to_frame
             # damped scale update
