@@ -206,8 +206,8 @@ class TrackerConfig:
     max_scale: float = 5.0
     # found: the score high enough and the peak sharp. None: the head's own value (the heads' scores differ: the
     # FOUND of each head's decoder, tracker.heads), calibrated with the absence benchmark (python -m
-    # tracker.evaluate DATA --absence) on dev for the shipped weights (docs/ROBUSTNESS.md, "Choosing the score and
-    # the thresholds")
+    # tracker.evaluate DATA --absence) on dev for the first box-head weights and the classic weights, not
+    # re-calibrated for the default weights (docs/ROBUSTNESS.md, "Choosing the score and the thresholds")
     found_threshold: float | None = None  # min score (TrackResult.score) to keep tracking
     found_psr: float | None = None  # min peak-to-sidelobe ratio of the raw response (scale- and bias-free)
     redetect_threshold: float | None = None  # min score to re-detect a lost target (a wider search: more false peaks)

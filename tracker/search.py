@@ -209,7 +209,8 @@ class TargetSearch:
         tile_reach, spacing = (r - 1) / 2 * stride, r * stride  # search-crop pixels
         height, width = st.frame_shape
         after = cfg.lost_scan_after
-        if after is not None and st.lost_frames > after and (st.lost_frames - after) % 2 == 1:
+        scanning = after is not None and st.lost_frames > after and (st.lost_frames - after) % 2 == 1
+        if scanning:
             center, cols, rows = self._scan_block(st, crop_to_frame, (st.lost_frames - after - 1) // 2)
         else:
             # growth ** lost_frames, in logs: it would overflow a float after a few thousand lost frames
@@ -227,15 +228,13 @@ class TargetSearch:
         cell_y = center[1] + grid_offsets(rows * r, stride * crop_to_frame)
         outside = ((cell_y < 0) | (cell_y > height - 1))[:, None] | ((cell_x < 0) | (cell_x > width - 1))[None, :]
 
-        around_held = center is st.center  # the local grid, centred on the held box (not a block of the scan)
-
         def decode(outputs: dict[str, np.ndarray]) -> Peak:
             logits = pp.mosaic(self.response(outputs), rows, cols)
             if outside.any() and not outside.all():
                 logits = np.where(outside, logits.min(), logits)
             middle = (np.array([cols, rows]) * r - 1) / 2
             iy, ix = np.unravel_index(int(np.argmax(logits)), logits.shape)
-            if around_held:
+            if not scanning:  # the local grid is centred on the held box
                 # a candidate away from the held box must beat what is there by a margin, or the held box stays
                 # the candidate: a jump needs evidence, not the best of many weak peaks
                 hx, hy = np.round(middle).astype(int)

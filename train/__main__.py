@@ -121,11 +121,9 @@ def pretrained_width(path: str) -> float:
         return 1.0
 
 
-def held_apart(data_dirs: list[str], names: tuple[str, ...]) -> list:
-    """The sequences of ``data_dirs`` named in ``names`` (the validation split cut from train by video)."""
-    if not names:
-        return []
-    found = [s for d in data_dirs for s in read_dataset(d) if s.name in names]
+def held_apart(sequences: list, names: tuple[str, ...]) -> list:
+    """The ``sequences`` (of ``--data``) named in ``names``: the validation split cut from train by video."""
+    found = [s for s in sequences if s.name in names]
     missing = sorted(set(names) - {s.name for s in found})
     if missing:
         raise ValueError(f"--holdout: no sequence named {', '.join(missing)} in --data")
@@ -158,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = build_config(args)
         out = Path(args.out)
         # every dataset read before anything is written: bad data leaves no empty run or cache folder behind
-        for d in args.data:
-            read_dataset(d)
-        sequences = [s for d in args.val for s in read_dataset(d)] + held_apart(args.data, cfg.holdout)
+        training = [s for d in args.data for s in read_dataset(d)]
+        sequences = [s for d in args.val for s in read_dataset(d)] + held_apart(training, cfg.holdout)
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process owns the run folder
             prepare_run_folder(out, args.resume, args.overwrite)
             atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))

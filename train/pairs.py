@@ -141,13 +141,9 @@ class PairDataset(Dataset):
                 region = regions.random_region(rng, self.cache_size, self.exemplar)
             if img_x is img_z and cfg.rotation > 0:
                 img_x, region = regions.rotate(img_z, region, rng.uniform(-cfg.rotation, cfg.rotation))
-        else:
-            region = regions.Region((c, c), (c, c), (w, h), (w, h), float(self.exemplar))
-            if kind == "neg":
-                img_x, _, _ = self._load(*self._other(rng, seq))
-            else:
-                img_x, tw_, th_ = self._load(seq, j)
-                region = regions.Region((c, c), (c, c), (w, h), (tw_, th_), float(self.exemplar))
+        else:  # the annotated target, centred in its cached crop; a negative's search comes from another video
+            img_x, *size_x = self._load(*self._other(rng, seq)) if kind == "neg" else self._load(seq, j)
+            region = regions.Region((c, c), (c, c), (w, h), tuple(size_x), float(self.exemplar))
 
         # exemplar: the context square with slight scale and shift jitter
         sz = region.context * math.exp(rng.uniform(-cfg.exemplar_jitter, cfg.exemplar_jitter))
