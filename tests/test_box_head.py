@@ -16,7 +16,7 @@ from tracker.heads.box import BoxSearch, decode_boxes
 from tracker.model import SiamFC
 from train.curate import curate
 from train.labels import cell_offsets, make_box_labels
-from train.losses import box_head_loss, giou_loss
+from train.losses import box_head_distill, box_head_loss, giou_loss
 from train.pairs import PairConfig, PairDataset
 
 BOX = ModelConfig(backbone="mobilenetv2", width=0.35, stride=16, neck=16, head="box", tower=16)
@@ -89,6 +89,26 @@ def test_box_head_loss_pulls_the_box_to_the_target():
     pred = (torch.exp(raw) * 16)[0].permute(1, 2, 0)[pos]
     assert loss.item() < 0.5 * first
     assert torch.allclose(pred, ltrb[0].permute(1, 2, 0)[pos], rtol=0.05)
+
+
+def test_distillation_pulls_the_maps_to_the_teachers():
+    torch.manual_seed(0)
+    teacher = {"cls": torch.randn(2, 1, 16, 16) * 3, "box": torch.rand(2, 4, 16, 16) * 60 + 5,
+               "quality": torch.randn(2, 1, 16, 16)}  # fmt: skip
+    raw = torch.zeros(2, 4, 16, 16, requires_grad=True)
+    cls = torch.zeros(2, 1, 16, 16, requires_grad=True)
+    q = torch.zeros(2, 1, 16, 16, requires_grad=True)
+    opt = torch.optim.Adam([raw, cls, q], lr=0.05)
+    for _ in range(300):
+        loss = box_head_distill({"cls": cls, "box": torch.exp(raw) * 16, "quality": q}, teacher)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.allclose(torch.sigmoid(cls), torch.sigmoid(teacher["cls"]), atol=0.05)
+    confident = (torch.sigmoid(teacher["cls"]) * torch.sigmoid(teacher["quality"]))[:, 0] > 0.5
+    pred, want = (t.permute(0, 2, 3, 1)[confident] for t in (torch.exp(raw) * 16, teacher["box"]))
+    assert confident.any() and torch.allclose(pred, want, rtol=0.1)
+    assert torch.isfinite(loss)
 
 
 def write_bright_box_sequence(root: Path, n: int = 8) -> None:

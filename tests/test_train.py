@@ -19,7 +19,7 @@ from synthetic import make_sequence
 from tracker.config import ConfigError, ModelConfig
 from tracker.datasets import read_dataset, read_sequence
 from tracker.model import SiamFC
-from tracker.weights import load_weights
+from tracker.weights import load_weights, save_weights
 from train.__main__ import main as train_main
 from train.curate import curate
 from train.labels import make_labels
@@ -154,6 +154,21 @@ def test_training_lowers_loss_on_fixed_pairs(cache, tmp_path):
     batch = [torch.stack(t) for t in zip(*[trainer._loader().dataset[i] for i in range(8)], strict=True)]
     losses = [trainer.train_step(batch) for _ in range(60)]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.125)), teacher)
+    trainer = Trainer(tiny_config(steps=2, teacher=str(teacher), distill_weight=1.0), cache, tmp_path / "run")
+    batch = [torch.stack(t) for t in zip(*[trainer._loader().dataset[i] for i in range(2)], strict=True)]
+    plain = Trainer(tiny_config(steps=2), cache, tmp_path / "plain")
+    # the same model start (seed) and pairs: the teacher's term adds to the label loss
+    assert trainer.train_step(batch) > plain.train_step(batch)
+    assert not any(p.grad is not None for p in trainer.teacher.parameters())
+    other = tmp_path / "other.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.125, search_size=239)), other)
+    with pytest.raises(ConfigError, match="search_size"):
+        Trainer(tiny_config(steps=2, teacher=str(other)), cache, tmp_path / "bad")
 
 
 @pytest.mark.slow

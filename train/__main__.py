@@ -83,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--groups", type=int, help=f"groups of AlexNet's conv2, conv4 and conv5: 1, 2 or 4 (default {d.model.groups})"
     )
+    p.add_argument(
+        "--teacher", help="weights of a trained model whose maps the model also learns (distillation; same head)"
+    )
+    p.add_argument(
+        "--distill-weight", type=float, help=f"weight of the distillation loss (default {d.distill_weight:g})"
+    )
     p.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {d.workers})")
     p.add_argument("--val-every", type=int, help=f"steps between validations, 0: never (default {d.val_every})")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
@@ -98,7 +104,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     else:
         cfg = {}
     for key in ("steps", "batch_size", "lr", "workers", "val_every", "pretrained", "freeze_layers", "freeze_steps",
-                "backbone_lr", "loss", "holdout"):  # fmt: skip
+                "backbone_lr", "loss", "holdout", "teacher", "distill_weight"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "head"):

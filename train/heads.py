@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .labels import make_box_labels, make_labels
-from .losses import LOSSES, box_head_loss
+from .losses import LOSSES, box_head_distill, box_head_loss, fc_head_distill
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class TrainHead:
     labels: Callable[..., tuple[np.ndarray, ...]]
     # (outputs by name, *labels, classification=LOSSES key) -> scalar loss
     loss: Callable[..., torch.Tensor]
+    # (student outputs, teacher outputs on the same pairs) -> scalar distillation loss (TrainConfig.teacher)
+    distill: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
 
 
 def _fc_labels(model, cfg, target, scale: float) -> tuple:  # noqa: ANN001
@@ -34,6 +36,8 @@ def _fc_loss(outputs: dict[str, torch.Tensor], *labels: torch.Tensor, classifica
 
 
 TRAIN_HEADS = {
-    "fc": TrainHead(_fc_labels, _fc_loss),
-    "box": TrainHead(lambda model, cfg, target, scale: make_box_labels(model, cfg, target), box_head_loss),
+    "fc": TrainHead(_fc_labels, _fc_loss, fc_head_distill),
+    "box": TrainHead(
+        lambda model, cfg, target, scale: make_box_labels(model, cfg, target), box_head_loss, box_head_distill
+    ),
 }

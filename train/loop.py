@@ -20,7 +20,7 @@ from tracker import atomic
 from tracker.config import BACKBONES, ConfigError, ModelConfig
 from tracker.machine import default_precision
 from tracker.model import SiamFC
-from tracker.weights import save_weights
+from tracker.weights import load_weights, save_weights
 
 from .heads import TRAIN_HEADS
 from .losses import LOSSES
@@ -57,9 +57,13 @@ class TrainConfig:
     # training videos held apart: no pairs are drawn from them, and they are the validation split that picks the
     # best checkpoint (so that dev stays for reporting)
     holdout: tuple[str, ...] = ()
+    # distillation: a trained model's weights file whose head maps on the same pairs the model also learns
+    # (TRAIN_HEADS' distill loss, times distill_weight, added to the label loss); None: labels only
+    teacher: str | None = None
+    distill_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad"):
+        for name in ("lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad", "distill_weight"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"TrainConfig: {name} must be finite")
         checks = [
@@ -72,6 +76,7 @@ class TrainConfig:
             (min(self.warmup_steps, self.freeze_layers, self.freeze_steps, self.workers) >= 0, "counts must be >= 0"),
             (self.weight_decay >= 0 and 0 <= self.momentum < 1, "need weight_decay >= 0 and 0 <= momentum < 1"),
             (self.clip_grad > 0, "clip_grad must be > 0"),
+            (self.distill_weight >= 0, "distill_weight must be >= 0"),
             (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
             (self.pretrained is None or BACKBONES[self.model.backbone].pretrained, "pretrained needs a MobileNet"),
         ]
@@ -122,6 +127,22 @@ def backbone_layers(model: SiamFC) -> list[torch.nn.Module]:
     return list(getattr(model.backbone, "features", []))
 
 
+def load_teacher(path: str, student: ModelConfig, device: torch.device) -> SiamFC:
+    """The frozen teacher of a distillation run. Its maps must lie on the student's grid: the same head, crop
+    sizes and stride (the backbone, widths, neck and tower may differ)."""
+    teacher = load_weights(path, device="cpu")
+    t = teacher.config
+    for key in ("head", "exemplar_size", "search_size", "stride"):
+        if getattr(t, key) != getattr(student, key):
+            raise ConfigError(
+                f"TrainConfig: the teacher {path} has {key} {getattr(t, key)!r}, the model {getattr(student, key)!r};"
+                " a teacher must share the model's head, crop sizes and stride"
+            )
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval().to(device)
+
+
 def make_optimizer(model: SiamFC, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD or AdamW in four groups: (backbone, rest) x (decayed weights, BatchNorm and biases). The backbone
     groups run at ``backbone_lr`` times the rate (``lr_scale``); frozen layers are left out."""
@@ -170,6 +191,7 @@ class Trainer:
                 tqdm.write(f"backbone: {loaded} layers from {cfg.pretrained}")
         self.model.to(self.device)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
+        self.teacher = load_teacher(cfg.teacher, cfg.model, self.device) if cfg.teacher else None
         self.optimizer = make_optimizer(self.model, cfg)
         self.step, self.best_auc = 0, -1.0
         self.cache_dir = cache_dir
@@ -222,7 +244,13 @@ class Trainer:
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
             outputs = self.net(z.float(), x.float())
-        loss = TRAIN_HEADS[self.cfg.model.head].loss(outputs, *targets, classification=self.cfg.loss)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    taught = self.teacher(z.float(), x.float())
+        head = TRAIN_HEADS[self.cfg.model.head]
+        loss = head.loss(outputs, *targets, classification=self.cfg.loss)
+        if self.teacher is not None and self.cfg.distill_weight > 0:
+            loss = loss + self.cfg.distill_weight * head.distill(outputs, taught)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)

@@ -125,13 +125,18 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Ten
 
 def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean 1 - GIoU of boxes given as distances (P, 4) = (left, top, right, bottom) from the same points."""
+    return giou_distance(pred, target).mean()
+
+
+def giou_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - GIoU (P,) of boxes given as distances (P, 4) = (left, top, right, bottom) from the same points."""
     pl, pt, pr, pb = pred.unbind(1)
     tl, tt, tr, tb = target.unbind(1)
     inter = (torch.minimum(pl, tl) + torch.minimum(pr, tr)) * (torch.minimum(pt, tt) + torch.minimum(pb, tb))
     union = (pl + pr) * (pt + pb) + (tl + tr) * (tt + tb) - inter
     hull = (torch.maximum(pl, tl) + torch.maximum(pr, tr)) * (torch.maximum(pt, tt) + torch.maximum(pb, tb))
     giou = inter / union.clamp(min=1e-6) - (hull - union) / hull.clamp(min=1e-6)
-    return (1 - giou).mean()
+    return 1 - giou
 
 
 BOX_WEIGHT = 2.0  # weight of the GIoU term against the classification and quality terms
@@ -156,3 +161,28 @@ def box_head_loss(
         q = outputs["quality"][:, 0].float()[pos]
         loss = loss + F.binary_cross_entropy_with_logits(q, quality[pos])
     return loss
+
+
+def box_head_distill(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Distillation of the box head from a teacher's maps on the same pairs (the response-based distillation of
+    "Distilled Siamese Networks for Visual Tracking"): BCE of ``cls`` against the teacher's probabilities at every
+    cell; and, at each cell in proportion to the teacher's belief that it holds the target (its ``cls`` times its
+    ``quality`` probability), GIoU of ``box`` against the teacher's box and BCE of ``quality`` against its
+    centre-ness. The weighting keeps the teacher's boxes where it has no opinion (the background) out of it."""
+    p_cls = torch.sigmoid(teacher["cls"].float())
+    p_quality = torch.sigmoid(teacher["quality"].float())
+    loss = F.binary_cross_entropy_with_logits(student["cls"].float(), p_cls)
+    w = (p_cls * p_quality)[:, 0].flatten()  # (B * R * R,)
+    if w.sum() > 1e-6:
+        pred = student["box"].float().permute(0, 2, 3, 1).reshape(-1, 4)
+        target = teacher["box"].float().permute(0, 2, 3, 1).reshape(-1, 4)
+        quality = F.binary_cross_entropy_with_logits(
+            student["quality"].float().flatten(), p_quality.flatten(), reduction="none"
+        )
+        loss = loss + ((BOX_WEIGHT * giou_distance(pred, target) + quality) * w).sum() / w.sum()
+    return loss
+
+
+def fc_head_distill(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Distillation of SiamFC's response map: BCE against the teacher's probabilities at every cell."""
+    return F.binary_cross_entropy_with_logits(student["response"].float(), torch.sigmoid(teacher["response"].float()))
