@@ -28,10 +28,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def track_clip(weights: Path = WEIGHTS) -> np.ndarray:
-    """Rows ``x, y, w, h, score, found`` (boxes 0-based pixels) for every frame after the first, tracked by torch
-    in fp32 on the CPU with one thread: the one configuration whose arithmetic is the same on every x86 CPU."""
-    tracker = SiamFCTracker(weights, backend="torch", device="cpu", config=TrackerConfig(precision="fp32", threads=1))
+def track_clip(weights: Path = WEIGHTS, backend: str = "torch", precision: str = "fp32") -> np.ndarray:
+    """Rows ``x, y, w, h, score, found`` (boxes 0-based pixels) for every frame after the first, tracked on the CPU
+    with one thread; by default by torch in fp32, the one configuration whose arithmetic is the same on every x86
+    CPU (the reference run's)."""
+    config = TrackerConfig(precision=precision, threads=1)
+    tracker = SiamFCTracker(weights, backend=backend, device="cpu", config=config)
     capture = cv2.VideoCapture(str(CLIP))
     ok, frame = capture.read()
     assert ok, f"cannot read {CLIP}"

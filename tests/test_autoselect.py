@@ -67,7 +67,8 @@ def test_int8_is_a_candidate_only_when_asked_for(monkeypatch):
     assert ("onnx", "int8") not in autoselect.cpu_candidates()
     assert ("onnx", "int8") not in autoselect.cpu_candidates("auto")
     assert ("onnx", "fp32") in autoselect.cpu_candidates()
-    assert autoselect.cpu_candidates("int8") == [("onnx", "int8")]
+    assert autoselect.cpu_candidates("int8") == [("onnx", "int8"), ("openvino", "int8")]
+    assert ("openvino", "fp32") in autoselect.cpu_candidates()
 
 
 def test_a_timing_under_load_is_not_cached(handset_weights):
@@ -160,6 +161,8 @@ def test_candidate_that_cannot_start_is_skipped(handset_weights):
 
 
 def test_precision_narrows_the_candidates(monkeypatch):
+    real = autoselect.importlib.util.find_spec
+    monkeypatch.setattr(autoselect.importlib.util, "find_spec", lambda n, *a: None if n == "openvino" else real(n, *a))
     assert autoselect.cpu_candidates("int8") == [("onnx", "int8")]
     with pytest.raises(BackendError, match="fp16"):
         autoselect.cpu_candidates("fp16")

@@ -84,7 +84,7 @@ def test_auto_over_a_graph_folder_is_onnx(handset_weights, tmp_path):
 
 def test_unknown_backend(handset_weights):
     with pytest.raises(BackendError, match="unknown backend"):
-        SiamFCTracker(handset_weights, backend="openvino")
+        SiamFCTracker(handset_weights, backend="tflite")
 
 
 def test_tensorrt_unavailable_names_what_is_missing(handset_weights):
@@ -111,7 +111,7 @@ def test_onnx_without_onnxruntime(handset_weights, monkeypatch):
     monkeypatch.setattr(select.importlib.util, "find_spec", lambda n, *a: None if n == "onnxruntime" else real(n, *a))
     with pytest.raises(BackendError, match="onnxruntime"):
         select.create_backend("onnx", handset_weights)
-    assert {b for b, _ in cpu_candidates()} == {"torch"}  # auto then stays on torch
+    assert "onnx" not in {b for b, _ in cpu_candidates()}  # auto then times torch (and openvino where installed)
 
 
 def test_torch_needs_a_weights_file(handset_weights, tmp_path):

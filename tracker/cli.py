@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
     p.add_argument(
         "--precision", choices=[v for v in PRECISIONS if v], help="network precision (default: the backend's own); "
-        "int8 is for --backend onnx on CPU: faster on some CPUs, and less accurate"
+        "int8 is for --backend onnx or openvino on CPU: faster on some CPUs, and less accurate"
     )  # fmt: skip
     p.add_argument("--start-frame", type=int, default=0, metavar="N", help="0-based frame to start on (default 0)")
     return p

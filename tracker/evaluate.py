@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "siamtrack:<file stem>, in the same run",
     )
     p.add_argument("--config", type=Path, help="JSON file of TrackerConfig fields for siamtrack (default: none)")
-    p.add_argument("--backend", default="auto", help="siamtrack backend: auto, torch, onnx, tensorrt")
+    p.add_argument("--backend", default="auto", help="siamtrack backend: auto, torch, onnx, openvino, tensorrt")
     p.add_argument("--threads", type=int, help="threads for torch and OpenCV (default: torch's current)")
     p.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout")
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/dev")

@@ -32,14 +32,18 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``track-export`` argument parser."""
     p = _Parser(
-        prog=PROG, description="Export siamtrack weights to ONNX graphs (needs: pip install 'siamtrack[onnx]')."
+        prog=PROG,
+        description="Export siamtrack weights to ONNX graphs for the onnx, openvino and tensorrt backends (needs: "
+        "pip install 'siamtrack[onnx]').",
     )
     p.add_argument("--weights", type=Path, help="weights file (.safetensors; default: the shipped weights)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="half-precision backbone (head and outputs stay fp32)")
     precision.add_argument(
-        "--int8", action="store_true", help="int8 convolutions in the search graph (ONNX Runtime CPU; calibrated)"
+        "--int8",
+        action="store_true",
+        help="int8 convolutions in the search graph (ONNX Runtime or OpenVINO on CPU; calibrated)",
     )
     p.add_argument("--targets", type=int, default=1, help="targets per run (static batch; default 1)")
     p.add_argument(

@@ -53,7 +53,7 @@ class MultiTracker(BackendInfo):
         batch_targets: target copies per network call (a tracked target is one, a lost one several): more run in
             calls of this many. Larger calls pay the per-call cost less often, but past about 8 targets (24 crops)
             the CPU slows down per crop (measured: README).
-        graph_targets: targets per run of exported graphs (onnx, tensorrt backends, whose batch is fixed at
+        graph_targets: targets per run of exported graphs (onnx, openvino, tensorrt backends, whose batch is fixed at
             export): more targets (a lost target counts as several) run in chunks of this many, the last chunk
             padded. 1 suits ONNX Runtime on a CPU, where a run of N targets costs N runs of one (measured: README);
             on a GPU a larger batch is what pays. The torch backend takes any batch and ignores it.

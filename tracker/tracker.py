@@ -54,7 +54,7 @@ class Tracker(BackendInfo):
     Args:
         weights: safetensors file written by ``train`` (default: ``$SIAMTRACK_WEIGHTS``, else the shipped
             weights, :func:`tracker.shipped.default_weights`).
-        backend: "auto", "torch", "onnx" or "tensorrt".
+        backend: "auto", "torch", "onnx", "openvino" (CPU) or "tensorrt".
         device: "cpu", "cuda" or "cuda:N"; None lets the backend choose.
         config: inference settings (:class:`TrackerConfig`).
 

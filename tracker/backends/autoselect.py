@@ -1,9 +1,9 @@
 """``auto`` on a CPU: the fastest of the available CPU paths for these weights, measured, and remembered.
 
 Only paths whose answers equal fp32's are candidates, so a user's accuracy never depends on a timing: torch
-fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 where onnxruntime is installed. int8 changes
-the answers (the shipped box head loses 0.14 dev AUC on it), so it runs only when asked for
-(``precision="int8"``, which makes it the only candidate). They are timed for a moment on random crops at the
+fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 where onnxruntime is installed; OpenVINO fp32
+where openvino is installed. int8 changes the answers, so it runs only when asked for (``precision="int8"``,
+which makes the int8 paths the only candidates). They are timed for a moment on random crops at the
 tracker's thread setting: each one's ``score()`` for the tracker's targets, a few calls after a warm-up, the
 candidates taking turns so a burst of other work hits all of them alike; the median counts (the minimum let one
 lucky call decide on a busy machine). The choice is cached in ``<cache>/auto/`` (see
@@ -36,7 +36,7 @@ from ..atomic import write_text
 from ..errors import BackendError
 from .graphs import cache_root, weights_sha256
 
-CACHE_FORMAT = "2"  # bump when the candidates or the way they are timed change (2: float paths only)
+CACHE_FORMAT = "3"  # bump when the candidates or the way they are timed change (2: float paths only; 3: OpenVINO)
 BUSY_CPUS = 0.25  # other processes' average CPU use while timing above which the timing is not cached
 WARMUP, ROUNDS = 2, 9  # score() calls per candidate: untimed, then timed (one per round); ~1 s in all here
 
@@ -75,8 +75,11 @@ def cpu_candidates(precision: str | None = None) -> list[Candidate]:
     has_onnx = importlib.util.find_spec("onnxruntime") is not None
     if has_onnx:
         found.append(("onnx", "fp32"))
-    if precision == "int8" and has_onnx:
-        found.append(("onnx", "int8"))
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    if has_openvino:
+        found.append(("openvino", "fp32"))
+    if precision == "int8":
+        found += [("onnx", "int8")] * has_onnx + [("openvino", "int8")] * has_openvino
     if precision not in (None, "auto"):
         found = [c for c in found if c[1] == precision]
     if not found:
@@ -151,7 +154,7 @@ def machine_key() -> dict[str, object]:
             flags = hashlib.sha256(value.encode()).hexdigest()[:16]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {}
-    for package in ("torch", "onnxruntime"):
+    for package in ("torch", "onnxruntime", "openvino"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

@@ -14,7 +14,7 @@ from ..errors import BackendError
 from . import Backend
 from .graphs import GraphSpec, read_graph_meta
 
-BACKENDS = ("auto", "torch", "onnx", "tensorrt")
+BACKENDS = ("auto", "torch", "onnx", "openvino", "tensorrt")
 
 
 def create_backend(
@@ -30,17 +30,17 @@ def create_backend(
     """Build the backend ``name`` for ``weights``. Asking for an unavailable backend is an error, not a fallback.
 
     Args:
-        name: "torch", "onnx", "tensorrt", or "auto": TensorRT when it is installed and a GPU is visible, else
-            torch on CUDA, else the CPU path measured fastest here (:mod:`.autoselect`; cached), whose
-            :class:`~.autoselect.Choice` the backend then carries as ``auto_choice``.
-        weights: a ``.safetensors`` file, or (onnx, tensorrt) a folder written by ``track-export``. From a weights
-            file the onnx and tensorrt backends export graphs to a cache folder on first use (this imports torch).
+        name: "torch", "onnx", "openvino" (CPU only), "tensorrt", or "auto": TensorRT when it is installed and a
+            GPU is visible, else torch on CUDA, else the CPU path measured fastest here (:mod:`.autoselect`;
+            cached), whose :class:`~.autoselect.Choice` the backend then carries as ``auto_choice``.
+        weights: a ``.safetensors`` file, or (onnx, openvino, tensorrt) a folder written by ``track-export``. From
+            a weights file those backends export graphs to a cache folder on first use (this imports torch).
         device: "cpu", "cuda" or "cuda:N"; None lets the backend choose.
         threads: CPU threads for this backend's calls (torch: set around each call, 1 by default; onnxruntime:
-            its sessions' intra-op threads, one per physical core by default).
+            its sessions' intra-op threads, one per physical core by default; openvino: its compiled models').
         scales, targets: search crops per target, and targets per run, that exported graphs are made for.
-        precision: torch "auto" | "fp32" | "bf16" | "fp16"; onnx "fp32" (default) | "fp16" | "int8"; tensorrt "fp16"
-            (default) | "fp32".
+        precision: torch "auto" | "fp32" | "bf16" | "fp16"; onnx "fp32" (default) | "fp16" | "int8"; openvino
+            "fp32" (default) | "bf16" | "int8"; tensorrt "fp16" (default) | "fp32".
     """
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -68,6 +68,18 @@ def create_backend(
             raise BackendError("the onnx backend needs onnxruntime: pip install 'siamtrack[onnx]'")
         spec = GraphSpec(targets, scales, "uint8", precision or "fp32")
         return OnnxBackend(_graphs(weights, spec, precision), device or "cpu", threads)
+    if name == "openvino":
+        from .openvino_backend import MISSING, OpenVinoBackend
+
+        if importlib.util.find_spec("openvino") is None:  # before exporting anything
+            raise BackendError(MISSING)
+        if device not in (None, "cpu"):
+            raise BackendError(f"the openvino backend runs on the cpu, not {device!r}")
+        if precision not in (None, "fp32", "bf16", "int8"):
+            raise BackendError(f"the openvino backend runs fp32, bf16 or int8, not {precision!r}")
+        graphs = "int8" if precision == "int8" else "fp32"  # bf16: fp32 graphs, computed in bf16 by OpenVINO
+        spec = GraphSpec(targets, scales, "uint8", graphs)
+        return OpenVinoBackend(_graphs(weights, spec, None if precision is None else graphs), threads, precision)
     from .tensorrt_backend import TensorRTBackend, tensorrt_unavailable
 
     reason = tensorrt_unavailable()

@@ -1,0 +1,86 @@
+"""OpenVINO backend: runs the two exported graphs (``track-export``) with Intel's OpenVINO runtime on the CPU,
+without importing torch. It reads the ONNX files directly; an int8 export's quantize / dequantize pairs
+(:func:`~tracker.backends.trace.quantize_search_graph`) become int8 convolutions there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendError
+from .graphs import EXEMPLAR_FILE, SEARCH_FILE, embed_in_chunks, read_graph_meta, score_in_chunks
+
+MISSING = "the openvino backend needs openvino: pip install 'siamtrack[openvino]'"
+# what OpenVINO computes the float layers in, by the precision asked for; an int8 graph's float parts stay f32.
+# Left to itself OpenVINO runs in bf16 on CPUs with native bf16 (AMX, AVX-512 BF16), which changes the answers
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+class OpenVinoBackend:
+    """Runs an export folder's ``exemplar.onnx`` and ``search.onnx`` with OpenVINO on the CPU.
+
+    Args:
+        graphs: a folder written by ``track-export`` (or by :func:`~tracker.backends.exported.exported_graphs`).
+        threads: threads of this backend's compiled models (``INFERENCE_NUM_THREADS``, their own pool: the
+            process's torch and ONNX Runtime threads are not touched); None lets OpenVINO use its default.
+        precision: "fp32" (the default), "bf16" (the float layers in bf16: CPUs with native bf16 only) or "int8"
+            (an int8 export folder; its float layers in fp32). Defaults to the export's own precision.
+
+    The compiled models use the LATENCY hint (one request at a time, all threads on it) and no CPU pinning, so a
+    busy machine can move their threads. Kernels (the handle :meth:`embed` returns) are float32 (B, C, k, k).
+    """
+
+    def __init__(self, graphs: str | os.PathLike, threads: int | None = None, precision: str | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise BackendError(MISSING) from None
+        folder = Path(graphs)
+        self.meta = read_graph_meta(folder)
+        self.model_config = self.meta.model_config
+        exported = self.meta.spec.precision
+        precision = precision or exported
+        if precision not in HINTS or (precision == "int8") != (exported == "int8") or exported == "fp16":
+            raise BackendError(
+                f"the openvino backend runs fp32 or bf16 from fp32 graphs and int8 from int8 graphs, not {precision}"
+                f" from the {exported} graphs in {folder}"
+            )
+        if threads is not None and threads < 1:
+            raise BackendError(f"threads must be >= 1, got {threads}")
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": HINTS[precision]}
+        config["ENABLE_CPU_PINNING"] = False
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        try:
+            self._exemplar = core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", config).create_infer_request()
+            search = core.compile_model(str(folder / SEARCH_FILE), "CPU", config)
+        except Exception as e:  # OpenVINO raises its own RuntimeErrors for unreadable or unsupported graphs
+            raise BackendError(f"openvino cannot compile the graphs in {folder}: {e}") from None
+        self._search = search.create_infer_request()
+        self._outputs = {name: search.output(name) for name in self.model_config.outputs}
+        self._input_dtype = np.dtype(self.meta.spec.input_dtype)
+        self.device = "cpu"
+        self.precision = precision
+        self.name = f"openvino-cpu-{precision}"
+
+    def _crops(self, crops: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(crops, dtype=self._input_dtype)
+
+    def _run_exemplar(self, exemplars: np.ndarray) -> np.ndarray:
+        return np.array(self._exemplar.infer({"exemplar": self._crops(exemplars)})[0], copy=True)
+
+    def _run_search(self, kernel: np.ndarray, search: np.ndarray) -> dict[str, np.ndarray]:
+        results = self._search.infer({"kernel": np.ascontiguousarray(kernel), "search": self._crops(search)})
+        # copies: the request's output tensors are reused by its next call
+        return {name: np.array(results[port], copy=True) for name, port in self._outputs.items()}
+
+    def embed(self, exemplars: np.ndarray) -> np.ndarray:
+        """Exemplar crops (B, 127, 127, 3) uint8 BGR -> kernels (B, C, k, k) float32."""
+        return embed_in_chunks(self._run_exemplar, exemplars, self.meta)
+
+    def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
+        """Kernels of B targets and search crops (B * S, 255, 255, 3) -> the named outputs (``Backend.score``)."""
+        return score_in_chunks(self._run_search, kernel, search, self.meta)
