@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from synthetic import write_dataset
 
-from tracker import absence, evaluate
 from tracker.datasets import Sequence
+from tracker.eval import absence, evaluate
 from tracker.search import TrackResult
 
 

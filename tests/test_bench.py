@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from synthetic import make_sequence
 
-from tracker import SiamFCTracker, bench
+from tracker import SiamFCTracker
+from tracker.eval import bench
 from tracker.timing import STAGES, StageClock
 
 

@@ -10,8 +10,8 @@ from synthetic import make_sequence
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.config import ModelConfig
 from tracker.errors import InputError, NotInitializedError, WeightsError
+from tracker.eval.metrics import centre_errors, ious
 from tracker.geometry import Box, as_box, context_size, crop_and_resize
-from tracker.metrics import centre_errors, ious
 from tracker.model import SeparableMaxPool, SiamFC, SimilarityHead, inference_form, xcorr_grouped
 from tracker.weights import load_weights, save_weights
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from synthetic import make_sequence
 
-from tracker import SiamFCTracker, TrackerConfig, evaluate
+from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import Sequence
-from tracker.evaluation import run_lockstep, run_sequence
+from tracker.eval import evaluate
+from tracker.eval.run import run_lockstep, run_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +92,7 @@ def test_evaluate_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_evaluate_without_matplotlib_names_the_extra(tiny_dataset: Path, tmp_path: Path) -> None:
     code = (
-        "import sys\nsys.modules['matplotlib'] = None  # as if not installed\nfrom tracker import evaluate\n"
+        "import sys\nsys.modules['matplotlib'] = None  # as if not installed\nfrom tracker.eval import evaluate\n"
         "try:\n    evaluate.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
         f"sys.exit(evaluate.main([{str(tiny_dataset)!r}, '--trackers', 'MIL', '--out', {str(tmp_path / 'o')!r}]))"
     )

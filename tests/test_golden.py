@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from golden import REFERENCE, WEIGHTS, sha256, track_clip
 
-from tracker.metrics import centre_errors, ious
+from tracker.eval.metrics import centre_errors, ious
 
 # torch fp32 on one thread gives the same boxes on any x86 CPU up to float rounding; the bounds leave room for
 # a rounding difference that flips one scale choice and shifts a few later boxes by a pixel or two

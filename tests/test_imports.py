@@ -7,7 +7,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = {"tracker.bench", "tracker.evaluate"}  # `python -m` commands: they import the library, never the reverse
+# `python -m` commands (tracker.eval's, under the names the docs use): they import the library, never the reverse
+COMMANDS = {"tracker.bench", "tracker.evaluate", "tracker.eval.bench", "tracker.eval.evaluate"}
+EVAL = "tracker.eval"  # the measuring package: benchmarks, metrics, plots, peers
 
 
 def module_name(path: Path) -> str:
@@ -62,6 +64,15 @@ def test_library_imports_no_tool_training_or_command():
     for path in (ROOT / "tracker").rglob("*.py"):
         roots = {m.split(".")[0] for m in imports(path)}
         assert not roots & {"train", "tools", "scripts", "tests"}, path
+
+
+def test_library_imports_nothing_of_the_measuring_package():
+    """tracker.eval measures the library; the library (the commands' two entry points aside) never needs it."""
+    for name, deps in graph().items():
+        if name in COMMANDS or name == EVAL or name.startswith(EVAL + "."):
+            continue
+        bad = {d for d in deps if d == EVAL or d.startswith(EVAL + ".")}
+        assert not bad, f"{name} imports {sorted(bad)}"
 
 
 def test_lab_tools_use_the_library_as_it_is():

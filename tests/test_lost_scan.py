@@ -10,8 +10,8 @@ from synthetic import make_occluded_sequence
 
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.config import ConfigError
+from tracker.eval.metrics import ious
 from tracker.heads.fc import SiamFCSearch
-from tracker.metrics import ious
 from tracker.search import SCAN_BLOCK, TargetState
 
 # as tests/test_robust.py: the hand-set features

@@ -8,8 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tracker.datasets import Sequence
-from tracker.evaluation import overall, run_sequence
-from tracker.metrics import (
+from tracker.eval.metrics import (
     IOU_THRESHOLDS,
     centre_errors,
     curves,
@@ -20,6 +19,7 @@ from tracker.metrics import (
     success_auc,
     summarise,
 )
+from tracker.eval.run import overall, run_sequence
 from tracker.tracker import TrackResult
 
 GT = np.array([[10.0, 20.0, 100.0, 50.0]] * 4)
@@ -141,7 +141,7 @@ def test_failure_counts_low_auc_and_an_early_loss():
 
 
 def test_sequences_of_varying_image_size_are_tracked_on_one_canvas():
-    from tracker.evaluation import on_one_canvas
+    from tracker.eval.run import on_one_canvas
 
     frames = [np.full((40, 60, 3), 10, np.uint8), np.full((50, 30, 3), 200, np.uint8)]
     boxes = np.array([[5.0, 6.0, 10.0, 8.0], [1.0, 2.0, 4.0, 4.0]])

@@ -19,7 +19,7 @@ from tracker.backends.graphs import GraphSpec
 from tracker.backends.torch_backend import TorchBackend
 from tracker.backends.trace import calibration_crops
 from tracker.config import ModelConfig
-from tracker.metrics import ious
+from tracker.eval.metrics import ious
 from tracker.weights import load_weights
 
 pytest.importorskip("openvino")

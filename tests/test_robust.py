@@ -17,7 +17,7 @@ from synthetic import make_occluded_sequence, make_sequence
 import tracker
 from tracker import BackendError, InputError, NotInitializedError, SiamFCTracker, TrackerConfig, WeightsError
 from tracker.config import ConfigError, ModelConfig
-from tracker.metrics import ious
+from tracker.eval.metrics import ious
 from tracker.model import SiamFC
 
 PACKAGE = str(Path(tracker.__file__).parent)

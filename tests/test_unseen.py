@@ -8,7 +8,7 @@ import pytest
 from synthetic import make_shape_sequence
 
 from tracker import SiamFCTracker
-from tracker.metrics import ious
+from tracker.eval.metrics import ious
 from tracker.shipped import default_weights
 
 

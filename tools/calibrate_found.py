@@ -20,8 +20,9 @@ import itertools
 import sys
 from pathlib import Path
 
-from tracker import SiamFCTracker, TrackerConfig, absence
+from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import read_dataset
+from tracker.eval import absence
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction")
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker import TrackerConfig, absence
+from tracker import TrackerConfig
 from tracker import postprocess as pp
 from tracker.backends.select import create_backend
 from tracker.datasets import read_dataset
+from tracker.eval import absence
+from tracker.eval.metrics import ious
 from tracker.geometry import as_frame
 from tracker.heads.box import BoxSearch
-from tracker.metrics import ious
 
 ON_TARGET_IOU = 0.3
 

@@ -30,9 +30,9 @@ from tqdm import tqdm
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import read_dataset
 from tracker.errors import InputError, TrackerError
-from tracker.evaluate import select
-from tracker.evaluation import BOX_METRICS, run_lockstep
-from tracker.metrics import summarise
+from tracker.eval.evaluate import select
+from tracker.eval.metrics import summarise
+from tracker.eval.run import BOX_METRICS, run_lockstep
 
 NOT_KNOBS = ("threads", "precision")  # how the network runs, not how the tracker tracks
 FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name not in NOT_KNOBS}

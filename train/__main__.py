@@ -15,7 +15,7 @@ from tracker import SiamFCTracker, atomic
 from tracker.config import BACKBONES, HEADS, METRICS
 from tracker.datasets import read_dataset
 from tracker.errors import TrackerError, WeightsError
-from tracker.evaluation import evaluate, load_frames
+from tracker.eval.run import evaluate, load_frames
 
 from .curate import curate
 from .loop import TrainConfig, Trainer

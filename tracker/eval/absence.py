@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .datasets import Sequence
-from .errors import InputError
+from ..datasets import Sequence
+from ..errors import InputError
 from .metrics import ious, success_auc
 
 REACQUIRE_IOU = 0.5

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .config import TrackerConfig
-from .errors import TrackerError
-from .multi import MultiTracker
+from ..config import TrackerConfig
+from ..errors import TrackerError
+from ..multi import MultiTracker
 
 
 class AllTargets:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .datasets import Sequence
+from ..datasets import Sequence
 from .metrics import curves, failure, pooled_presence, presence, summarise
 
 BOX_METRICS = ("auc", "precision", "norm_precision", "mean_iou")

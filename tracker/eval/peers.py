@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .geometry import Box
-from .tracker import TrackResult
+from ..errors import InputError
+from ..geometry import Box
+from ..tracker import TrackResult
 
 PEERS = ("KCF", "CSRT", "MIL", "Nano")
 NANO_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
