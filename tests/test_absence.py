@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from synthetic import write_dataset
 
+from tracker import TrackResult
 from tracker.datasets import Sequence
 from tracker.eval import absence, evaluate
-from tracker.search import TrackResult
 
 
 def test_auroc_matches_a_hand_computed_case() -> None:

@@ -42,12 +42,12 @@ class Got10kTracker(_ToolkitTracker):
     answer (0-based box, score, found).
 
     Args:
-        weights, backend, device, config: as for :class:`~tracker.SiamFCTracker`.
+        weights, backend, device, config: as for :class:`~tracker.Tracker`.
         one_based: the boxes count pixels from 1 (True) or from 0 (False).
         name: the folder name of the results in the toolkit's ``result_dir`` (default "siamtrack").
 
     Raises:
-        WeightsError, BackendError, InputError: as :class:`~tracker.SiamFCTracker`.
+        WeightsError, BackendError, InputError: as :class:`~tracker.Tracker`.
     """
 
     def __init__(

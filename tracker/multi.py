@@ -18,7 +18,8 @@ from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
 from .heads import search_for
-from .search import SearchPlan, TargetState, TrackResult
+from .result import TrackResult
+from .search import SearchPlan, TargetState
 from .tracker import BackendInfo, open_backend
 
 RESTART = "remove every target, then add them on the new stream"  # how to start over, in a frame-size error
@@ -49,7 +50,7 @@ class MultiTracker(BackendInfo):
     Several MultiTrackers share nothing; one instance serves one thread at a time.
 
     Args:
-        weights, backend, device, config: as for :class:`~tracker.SiamFCTracker`.
+        weights, backend, device, config: as for :class:`~tracker.Tracker`.
         batch_targets: target copies per network call (a tracked target is one, a lost one several): more run in
             calls of this many. Larger calls pay the per-call cost less often, but past about 8 targets (24 crops)
             the CPU slows down per crop (measured: README).
@@ -59,7 +60,7 @@ class MultiTracker(BackendInfo):
             on a GPU a larger batch is what pays. The torch backend takes any batch and ignores it.
 
     Raises:
-        WeightsError, BackendError, InputError: as :class:`~tracker.SiamFCTracker`.
+        WeightsError, BackendError, InputError: as :class:`~tracker.Tracker`.
     """
 
     def __init__(

@@ -20,21 +20,9 @@ from . import postprocess as pp
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
+from .result import TrackResult
 
 SCAN_BLOCK = 3  # tiles a side of each block of the whole-frame scan while lost (9 crops, as the capped local grid)
-
-
-@dataclass(frozen=True)
-class TrackResult:
-    """One frame's answer: ``box`` (x, y, w, h floats, 0-based pixels, inside the frame, w, h >= 1), ``score``
-    (in [0, 1]; for a box head the probability ``sigmoid(cls) * sigmoid(quality)`` at the chosen cell; for
-    SiamFC's head the peak response as a probability relative to the target's on the first frame tracked, capped
-    at 1: each is what tells a target in view from one gone best for its head, docs/ROBUSTNESS.md) and ``found``
-    (target judged present; when False, ``box`` is the last box where it was)."""
-
-    box: Box
-    score: float
-    found: bool
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from .config import ModelConfig, TrackerConfig
 from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import as_frame
 from .heads import crops_per_target, search_for
-from .search import TargetState, TrackResult
+from .result import TrackResult
+from .search import TargetState
 from .shipped import default_weights
 from .timing import NO_CLOCK, StageClock
 

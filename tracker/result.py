@@ -1,0 +1,20 @@
+"""What the trackers answer each frame: :class:`TrackResult` (the decoders build it, the trackers return it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .geometry import Box
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's answer: ``box`` (x, y, w, h floats, 0-based pixels, inside the frame, w, h >= 1), ``score``
+    (in [0, 1]; for a box head the probability ``sigmoid(cls) * sigmoid(quality)`` at the chosen cell; for
+    SiamFC's head the peak response as a probability relative to the target's on the first frame tracked, capped
+    at 1: each is what tells a target in view from one gone best for its head, docs/ROBUSTNESS.md) and ``found``
+    (target judged present; when False, ``box`` is the last box where it was)."""
+
+    box: Box
+    score: float
+    found: bool
