@@ -1,16 +1,18 @@
-"""Packaging beyond pyproject.toml: the default weights ship inside the package.
+"""Packaging beyond pyproject.toml: the shipped models' weights ship inside the package.
 
 The repository keeps them in ``weights/`` (the model card and training record beside them); the wheel carries
-``weights/mobilenetv2_box.safetensors`` as ``tracker/data/mobilenetv2_box.safetensors``, which
-``tracker.shipped`` looks up first.
+each file of ``tracker.shipped.MODELS`` (listed again here: a build must not import the package; a test keeps
+the two lists equal) as ``tracker/data/<file>``, which ``tracker.shipped`` looks up first.
 Only ``tracker`` is packaged: ``train`` runs from a checkout (``python -m train``) and would collide with other
 projects' top-level ``train`` modules in site-packages.
 """
 
 from setuptools import find_packages, setup
 
+SHIPPED = ["mobilenetv2_box.safetensors", "siamfc.safetensors"]  # tracker.shipped.MODELS' files
+
 setup(
     packages=[*find_packages(include=["tracker", "tracker.*"]), "tracker.data"],
     package_dir={"tracker.data": "weights"},
-    package_data={"tracker.data": ["mobilenetv2_box.safetensors"]},
+    package_data={"tracker.data": SHIPPED},
 )

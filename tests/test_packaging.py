@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.shipped import WEIGHTS_NAME
+from tracker.shipped import MODELS, WEIGHTS_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "tracker", "train", "weights")
@@ -26,6 +26,15 @@ def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedP
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
     return done
+
+
+def test_setup_ships_every_named_model():
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    (shipped,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "SHIPPED"]
+    assert sorted(ast.literal_eval(shipped)) == sorted(MODELS.values())
+    assert all((ROOT / "weights" / file).is_file() for file in MODELS.values())
 
 
 @pytest.mark.slow
@@ -43,7 +52,7 @@ def test_wheel_carries_the_weights_and_tracks(tmp_path):
     run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "--no-index", "-w", "dist", "-q"], tmp_path)
     (wheel,) = (tmp_path / "dist").glob("siamtrack-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert f"tracker/data/{WEIGHTS_NAME}" in names
+    assert {f"tracker/data/{file}" for file in MODELS.values()} <= set(names)  # every named model
     assert not [n for n in names if n.startswith("train/")]  # training stays in the checkout
     packaged = zipfile.ZipFile(wheel).read(f"tracker/data/{WEIGHTS_NAME}")
     assert packaged == (ROOT / "weights" / WEIGHTS_NAME).read_bytes()

@@ -33,6 +33,7 @@ from .io import (
     write_boxes,
 )
 from .multi import MultiTracker
+from .shipped import MODELS
 from .tracker import TrackResult
 
 PROG = "track"
@@ -81,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", metavar="FILE", help="write the boxes per frame to .csv or .json")
     p.add_argument("--show", action="store_true", help="show the tracking live in a window (q quits)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default: auto)")
-    p.add_argument("--weights", metavar="PATH", help="weights file (default: $SIAMTRACK_WEIGHTS, or the shipped)")
+    p.add_argument(
+        "--weights",
+        metavar="NAME|PATH",
+        help=f"a shipped model ({', '.join(MODELS)}) or a weights file (default: $SIAMTRACK_WEIGHTS, or the default "
+        "model)",
+    )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the backend chooses)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference (default: the backend's)")
     p.add_argument(

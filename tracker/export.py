@@ -18,7 +18,7 @@ from .backends.graphs import EXEMPLAR_FILE, META_FILE, SEARCH_FILE, GraphSpec
 from .config import TrackerConfig
 from .errors import InputError, TrackerError
 from .heads import crops_per_target
-from .shipped import default_weights
+from .shipped import MODELS, resolve_weights
 
 PROG = "track-export"
 
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export siamtrack weights to ONNX graphs for the onnx, openvino and tensorrt backends (needs: "
         "pip install 'siamtrack[onnx]').",
     )
-    p.add_argument("--weights", type=Path, help="weights file (.safetensors; default: the shipped weights)")
+    p.add_argument(
+        "--weights", help=f"a shipped model ({', '.join(MODELS)}) or a .safetensors file (default: the default model)"
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="half-precision backbone (head and outputs stay fp32)")
@@ -58,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``track-export``); returns the exit status: 0 done, 2 bad input or failure."""
     args = build_parser().parse_args(argv)
-    weights = args.weights or default_weights()
     try:
+        weights = resolve_weights(args.weights)
         input_dtype = "float32" if args.float_input else "uint8"
         precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
         per_target = crops_per_target(weights, TrackerConfig())

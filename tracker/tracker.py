@@ -24,7 +24,7 @@ from .geometry import as_frame
 from .heads import crops_per_target, search_for
 from .result import TrackResult
 from .search import TargetState
-from .shipped import default_weights
+from .shipped import resolve_weights
 from .timing import NO_CLOCK, StageClock
 
 __all__ = ["SiamFCTracker", "TrackResult", "Tracker", "open_backend"]
@@ -53,8 +53,9 @@ class Tracker(BackendInfo):
     Instances share nothing: several may run in parallel threads (one instance per thread at a time).
 
     Args:
-        weights: safetensors file written by ``train`` (default: ``$SIAMTRACK_WEIGHTS``, else the shipped
-            weights, :func:`tracker.shipped.default_weights`).
+        weights: a shipped model's name ("accurate", "fast", "classic": :data:`tracker.shipped.MODELS`), or a
+            safetensors file written by ``train`` or a ``track-export`` folder (default: ``$SIAMTRACK_WEIGHTS``,
+            else the default model, :func:`tracker.shipped.default_weights`).
         backend: "auto", "torch", "onnx", "openvino" (CPU) or "tensorrt".
         device: "cpu", "cuda" or "cuda:N"; None lets the backend choose.
         config: inference settings (:class:`TrackerConfig`).
@@ -167,12 +168,13 @@ def open_backend(
         raise InputError(f"weights must be a path, got {type(weights).__name__}")
     config = config or TrackerConfig()
     if weights is None:
-        weights = default_weights()
+        weights = resolve_weights(None)
         if not weights.is_file():
             raise WeightsError(
                 f"no default weights at {weights}: pass weights=PATH (--weights PATH on the command line), "
                 "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
             )
+    weights = resolve_weights(weights)
     running: Backend = guard_runtime(create_backend, f"cannot start the {backend!r} backend")(
         backend,
         Path(weights),

@@ -37,6 +37,7 @@ from ..heads import search_for
 from ..machine import machine_info
 from ..model import SiamFC
 from ..scene import synthetic_frames
+from ..shipped import resolve_weights
 from ..timing import STAGES, StageClock
 from ..tracker import SiamFCTracker
 from ..weights import save_weights
@@ -162,7 +163,9 @@ def _threads(value: str) -> int | None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tracker.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", nargs="+", type=Path, help="weights file(s) or export folders (default: shipped)")
+    p.add_argument(
+        "--weights", nargs="+", help="shipped model name(s), weights file(s) or export folders (default: the default)"
+    )
     p.add_argument(
         "--backends", type=_csv(str), default=["auto"],
         help="comma-separated BACKEND[:PRECISION][@THREADS] (@ overrides --threads), e.g. auto,torch:bf16@2,onnx:int8",
@@ -281,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     m = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
-        weights, note = args.weights, None
+        note = None
+        try:
+            weights = [resolve_weights(w) for w in args.weights or []]
+        except WeightsError as e:
+            print(f"python -m tracker.bench: error: {e}", file=sys.stderr)
+            return 2
         if not weights:
             default, note = default_weights(Path(tmp))
             weights = [default]
