@@ -62,7 +62,7 @@ def test_evaluate_writes_results_and_plots(tiny_dataset: Path, handset_weights: 
         auc = results["trackers"]["MIL"]["sequences"][seq]["auc"]
         assert f"{auc:.3f}" in row
         assert isinstance(results["trackers"]["MIL"]["sequences"][seq]["failed"], bool)
-    for name in ("success.png", "precision.png", "fps_vs_auc.png"):
+    for name in ("success.png", "precision.png", "frontier.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     predictions = np.loadtxt(out / "predictions" / "MIL" / "beta.txt", delimiter=",")
     assert predictions.shape == (15, 6)
@@ -142,7 +142,7 @@ def test_readme_updater(tmp_path: Path) -> None:
     (results / "results.md").write_text("| tracker | success AUC |\n|---|---:|\n| siamtrack | 0.300 |\n")
     machine = {"cpu": "Test CPU 9000", "logical_cpus": 2, "date": "2025-01-02"}
     (results / "results.json").write_text(json.dumps({"threads": 2, "machine": machine}))
-    for name in ("success.png", "precision.png", "fps_vs_auc.png"):
+    for name in ("success.png", "precision.png", "frontier.png"):
         (results / name).write_bytes(PNG_MAGIC)
     readme = tmp_path / "README.md"
     readme.write_text("# t\n\nbefore\n<!-- results:start -->\nold table\n<!-- results:end -->\nafter\n")

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-PLOTS = ("success.png", "precision.png", "fps_vs_auc.png")
+PLOTS = ("success.png", "precision.png", "frontier.png")
 
 
 def machine_line(results: dict) -> str:

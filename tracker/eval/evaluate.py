@@ -5,7 +5,7 @@
 
 Every tracker starts on the first frame with a visible target and tracks to the end. Each sequence is decoded
 once and its frames shared by all trackers; only update() is timed, with the same thread count everywhere.
-Writes results.json, results.md, success.png, precision.png, fps_vs_auc.png and predictions/<tracker>/<seq>.txt.
+Writes results.json, results.md, success.png, precision.png, frontier.png and predictions/<tracker>/<seq>.txt.
 
 With --absence [--splices N] [--splice-frames K] [--seed S], the absence benchmark instead (tracker.absence):
 annotated absences plus K frames of another sequence spliced in N times per sequence; writes absence.json and
@@ -296,7 +296,7 @@ def write_outputs(results: dict, out: Path) -> None:
     overall_by_tracker = {name: r["overall"] for name, r in results["trackers"].items()}
     plots.success_plot(overall_by_tracker, out / "success.png")
     plots.precision_plot(overall_by_tracker, out / "precision.png")
-    plots.fps_vs_auc_plot(overall_by_tracker, out / "fps_vs_auc.png", results["threads"])
+    plots.frontier_plot(overall_by_tracker, out / "frontier.png", results["threads"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     print(markdown(results), end="")
-    print(f"wrote {args.out}/results.json, results.md, success.png, precision.png, fps_vs_auc.png")
+    print(f"wrote {args.out}/results.json, results.md, success.png, precision.png, frontier.png")
     return 0
 
 

@@ -61,16 +61,17 @@ def precision_plot(results: dict[str, dict], path: str | Path, title: str = "Pre
     _save(fig, Path(path))
 
 
-def fps_vs_auc_plot(results: dict[str, dict], path: str | Path, threads: int | None = None) -> None:
-    """Success AUC against median update() fps (log scale), one labelled point per tracker."""
+def frontier_plot(results: dict[str, dict], path: str | Path, threads: int | None = None) -> None:
+    """The speed / accuracy frontier: success AUC against median update() ms (log scale), one labelled point
+    per tracker, all from the same run."""
     fig, ax = _figure()
     colour = _colours(results)
     for name, r in results.items():
-        fps = r["fps"] or np.nan
-        ax.scatter([fps], [r["auc"]], s=30, color=colour[name])
-        ax.annotate(name, (fps, r["auc"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ms = 1000.0 / r["fps"] if r["fps"] else np.nan
+        ax.scatter([ms], [r["auc"]], s=30, color=colour[name])
+        ax.annotate(name, (ms, r["auc"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     suffix = f", {threads} thread(s)" if threads else ""
-    ax.set(xlabel=f"update() fps, median{suffix}", ylabel="success AUC", title="Speed vs accuracy")
+    ax.set(xlabel=f"update() ms, median{suffix} (left is faster)", ylabel="success AUC", title="Speed vs accuracy")
     ax.set_xscale("log")
     ax.set_ylim(0, max(0.1, *(r["auc"] for r in results.values())) * 1.15)
     ax.grid(alpha=0.3, which="both")
