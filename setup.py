@@ -9,7 +9,8 @@ projects' top-level ``train`` modules in site-packages.
 
 from setuptools import find_packages, setup
 
-SHIPPED = ["mobilenetv2_box.safetensors", "siamfc.safetensors"]  # tracker.shipped.MODELS' files
+# tracker.shipped.MODELS' files
+SHIPPED = ["mobilenetv2_box.safetensors", "mobilenetv1_box.safetensors", "siamfc.safetensors"]
 
 setup(
     packages=[*find_packages(include=["tracker", "tracker.*"]), "tracker.data"],

@@ -17,6 +17,7 @@ def test_every_name_is_a_shipped_file_that_loads(name):
     path = resolve_weights(name)
     assert path == model_weights(name) and path.name == MODELS[name] and path.is_file()
     assert SiamFCTracker(name, backend="torch").weights == path
+    assert resolve_weights(Path(name)) == path  # as argparse's type=Path gives it
 
 
 def test_default_is_a_named_model(monkeypatch):

@@ -85,7 +85,7 @@ def commands(args: argparse.Namespace, metric: str, loss: str) -> tuple[list[str
     elif run.is_dir() and any(run.iterdir()):
         train.append("--overwrite")  # files of a run that never reached its first checkpoint
     weights = run / "last.safetensors"
-    evaluate = [sys.executable, "-m", "tracker.eval.evaluate", str(args.dev), "--trackers", "siamtrack"]
+    evaluate = [sys.executable, "-m", "tracker.evaluate", str(args.dev), "--trackers", "siamtrack"]
     evaluate += ["--weights", str(weights), "--backend", args.backend, "--out", str(args.out / "eval" / name)]
     if args.threads is not None:
         evaluate += ["--threads", str(args.threads)]

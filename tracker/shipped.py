@@ -15,6 +15,7 @@ from .errors import WeightsError
 # model name -> its weights file in weights/ (the model card, weights/README.md, has a row for each)
 MODELS = {
     "accurate": "mobilenetv2_box.safetensors",  # the box head on MobileNetV2 1.0
+    "fast": "mobilenetv1_box.safetensors",  # the box head on MobileNetV1 0.25, distilled from "accurate"
     "classic": "siamfc.safetensors",  # SiamFC's AlexNet and 3-scale head, trained from scratch
 }
 DEFAULT_MODEL = "accurate"
@@ -44,7 +45,7 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
     if weights is None:
         return default_weights()
     text = os.fspath(weights)
-    if isinstance(weights, str) and text in MODELS:
+    if text in MODELS:  # a name wins over a file of that name in the working folder (pass ./NAME for that)
         return model_weights(text)
     path = Path(weights)
     if not path.exists() and path.parent == Path(".") and not path.suffix:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from .metrics import IOU_THRESHOLDS, PRECISION_AT, PRECISION_THRESHOLDS
 
@@ -73,6 +74,8 @@ def frontier_plot(results: dict[str, dict], path: str | Path, threads: int | Non
     suffix = f", {threads} thread(s)" if threads else ""
     ax.set(xlabel=f"update() ms, median{suffix} (left is faster)", ylabel="success AUC", title="Speed vs accuracy")
     ax.set_xscale("log")
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis(FormatStrFormatter("%g"))  # plain milliseconds, not powers of ten
     ax.set_ylim(0, max(0.1, *(r["auc"] for r in results.values())) * 1.15)
     ax.grid(alpha=0.3, which="both")
     _save(fig, Path(path))
