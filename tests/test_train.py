@@ -169,6 +169,8 @@ def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
     save_weights(SiamFC(ModelConfig(width=0.125, search_size=239)), other)
     with pytest.raises(ConfigError, match="search_size"):
         Trainer(tiny_config(steps=2, teacher=str(other)), cache, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="head 'box'"):  # a shipped model by name: the box head's, not this fc
+        Trainer(tiny_config(steps=2, teacher="accurate"), cache, tmp_path / "named")
 
 
 @pytest.mark.slow

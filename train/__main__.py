@@ -84,7 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--groups", type=int, help=f"groups of AlexNet's conv2, conv4 and conv5: 1, 2 or 4 (default {d.model.groups})"
     )
     p.add_argument(
-        "--teacher", help="weights of a trained model whose maps the model also learns (distillation; same head)"
+        "--teacher",
+        help="a trained model (weights file or shipped name) whose maps the model also learns (distillation; same "
+        "head)",
     )
     p.add_argument(
         "--distill-weight", type=float, help=f"weight of the distillation loss (default {d.distill_weight:g})"

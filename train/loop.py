@@ -20,6 +20,7 @@ from tracker import atomic
 from tracker.config import BACKBONES, ConfigError, ModelConfig
 from tracker.machine import default_precision
 from tracker.model import SiamFC
+from tracker.shipped import resolve_weights
 from tracker.weights import load_weights, save_weights
 
 from .heads import TRAIN_HEADS
@@ -57,7 +58,8 @@ class TrainConfig:
     # training videos held apart: no pairs are drawn from them, and they are the validation split that picks the
     # best checkpoint (so that dev stays for reporting)
     holdout: tuple[str, ...] = ()
-    # distillation: a trained model's weights file whose head maps on the same pairs the model also learns
+    # distillation: a trained model (a weights file, or a shipped model's name) whose head maps on the same pairs
+    # the model also learns
     # (TRAIN_HEADS' distill loss, times distill_weight, added to the label loss); None: labels only
     teacher: str | None = None
     distill_weight: float = 1.0
@@ -130,7 +132,7 @@ def backbone_layers(model: SiamFC) -> list[torch.nn.Module]:
 def load_teacher(path: str, student: ModelConfig, device: torch.device) -> SiamFC:
     """The frozen teacher of a distillation run. Its maps must lie on the student's grid: the same head, crop
     sizes and stride (the backbone, widths, neck and tower may differ)."""
-    teacher = load_weights(path, device="cpu")
+    teacher = load_weights(resolve_weights(path), device="cpu")
     t = teacher.config
     for key in ("head", "exemplar_size", "search_size", "stride"):
         if getattr(t, key) != getattr(student, key):
