@@ -165,6 +165,8 @@ def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
     # the same model start (seed) and pairs: the teacher's term adds to the label loss
     assert trainer.train_step(batch) > plain.train_step(batch)
     assert not any(p.grad is not None for p in trainer.teacher.parameters())
+    unweighted = Trainer(tiny_config(steps=2, teacher=str(teacher), distill_weight=0.0), cache, tmp_path / "w0")
+    assert unweighted.teacher is None  # a teacher of weight 0 is not run
     other = tmp_path / "other.safetensors"
     save_weights(SiamFC(ModelConfig(width=0.125, search_size=239)), other)
     with pytest.raises(ConfigError, match="search_size"):

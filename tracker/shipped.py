@@ -22,7 +22,7 @@ DEFAULT_MODEL = "accurate"
 WEIGHTS_NAME = MODELS[DEFAULT_MODEL]
 DATA = Path(__file__).resolve().parent / "data"  # a built wheel: weights/ files are packaged here
 SOURCE = Path(__file__).resolve().parent.parent / "weights"  # a source checkout (or an editable install)
-PACKAGED, CHECKOUT = DATA / WEIGHTS_NAME, SOURCE / WEIGHTS_NAME
+CHECKOUT = SOURCE / WEIGHTS_NAME  # the checkout's copy of the default, whatever the environment says
 
 
 def model_weights(name: str) -> Path:

@@ -167,14 +167,13 @@ def open_backend(
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise InputError(f"weights must be a path, got {type(weights).__name__}")
     config = config or TrackerConfig()
-    if weights is None:
-        weights = resolve_weights(None)
-        if not weights.is_file():
-            raise WeightsError(
-                f"no default weights at {weights}: pass weights=PATH (--weights PATH on the command line), "
-                "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
-            )
+    default = weights is None
     weights = resolve_weights(weights)
+    if default and not weights.is_file():
+        raise WeightsError(
+            f"no default weights at {weights}: pass weights=PATH (--weights PATH on the command line), "
+            "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
+        )
     running: Backend = guard_runtime(create_backend, f"cannot start the {backend!r} backend")(
         backend,
         Path(weights),

@@ -59,8 +59,8 @@ class TrainConfig:
     # best checkpoint (so that dev stays for reporting)
     holdout: tuple[str, ...] = ()
     # distillation: a trained model (a weights file, or a shipped model's name) whose head maps on the same pairs
-    # the model also learns
-    # (TRAIN_HEADS' distill loss, times distill_weight, added to the label loss); None: labels only
+    # the model also learns (TRAIN_HEADS' distill loss, times distill_weight, added to the label loss); None, or a
+    # distill_weight of 0: labels only
     teacher: str | None = None
     distill_weight: float = 1.0
 
@@ -193,7 +193,8 @@ class Trainer:
                 tqdm.write(f"backbone: {loaded} layers from {cfg.pretrained}")
         self.model.to(self.device)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
-        self.teacher = load_teacher(cfg.teacher, cfg.model, self.device) if cfg.teacher else None
+        distil = cfg.teacher and cfg.distill_weight > 0  # a teacher of weight 0 would run for nothing
+        self.teacher = load_teacher(cfg.teacher, cfg.model, self.device) if distil else None
         self.optimizer = make_optimizer(self.model, cfg)
         self.step, self.best_auc = 0, -1.0
         self.cache_dir = cache_dir
@@ -251,7 +252,7 @@ class Trainer:
                     taught = self.teacher(z.float(), x.float())
         head = TRAIN_HEADS[self.cfg.model.head]
         loss = head.loss(outputs, *targets, classification=self.cfg.loss)
-        if self.teacher is not None and self.cfg.distill_weight > 0:
+        if self.teacher is not None:
             loss = loss + self.cfg.distill_weight * head.distill(outputs, taught)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate")

@@ -141,7 +141,8 @@ class PairDataset(Dataset):
                 region = regions.random_region(rng, self.cache_size, self.exemplar)
             if img_x is img_z and cfg.rotation > 0:
                 img_x, region = regions.rotate(img_z, region, rng.uniform(-cfg.rotation, cfg.rotation))
-        else:  # the annotated target, centred in its cached crop; a negative's search comes from another video
+        else:  # the annotated target, centred in its cached crop; a negative's search comes from another video,
+            # cut at that video's target's scale (its own target, the size of the exemplar's, as a distractor)
             img_x, *size_x = self._load(*self._other(rng, seq)) if kind == "neg" else self._load(seq, j)
             region = regions.Region((c, c), (c, c), (w, h), tuple(size_x), float(self.exemplar))
 

@@ -49,8 +49,11 @@ class OpenVinoBackend:
             )
         if threads is not None and threads < 1:
             raise BackendError(f"threads must be >= 1, got {threads}")
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": HINTS[precision]}
-        config["ENABLE_CPU_PINNING"] = False
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": HINTS[precision],
+            "ENABLE_CPU_PINNING": False,
+        }
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
