@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tracker.appearance import embedding_path
 from tracker.shipped import MODELS, WEIGHTS_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +34,10 @@ def test_setup_ships_every_named_model():
 
     tree = ast.parse((ROOT / "setup.py").read_text())
     (shipped,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "SHIPPED"]
-    assert sorted(ast.literal_eval(shipped)) == sorted(MODELS.values())
-    assert all((ROOT / "weights" / file).is_file() for file in MODELS.values())
+    embeddings = [embedding_path(ROOT / "weights" / file) for file in MODELS.values()]
+    expected = [*MODELS.values(), *(p.name for p in embeddings if p.is_file())]
+    assert sorted(ast.literal_eval(shipped)) == sorted(expected)
+    assert all((ROOT / "weights" / file).is_file() for file in ast.literal_eval(shipped))
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .appearance import calibrated_threshold
 from .backends.select import BACKENDS
 from .config import PRECISIONS, TrackerConfig
 from .errors import InputError, TrackerError
@@ -33,11 +34,12 @@ from .io import (
     write_boxes,
 )
 from .multi import MultiTracker
-from .shipped import MODELS
+from .shipped import MODELS, resolve_weights
 from .tracker import TrackResult
 
 PROG = "track"
 WINDOW = "track"
+CALIBRATED = "calibrated"  # the value --verify takes when given without one: the weights' calibrated threshold
 SELECT = "select"  # the value --bbox takes when given without one: draw the box with the mouse
 
 EPILOG = """\
@@ -95,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         "int8 is for --backend onnx or openvino on CPU: faster on some CPUs, and less accurate"
     )  # fmt: skip
     p.add_argument("--start-frame", type=int, default=0, metavar="N", help="0-based frame to start on (default 0)")
+    p.add_argument(
+        "--verify", type=float, nargs="?", const=CALIBRATED, metavar="T", help="report the target lost unless the "
+        "box looks like it: the cosine similarity of its appearance with the target's at least T (default: the "
+        "value calibrated for the weights, weights/README.md)"
+    )  # fmt: skip
     return p
 
 
@@ -215,7 +222,10 @@ def run(args: argparse.Namespace) -> Summary:
 
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
-        config = TrackerConfig(threads=args.threads, precision=args.precision)
+        verify = args.verify
+        if verify == CALIBRATED:
+            verify = calibrated_threshold(resolve_weights(args.weights))
+        config = TrackerConfig(threads=args.threads, precision=args.precision, verify_threshold=verify)
         tracker = MultiTracker(args.weights, args.backend, args.device, config)
         choice = f", {tracker.backend_choice}" if tracker.backend_choice else ""
         print(f"{PROG}: backend {tracker.backend_name}{choice}", flush=True)

@@ -229,6 +229,11 @@ class TrackerConfig:
     # after this many lost frames, every other frame searches the next 3x3-tile block of the whole frame instead
     # (round robin), so a target that comes back anywhere is found; None: never beyond the capped reach
     lost_scan_after: int | None = 4
+    # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
+    # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to
+    # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: no verifier
+    verify_threshold: float | None = None
+    verify_memory: int = 4
     # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
     threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
@@ -270,6 +275,10 @@ class TrackerConfig:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
         if self.lost_scan_after is not None and (isinstance(self.lost_scan_after, bool) or self.lost_scan_after < 0):
             raise ConfigError(f"lost_scan_after must be an integer >= 0 or None, got {self.lost_scan_after!r}")
+        if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:
+            raise ConfigError(f"verify_threshold must be in [-1, 1] or None, got {self.verify_threshold}")
+        if isinstance(self.verify_memory, bool) or not isinstance(self.verify_memory, int) or self.verify_memory < 0:
+            raise ConfigError(f"verify_memory must be an integer >= 0, got {self.verify_memory!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
         if self.precision not in PRECISIONS:

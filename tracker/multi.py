@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from . import postprocess as pp
+from .appearance import to_array
 from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
 from .heads import search_for
 from .result import TrackResult
 from .search import SearchPlan, TargetState
-from .tracker import BackendInfo, open_backend
+from .tracker import BackendInfo, load_embedding, open_backend
 
 RESTART = "remove every target, then add them on the new stream"  # how to start over, in a frame-size error
 
@@ -78,6 +79,7 @@ class MultiTracker(BackendInfo):
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}")
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config, graph_targets)
         self._search = search_for(self.config, self._backend.model_config)
+        self._embedding = load_embedding(self._search, self.weights)  # one appearance memory per target
         self._targets: dict[int, TargetState] = {}
         self._next_id = 0
         self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets
@@ -117,6 +119,10 @@ class MultiTracker(BackendInfo):
                 states.append(self._search.start(frame, box))
             except InputError as e:
                 raise InputError(f"box {i}: {e}") from None
+        if states and self._embedding is not None:
+            vectors = self._appearances(np.stack([st.exemplar for st in states]))
+            for st, vector in zip(states, vectors, strict=True):
+                self._search.remember(st, vector)
         ids = list(range(self._next_id, self._next_id + len(states)))
         self._targets.update(zip(ids, states, strict=True))
         self._next_id += len(states)
@@ -159,7 +165,16 @@ class MultiTracker(BackendInfo):
         plans = {i: self._search.plan(frame, st) for i, st in self._targets.items()}
         # ... all of them are scored in batched network calls, then each target decodes its own outputs
         outputs = self._score(plans)
-        return {i: self._search.conclude(plans[i].decode(outputs[i]), self._targets[i]) for i in plans}
+        peaks = {i: plans[i].decode(outputs[i]) for i in plans}
+        vectors: dict[int, np.ndarray] = {}
+        if self._embedding is not None:  # each target's box against its own appearance memory, in one batch
+            crops = np.stack([self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in peaks])
+            vectors = dict(zip(peaks, self._appearances(crops), strict=True))
+        return {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
+
+    def _appearances(self, crops: np.ndarray) -> np.ndarray:
+        """Unit appearance vectors (N, D) of exemplar-sized crops (N, 127, 127, 3), through the exemplar branch."""
+        return self._embedding(to_array(self._run(self._backend.embed, crops)))
 
     def _score(self, plans: dict[int, SearchPlan]) -> dict[int, dict[str, np.ndarray]]:
         """The network's finite outputs on each target's ``N_i`` crops, in calls of ``batch_targets``.

@@ -13,8 +13,12 @@ class TrackResult:
     (in [0, 1]; for a box head the probability ``sigmoid(cls) * sigmoid(quality)`` at the chosen cell; for
     SiamFC's head the peak response as a probability relative to the target's on the first frame tracked, capped
     at 1: each is what tells a target in view from one gone best for its head, docs/ROBUSTNESS.md) and ``found``
-    (target judged present; when False, ``box`` is the last box where it was)."""
+    (target judged present; when False, ``box`` is the last box where it was). A verifying tracker
+    (``TrackerConfig.verify_threshold``) also gives ``similarity``: the cosine similarity in [-1, 1] of the box's
+    appearance with the target's (:mod:`tracker.appearance`), which ``score`` is then multiplied by (clipped at
+    0); else None."""
 
     box: Box
     score: float
     found: bool
+    similarity: float | None = None

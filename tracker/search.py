@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import postprocess as pp
+from .appearance import Memory
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
 from .result import TrackResult
 
+MEMORY_EVERY = 10  # frames between two appearances a verifying tracker remembers (while tracking, verified)
 SCAN_BLOCK = 3  # tiles a side of each block of the whole-frame scan while lost (9 crops, as the capped local grid)
 
 
@@ -47,6 +49,7 @@ class TargetState:
     reference: float | None = None  # peak score on the first frame tracked after the start: score's unit
     tracked: int = 0  # frames concluded since the start
     level: float = 0.0  # the target's own level: its highest score over its first reference_frames frames
+    memory: Memory | None = None  # the target's appearances, when the tracker verifies (tracker.appearance)
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,24 @@ class TargetSearch:
         lost."""
         return self._redetect(frame, st) if st.lost_frames else self._track(frame, st)
 
-    def conclude(self, peak: Peak, st: TargetState) -> TrackResult:
-        """Update ``st`` with the decoded ``peak`` and give the frame's answer.
+    @property
+    def verifies(self) -> bool:
+        """Whether the found decision asks the appearance verifier too (``TrackerConfig.verify_threshold``)."""
+        return self.config.verify_threshold is not None
+
+    def remember(self, st: TargetState, vector: np.ndarray) -> None:
+        """Start ``st``'s appearance memory with the unit vector of its exemplar (``tracker.appearance``)."""
+        st.memory = Memory(vector, self.config.verify_memory)
+
+    def appearance_crop(self, frame: np.ndarray, peak: Peak, st: TargetState) -> np.ndarray:
+        """The exemplar-sized crop of the box ``peak`` would give: what the verifier embeds."""
+        center, size = self._clamped(peak, st)
+        z_sz = context_size(size[0], size[1], self.config.context)
+        return crop_and_resize(frame, center, z_sz, self.model_config.exemplar_size, st.pad_value)
+
+    def conclude(self, peak: Peak, st: TargetState, appearance: np.ndarray | None = None) -> TrackResult:
+        """Update ``st`` with the decoded ``peak`` and give the frame's answer; ``appearance``: the unit vector of
+        :meth:`appearance_crop` when the tracker verifies.
 
         While the target is judged absent the box stays where it was last found, its size frozen, and the next
         search reaches further.
@@ -144,6 +163,15 @@ class TargetSearch:
             found = peak.psr > 0
         else:
             found = self._is_found(score, peak.psr, bool(st.lost_frames), st.level)
+        similarity = None
+        if appearance is not None and st.memory is not None:
+            # "is this still my target?": the box's appearance against the target's own; the score carries it so
+            # that a look-alike the network scores high is still scored low
+            similarity = st.memory.similarity(appearance)
+            found = found and similarity >= self.config.verify_threshold
+            if found and not st.lost_frames and st.tracked % MEMORY_EVERY == 0:
+                st.memory.add(appearance)
+            score *= max(similarity, 0.0)
         if found:
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
@@ -151,7 +179,7 @@ class TargetSearch:
         else:
             # hold the last confident box rather than drift onto background; the next search reaches further
             st.lost_frames += 1
-        return TrackResult(self.box(st), score, found)
+        return TrackResult(self.box(st), score, found, similarity)
 
     def box(self, st: TargetState) -> Box:
         """The target's current box, inside the frame."""

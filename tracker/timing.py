@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-STAGES = ("crop", "network", "post")
+STAGES = ("crop", "network", "verify", "post")
 
 
 class StageClock:
@@ -12,8 +12,9 @@ class StageClock:
 
     ``tracker.stage_clock = StageClock()`` turns it on (``None``, the default, turns it off; the hooks then cost
     a few attribute look-ups). Stages: ``crop`` (frame check and search crops), ``network`` (the backend's
-    ``score``, with the padding and NaN guard around it), ``post`` (response post-processing and the state
-    update); together they cover the whole call.
+    ``score``, with the padding and NaN guard around it), ``verify`` (the appearance verifier's crop and
+    exemplar branch, ``TrackerConfig.verify_threshold``; about nothing when it is off), ``post`` (response
+    post-processing and the state update); together they cover the whole call.
     """
 
     def __init__(self) -> None:

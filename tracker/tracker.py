@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import postprocess as pp
+from .appearance import Embedding, embedding_path, to_array
 from .backends import Backend
 from .backends.select import create_backend
 from .config import ModelConfig, TrackerConfig
@@ -23,7 +24,7 @@ from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import as_frame
 from .heads import crops_per_target, search_for
 from .result import TrackResult
-from .search import TargetState
+from .search import TargetSearch, TargetState
 from .shipped import resolve_weights
 from .timing import NO_CLOCK, StageClock
 
@@ -76,6 +77,7 @@ class Tracker(BackendInfo):
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config)
         self._model_config = self._backend.model_config
         self._search = search_for(self.config, self._model_config)
+        self._embedding = load_embedding(self._search, self.weights)
         self._state: TargetState | None = None
         self._kernels: dict[int, object] = {}  # backend kernel handles by number of target copies (1 while tracking)
         self.stage_clock: StageClock | None = None  # set one to time update()'s stages (tracker.timing)
@@ -96,6 +98,8 @@ class Tracker(BackendInfo):
         """
         state = self._search.start(as_frame(frame), box)
         kernel = self._run(self._backend.embed, state.exemplar[None])
+        if self._embedding is not None:
+            self._search.remember(state, self._embedding(to_array(kernel))[0])
         self._state, self._kernels = state, {1: kernel}
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -116,7 +120,13 @@ class Tracker(BackendInfo):
         plan = self._search.plan(frame, st)
         outputs = self._score(st, plan.crops)
         # decode the peak, judge whether it is the target, and follow it or hold the last box
-        result = self._search.conclude(plan.decode(outputs), st)
+        peak = plan.decode(outputs)
+        appearance = None
+        if self._embedding is not None:  # is it still the target? its box's appearance against the target's
+            crop = self._search.appearance_crop(frame, peak, st)
+            appearance = self._embedding(to_array(self._run(self._backend.embed, crop[None])))[0]
+        clock.lap("verify")
+        result = self._search.conclude(peak, st, appearance)
         clock.lap("post")
         return result
 
@@ -147,6 +157,16 @@ class Tracker(BackendInfo):
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
         return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+
+def load_embedding(search: TargetSearch, weights: Path) -> Embedding | None:
+    """The appearance embedding of ``weights`` when ``search`` verifies (``TrackerConfig.verify_threshold``), else
+    None.
+
+    Raises:
+        WeightsError: the embedding file is missing, unreadable or made for other weights.
+    """
+    return Embedding.load(embedding_path(weights), weights) if search.verifies else None
 
 
 def open_backend(

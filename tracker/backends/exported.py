@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
+from ..appearance import embedding_path
 from ..atomic import atomic_folder
 from ..errors import BackendError, InputError, TrackerError
 from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
@@ -54,7 +56,8 @@ def check_out_folder(out_dir: str | os.PathLike) -> Path:
 
 def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: GraphSpec | None = None) -> GraphMeta:
     """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``
-    (created if missing, with its parents). On any error nothing is written and no folder is created.
+    (created if missing, with its parents), with the weights' appearance embedding when they have one
+    (:mod:`tracker.appearance`). On any error nothing is written and no folder is created.
 
     Raises:
         WeightsError: the weights file is missing or invalid.
@@ -70,6 +73,9 @@ def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: 
 
     with atomic_folder(out_dir, last=META_FILE) as tmp:
         meta = trace_graphs(weights, tmp, spec)
+        appearance = embedding_path(weights)
+        if appearance.is_file():
+            shutil.copyfile(appearance, embedding_path(tmp))
         (tmp / META_FILE).write_text(meta.to_json())
     return meta
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..appearance import calibrated_threshold
 from ..backends.select import BACKENDS, create_backend
 from ..config import ModelConfig, TrackerConfig
 from ..errors import InputError, TrackerError, WeightsError
@@ -171,6 +173,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated BACKEND[:PRECISION][@THREADS] (@ overrides --threads), e.g. auto,torch:bf16@2,onnx:int8",
     )  # fmt: skip
     p.add_argument("--threads", type=_csv(_threads), default=[None], help="e.g. default,1,2 (default: default)")
+    p.add_argument(
+        "--verify", action="store_true",
+        help="also time each configuration with the appearance verifier on, at the weights' calibrated threshold",
+    )  # fmt: skip
     p.add_argument("--busy", type=_csv(int), default=[0], help="busy processes beside the tracker, e.g. 0,1,3")
     p.add_argument("--frames", type=int, default=100, help="timed frames per configuration and busy level (>= 2)")
     p.add_argument("--size", default="640x480", help="frame size WIDTHxHEIGHT")
@@ -214,8 +220,14 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
         for spec in args.backends:
             spec, _, at = spec.partition("@")
             name, _, precision = spec.partition(":")
-            for threads in [int(at)] if at else args.threads:
-                config = TrackerConfig(threads=threads, precision=precision or None)
+            verifies: list[float | None] = [None]
+            if args.verify:
+                try:
+                    verifies.append(calibrated_threshold(resolve_weights(w)))
+                except TrackerError as e:
+                    print(f"warning: timing {w} without the verifier: {e}", file=sys.stderr)
+            for threads, verify in itertools.product([int(at)] if at else args.threads, verifies):
+                config = TrackerConfig(threads=threads, precision=precision or None, verify_threshold=verify)
                 try:
                     trackers = [SiamFCTracker(w, backend=name, config=config) for _ in range(max(args.targets))]
                 except TrackerError as e:
@@ -224,6 +236,7 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
                     continue
                 label = f"{w} ({describe(trackers[0].model_config)})"
                 tag = f"{trackers[0].backend_name}" + (" (auto)" if name == "auto" else "")
+                tag += " +verify" if verify is not None else ""
                 for k in args.targets:
                     entries.append(Entry(f"{label}, {k} target(s)", tag, str(threads or "default"), trackers[:k]))
                     multi = all_targets(w, name, config, boxes[0, :k])

@@ -24,10 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..appearance import calibrated_threshold
 from ..config import TrackerConfig
 from ..datasets import FORMATS, Sequence, read_dataset
 from ..errors import InputError, TrackerError
 from ..machine import machine_info, set_threads
+from ..shipped import resolve_weights
 from ..tracker import SiamFCTracker
 from . import absence
 from .metrics import EARLY_SHARE, FAIL_AUC
@@ -35,7 +37,9 @@ from .peers import PEERS, peer_factory
 from .run import load_frames, overall, run_sequence
 
 PROG = "python -m tracker.evaluate"
-TRACKERS = ("siamtrack", "siamtrack-nolost", *PEERS)  # siamtrack-nolost: lost mode off (found thresholds 0)
+# siamtrack-nolost: lost mode off (found thresholds 0); siamtrack-verify: with the appearance verifier at the
+# threshold calibrated for the weights (tracker.appearance), unless --config sets one
+TRACKERS = ("siamtrack", "siamtrack-nolost", "siamtrack-verify", *PEERS)
 DEFAULT_TRACKERS = "siamtrack,KCF,CSRT,MIL"  # Nano joins when asked for, as it needs --nano-dir
 PER_FRAME = ("boxes", "scores", "found", "times")  # kept out of results.json; predictions/ holds them
 
@@ -85,12 +89,16 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
     """
     factories, notes = {}, {"skipped": {}}
     for name in tracker_names(args.trackers):
-        if name in ("siamtrack", "siamtrack-nolost"):
+        if name in ("siamtrack", "siamtrack-nolost", "siamtrack-verify"):
             off = dict.fromkeys(("found_threshold", "found_psr", "redetect_threshold"), 0.0)
             off = off if name == "siamtrack-nolost" else {}
-            config = TrackerConfig.from_dict({**tracker_settings(args.config), "threads": threads, **off})
+            settings = {**tracker_settings(args.config), "threads": threads, **off}
             for weights in args.weights or [None]:
                 row = name if not args.weights or len(args.weights) == 1 else f"{name}:{Path(weights).stem}"
+                verify = {}
+                if name == "siamtrack-verify" and settings.get("verify_threshold") is None:
+                    verify = {"verify_threshold": calibrated_threshold(resolve_weights(weights))}
+                config = TrackerConfig.from_dict({**settings, **verify})
                 probe = SiamFCTracker(weights, backend=args.backend, config=config)  # fails early on bad weights
                 notes[row] = {"weights": str(probe.weights), "backend": probe.backend_name}
                 factories[row] = lambda w=probe.weights, c=config: SiamFCTracker(w, backend=args.backend, config=c)

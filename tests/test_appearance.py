@@ -1,0 +1,210 @@
+"""The appearance verifier: its embedding file, the memory, the trackers' verified found decision, and the tool that
+makes and measures the embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from synthetic import make_sequence, write_dataset
+
+from tracker import MultiTracker, SiamFCTracker, TrackerConfig
+from tracker.appearance import Embedding, Memory, embedding_path, to_array
+from tracker.config import ConfigError
+from tracker.errors import WeightsError
+from train import appearance as tool
+
+
+def _features(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 4, 3, 3)).astype(np.float32)
+
+
+def test_embedding_centres_projects_and_normalises():
+    feats = _features(5)
+    mean = feats.mean(0)
+    v = Embedding(mean)(feats)
+    assert v.shape == (5, 36)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-6)
+    expected = (feats - mean).reshape(5, -1)
+    np.testing.assert_allclose(v, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    projection = np.random.default_rng(1).normal(size=(8, 36)).astype(np.float32)
+    assert Embedding(mean, projection)(feats).shape == (5, 8)
+    with pytest.raises(WeightsError, match="expects features"):
+        Embedding(mean)(_features(2)[:, :3])
+
+
+def test_to_array_takes_torch_tensors_and_arrays():
+    x = _features(2)
+    np.testing.assert_array_equal(to_array(torch.from_numpy(x)), x)
+    assert to_array(x.astype(np.float64)).dtype == np.float32
+
+
+def test_embedding_file_round_trip_and_its_checks(box_weights, handset_weights, tmp_path):
+    emb = Embedding(_features(1)[0], np.eye(36, dtype=np.float32)[:6])
+    path = tmp_path / "box_appearance.safetensors"
+    emb.save(path, box_weights, {"kind": "test"})
+    back = Embedding.load(path, box_weights)
+    np.testing.assert_array_equal(back.mean, emb.mean)
+    np.testing.assert_array_equal(back.projection, emb.projection)
+    assert back.info == {"kind": "test"}
+    with pytest.raises(WeightsError, match="other weights"):
+        Embedding.load(path, handset_weights)
+    with pytest.raises(WeightsError, match="python -m train.appearance"):
+        Embedding.load(tmp_path / "missing.safetensors", box_weights)
+    with pytest.raises(WeightsError, match="not a siamtrack appearance embedding"):
+        Embedding.load(box_weights, box_weights)  # a network's weights, not an embedding
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(WeightsError, match="cannot read"):
+        Embedding.load(tmp_path / "junk.safetensors", box_weights)
+    assert embedding_path(box_weights).name == "box_appearance.safetensors"
+
+
+def test_memory_keeps_the_first_vector_and_the_latest_ones():
+    eye = np.eye(4)
+    m = Memory(eye[0], size=2)
+    for v in (eye[1], eye[2], eye[3]):
+        m.add(v)
+    assert m.similarity(eye[0]) == 1.0  # the first is never dropped
+    assert m.similarity(eye[1]) == 0.0  # the oldest later one is
+    assert m.similarity(eye[3]) == 1.0
+    none = Memory(eye[0], size=0)
+    none.add(eye[1])
+    assert none.similarity(eye[1]) == 0.0
+
+
+@pytest.mark.parametrize("value", [1.5, -2.0])
+def test_verify_threshold_range(value):
+    with pytest.raises(ConfigError, match="verify_threshold"):
+        TrackerConfig(verify_threshold=value)
+    with pytest.raises(ConfigError, match="verify_memory"):
+        TrackerConfig(verify_memory=-1)
+
+
+@pytest.fixture(scope="module")
+def verified_weights(handset_weights, tmp_path_factory):
+    """The hand-set network's weights, copied, with an appearance embedding beside them (centred on the mean of
+    the first frame's crops of several synthetic scenes)."""
+    path = tmp_path_factory.mktemp("verified") / "handset.safetensors"
+    path.write_bytes(handset_weights.read_bytes())
+    tracker = SiamFCTracker(path, backend="torch")
+    feats = []
+    for seed in range(10, 16):
+        frames, boxes = make_sequence(n=1, seed=seed)
+        tracker.init(frames[0], boxes[0])
+        feats.append(to_array(tracker._backend.embed(tracker._state.exemplar[None])))
+    Embedding(np.concatenate(feats).mean(0)).save(embedding_path(path), path)
+    return path
+
+
+def _swapped_stream():
+    """15 frames of one object, then 10 of another object over another background (the target gone)."""
+    frames, boxes = make_sequence(n=25, seed=0)
+    other, _ = make_sequence(n=25, seed=7)
+    return frames[:15] + other[15:], boxes
+
+
+def test_verifier_off_needs_no_embedding_file(handset_weights):
+    frames, boxes = make_sequence(n=3)
+    tracker = SiamFCTracker(handset_weights, backend="torch")  # no *_appearance file beside them
+    tracker.init(frames[0], boxes[0])
+    assert tracker.update(frames[1]).similarity is None
+    with pytest.raises(WeightsError, match="no appearance embedding"):
+        SiamFCTracker(handset_weights, backend="torch", config=TrackerConfig(verify_threshold=0.5))
+
+
+def test_a_verifier_that_never_vetoes_keeps_the_trackers_answers(verified_weights):
+    frames, boxes = _swapped_stream()
+    plain = SiamFCTracker(verified_weights, backend="torch")
+    measuring = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0))
+    for t in (plain, measuring):
+        t.init(frames[0], boxes[0])
+    sims = []
+    for frame in frames[1:]:
+        a, b = plain.update(frame), measuring.update(frame)
+        assert a.found == b.found
+        np.testing.assert_allclose(a.box, b.box, atol=1e-6)
+        assert -1.0 <= b.similarity <= 1.0
+        assert b.score == pytest.approx(a.score * max(b.similarity, 0.0), abs=1e-9)
+        sims.append(b.similarity)
+    # the target's own frames look like it, the other object's do not
+    assert min(sims[:14]) > max(sims[14:])
+
+
+def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(verified_weights):
+    frames, boxes = _swapped_stream()
+    probe = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0))
+    probe.init(frames[0], boxes[0])
+    sims = [probe.update(f).similarity for f in frames[1:]]
+    threshold = (min(sims[:14]) + max(sims[14:])) / 2
+    tracker = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=threshold))
+    tracker.init(frames[0], boxes[0])
+    found = [tracker.update(f).found for f in frames[1:]]
+    assert all(found[:14]) and not any(found[14:])
+
+
+def test_multitracker_verifies_each_target_as_its_single_tracker(verified_weights):
+    frames, boxes = _swapped_stream()
+    config = TrackerConfig(verify_threshold=-1.0)
+    single = SiamFCTracker(verified_weights, backend="torch", config=config)
+    single.init(frames[0], boxes[0])
+    multi = MultiTracker(verified_weights, backend="torch", config=config)
+    (target,) = multi.add(frames[0], [boxes[0]])
+    for frame in frames[1:8]:
+        a, b = single.update(frame), multi.update(frame)[target]
+        assert a.found == b.found
+        assert b.similarity == pytest.approx(a.similarity, abs=1e-4)
+
+
+def test_track_export_carries_the_embedding(verified_weights, tmp_path):
+    pytest.importorskip("onnx")
+    from tracker.backends.exported import export_graphs
+
+    out = tmp_path / "export"
+    export_graphs(verified_weights, out)
+    assert (
+        Embedding.load(embedding_path(out), out).mean.shape
+        == Embedding.load(embedding_path(verified_weights), verified_weights).mean.shape
+    )
+
+
+def test_auroc_and_the_verification_roc():
+    assert tool.auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert tool.auroc(np.array([0.0]), np.array([1.0])) == 0.0
+    assert tool.auroc(np.array([1.0]), np.array([1.0])) == 0.5
+    # two videos whose frames sit around two directions, background between
+    rng = np.random.default_rng(0)
+    base = np.eye(8)[:2]
+    vectors = np.concatenate([base[v] + 0.1 * rng.normal(size=(5, 8)) for v in (0, 1)] + [rng.normal(size=(4, 8))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    video = np.array([0] * 5 + [1] * 5 + [0, 0, 1, 1])
+    background = np.array([False] * 10 + [True] * 4)
+    roc = tool.verification_roc(vectors, video, background, [0, 1])
+    assert set(roc["per_video"]) == {0, 1}
+    assert roc["pooled"] > 0.8
+
+
+def test_embedding_losses_follow_their_definitions():
+    # two objects; the distances of a batch of four, two crops each
+    same = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=torch.bool)
+    near = torch.tensor([[0, 0.1, 0.9, 0.9], [0.1, 0, 0.9, 0.9], [0.9, 0.9, 0, 0.1], [0.9, 0.9, 0.1, 0]])
+    assert tool.batch_hard_triplet(near, same, torch.ones(4, dtype=torch.bool), 0.3).item() == 0.0
+    swapped = 1 - near - torch.eye(4)  # positives far, negatives near
+    assert tool.batch_hard_triplet(swapped, same, torch.ones(4, dtype=torch.bool), 0.3).item() > 0.3
+    # contrastive: y = 1 (similar) pulls, y = 0 pushes until the margin
+    assert tool.pair_contrastive(near, same, 0.6).item() == pytest.approx((4 * 0.01) / 12)
+    assert tool.pair_contrastive(swapped, same, 0.6).item() > tool.pair_contrastive(near, same, 0.6).item()
+
+
+@pytest.mark.slow
+def test_the_tool_writes_an_embedding_the_tracker_loads(handset_weights, tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", {"a": 0, "b": 1, "c": 2}, n=12)
+    weights = tmp_path / "handset.safetensors"
+    weights.write_bytes(handset_weights.read_bytes())
+    code = tool.main(["--weights", str(weights), "--data", str(data), "--holdout", "b", "c", "--every", "2",
+                      "--steps", "20", "--cache", str(tmp_path / "cache")])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| centred |" in out and "| triplet |" in out and "| contrastive |" in out
+    assert Embedding.load(embedding_path(weights), weights).info["kind"] == "centred"
+    assert tool.main(["--weights", str(weights), "--data", str(data), "--holdout", "nope"]) == 1
+    assert "no sequence named nope" in capsys.readouterr().err

@@ -1,0 +1,142 @@
+"""Appearance verification: "is this still my target?", answered by a Siamese embedding of the target's crop.
+
+The tracking score says *where* the target is in a crop that holds it; it scores any object of the target's kind
+high, so a frame without the target but with a look-alike keeps the track. The verifier compares *what* is in the
+chosen box with what the target looked like: the box's exemplar-sized crop goes through the exemplar branch (the
+same backbone, the graph every backend already runs at ``init``), its features become a unit vector, and the
+cosine similarity with a small memory of the target's own vectors (the first frame's, and a few confidently
+tracked ones) must reach a threshold for the target to count as found.
+
+The vector is the exemplar features, centred on their mean over the training crops and flattened: an
+:class:`Embedding` file (safetensors, beside the network's weights) holds that mean, and optionally a learned
+projection (``train.appearance`` trains one with a triplet or contrastive loss and writes the file). Which one a
+file holds was chosen by a verification ROC on videos held apart from training (weights/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WeightsError
+
+FORMAT = "siamtrack-appearance"
+
+
+def weights_digest(weights: str | os.PathLike) -> str:
+    """The SHA-256 of a weights file, or of the file a ``track-export`` folder was exported from: an embedding
+    file names the network whose features it was made for."""
+    from .backends.graphs import read_graph_meta, weights_sha256
+
+    weights = Path(weights)
+    return read_graph_meta(weights).weights_sha256 if weights.is_dir() else weights_sha256(weights)
+
+
+def embedding_path(weights: str | os.PathLike) -> Path:
+    """Where the embedding of ``weights`` lives: ``<stem>_appearance.safetensors`` beside a weights file,
+    ``appearance.safetensors`` inside a ``track-export`` folder."""
+    weights = Path(weights)
+    if weights.is_dir():
+        return weights / "appearance.safetensors"
+    return weights.with_name(f"{weights.stem}_appearance.safetensors")
+
+
+def to_array(kernel: object) -> np.ndarray:
+    """A backend's kernel handle (a float32 array, or a torch tensor) as a float32 numpy array."""
+    if hasattr(kernel, "detach"):  # torch, without importing it
+        kernel = kernel.detach().float().cpu().numpy()
+    return np.asarray(kernel, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Exemplar features ``(B, C, k, k)`` -> unit vectors ``(B, D)``: centred on ``mean`` (C, k, k), flattened,
+    projected by ``projection`` (D, C * k * k) when there is one, normalised."""
+
+    mean: np.ndarray
+    projection: np.ndarray | None = None
+    info: dict = field(default_factory=dict)  # how it was made, from the file's metadata
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        if features.shape[1:] != self.mean.shape:
+            raise WeightsError(f"appearance embedding expects features {self.mean.shape}, got {features.shape[1:]}")
+        x = (features - self.mean).reshape(len(features), -1)
+        if self.projection is not None:
+            x = x @ self.projection.T
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.maximum(norm, 1e-12)
+
+    def save(self, path: str | os.PathLike, weights: str | os.PathLike, info: dict | None = None) -> None:
+        """Write the embedding for the network ``weights`` (its digest goes into the file) to ``path``."""
+        from safetensors.numpy import save
+
+        from .atomic import atomic_path
+
+        tensors = {"mean": np.ascontiguousarray(self.mean, dtype=np.float32)}
+        if self.projection is not None:
+            tensors["projection"] = np.ascontiguousarray(self.projection, dtype=np.float32)
+        meta = {"format": FORMAT, "weights_sha256": weights_digest(weights), "info": json.dumps(info or self.info)}
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(save(tensors, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, weights: str | os.PathLike) -> Embedding:
+        """The embedding in ``path``, checked to be made for the network ``weights``.
+
+        Raises:
+            WeightsError: the file is missing, unreadable, or made for other weights.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(
+                f"no appearance embedding at {path}: make one with `python -m train.appearance --weights "
+                f"{weights} --data TRAIN_DIR`, or leave verify_threshold at None"
+            )
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"cannot read the appearance embedding {path}: {e}") from None
+        if meta.get("format") != FORMAT or "mean" not in tensors:
+            raise WeightsError(f"{path} is not a siamtrack appearance embedding")
+        if meta.get("weights_sha256") != weights_digest(weights):
+            raise WeightsError(f"the appearance embedding {path} was made for other weights than {weights}")
+        return cls(tensors["mean"], tensors.get("projection"), json.loads(meta.get("info", "{}")))
+
+
+def calibrated_threshold(weights: str | os.PathLike) -> float:
+    """The ``verify_threshold`` calibrated for ``weights``, as recorded in their embedding file.
+
+    Raises:
+        WeightsError: no embedding file, or one without a calibrated threshold.
+    """
+    info = Embedding.load(embedding_path(weights), weights).info
+    if not isinstance(info.get("threshold"), int | float):
+        raise WeightsError(f"the appearance embedding of {weights} records no calibrated threshold: pass one")
+    return float(info["threshold"])
+
+
+@dataclass
+class Memory:
+    """A target's appearances: the first frame's vector, always kept, and up to ``size`` later ones (oldest
+    dropped first)."""
+
+    first: np.ndarray
+    size: int
+    recent: list[np.ndarray] = field(default_factory=list)
+
+    def similarity(self, vector: np.ndarray) -> float:
+        """The highest cosine similarity of ``vector`` with a remembered one, in [-1, 1]."""
+        return float(max(np.dot(v, vector) for v in [self.first, *self.recent]))
+
+    def add(self, vector: np.ndarray) -> None:
+        if self.size:
+            self.recent = [*self.recent, vector][-self.size :]
