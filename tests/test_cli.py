@@ -283,3 +283,12 @@ def test_demo_scripts_fail_cleanly(handset_weights, tmp_path, capfd, monkeypatch
     assert webcam(["987", "--weights", str(handset_weights)]) == 2
     err = capfd.readouterr().err.strip()
     assert err == "webcam: error: camera 987 could not be opened or delivered no frame"
+
+
+@pytest.mark.parametrize("verify", [["--verify"], ["--verify", "0.5"], ["--verify", "3"]])
+def test_verify_without_an_embedding_or_out_of_range_is_one_error(clip, handset_weights, verify, capfd):
+    video, _, gt = clip
+    args = [str(video), "--bbox", bbox_arg(gt[0]), "--weights", str(handset_weights), *verify]
+    assert main(args) == 2
+    err = one_line_error(capfd)
+    assert "appearance embedding" in err or "verify_threshold" in err

@@ -98,9 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--start-frame", type=int, default=0, metavar="N", help="0-based frame to start on (default 0)")
     p.add_argument(
-        "--verify", type=float, nargs="?", const=CALIBRATED, metavar="T", help="report the target lost unless the "
-        "box looks like it: the cosine similarity of its appearance with the target's at least T (default: the "
-        "value calibrated for the weights, weights/README.md)"
+        "--verify", type=_verify_value, nargs="?", const=CALIBRATED, metavar="T", help="report the target lost "
+        "unless the box looks like it: the cosine similarity of its appearance with the target's at least T "
+        "(default: the value calibrated for the weights, weights/README.md)"
     )  # fmt: skip
     return p
 
@@ -276,6 +276,16 @@ def _allow_negative_bbox(argv: list[str]) -> list[str]:
 def _fail(message: str) -> int:
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
+
+
+def _verify_value(text: str) -> float | str:
+    """``--verify``'s value: a number, or :data:`CALIBRATED` (the option given alone)."""
+    if text == CALIBRATED:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
