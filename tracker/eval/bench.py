@@ -274,8 +274,9 @@ def print_tables(entries: list[Entry], batched: list, busy_levels: list[int]) ->
         print(f"| {e.label} | {e.backend} | {e.threads} | {' | '.join(cells)} |")
     print("\nMedian ms per update of the first target's tracker, by stage (the tracker's stage clock), and the")
     print("process's CPU time per frame (more than threads x update() means threads spin while they wait).\n")
-    print("| tracker | backend | threads | busy | crop ms | network ms | post ms | update() ms | CPU ms / frame |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    stage_cells = " | ".join(f"{stage} ms" for stage in STAGES)
+    print(f"| tracker | backend | threads | busy | {stage_cells} | update() ms | CPU ms / frame |")
+    print("|---" * (6 + len(STAGES)) + "|")
     for e in entries:
         for b in busy_levels:
             st = e.stages.get(b, {})
