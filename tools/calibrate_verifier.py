@@ -42,7 +42,10 @@ def record(data: str, weights: str, sequences: list[str] | None, splices: int, f
             # varying sizes (visibility, all that is scored here, does not change)
             r = tracker.update(read_frame(path, size))
             sim = float(r.similarity)
-            out["score"].append(r.score / sim if sim > 0 else 0.0)  # the box score, before the similarity
+            # the box score, before the similarity multiplied it; a similarity <= 0 left a score of 0, which stays
+            # 0 here (so the box score's AUROC counts those frames as scored 0: slightly in its favour, as they are
+            # mostly absent frames)
+            out["score"].append(r.score / sim if sim > 0 else 0.0)
             out["similarity"].append(sim)
             out["found"].append(r.found)
             out["visible"].append(bool(np.isfinite(gt).all()))

@@ -119,11 +119,13 @@ class MultiTracker(BackendInfo):
                 states.append(self._search.start(frame, box))
             except InputError as e:
                 raise InputError(f"box {i}: {e}") from None
-        if states and self._embedding is not None:
-            vectors = self._appearances(np.stack([st.exemplar for st in states]))
-            for st, vector in zip(states, vectors, strict=True):
-                self._search.remember(st, vector)
         ids = list(range(self._next_id, self._next_id + len(states)))
+        if states and self._embedding is not None:
+            # the exemplars' kernels start each target's appearance memory, and are kept for its network calls
+            kernels = self._run(self._backend.embed, np.stack([st.exemplar for st in states]))
+            for st, vector in zip(states, self._embedding(to_array(kernels)), strict=True):
+                self._search.remember(st, vector)
+            self._kernels.update((i, kernels[j : j + 1]) for j, i in enumerate(ids))
         self._targets.update(zip(ids, states, strict=True))
         self._next_id += len(states)
         if self._targets:

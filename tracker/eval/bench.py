@@ -217,15 +217,15 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
     """The configurations to time, and the rows of the batched-network table (timed here, on a quiet start)."""
     entries, batched = [], []
     for w in weights:
+        verifies: list[float | None] = [None]
+        if args.verify:
+            try:
+                verifies.append(calibrated_threshold(resolve_weights(w)))
+            except TrackerError as e:
+                print(f"warning: timing {w} without the verifier: {e}", file=sys.stderr)
         for spec in args.backends:
             spec, _, at = spec.partition("@")
             name, _, precision = spec.partition(":")
-            verifies: list[float | None] = [None]
-            if args.verify:
-                try:
-                    verifies.append(calibrated_threshold(resolve_weights(w)))
-                except TrackerError as e:
-                    print(f"warning: timing {w} without the verifier: {e}", file=sys.stderr)
             for threads, verify in itertools.product([int(at)] if at else args.threads, verifies):
                 config = TrackerConfig(threads=threads, precision=precision or None, verify_threshold=verify)
                 try:
