@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from synthetic import write_dataset
 
-from tracker import TrackResult
+from tracker import InputError, TrackResult
 from tracker.datasets import Sequence
 from tracker.eval import absence, evaluate
 
@@ -123,6 +123,22 @@ def test_spliced_frames_are_resized_to_the_frame_size(tmp_path: Path) -> None:
     assert (run["found"][0] == ~stream.spliced[1:]).all()
     m = absence.stream_metrics(run["scores"][0], run["found"][0], run["boxes"][0], run["gt"])
     assert absence.pool([m])["auroc"] == 1.0 and m["delays"] == [0]
+
+
+def test_same_size_resizes_every_frame_and_its_box(tmp_path: Path) -> None:
+    paths = []
+    for i, shape in enumerate(((40, 60, 3), (20, 30, 3), (40, 60, 3))):
+        paths.append(tmp_path / f"f{i}.png")
+        cv2.imwrite(str(paths[-1]), np.full(shape, 200, np.uint8))
+    boxes = np.array([[5.0, 5.0, 10.0, 10.0], [2.0, 3.0, 4.0, 6.0], [5.0, 5.0, 10.0, 10.0]])
+    stream = absence.build_stream(Sequence("q", paths, boxes), [], {})
+    with pytest.raises(InputError, match="--same-size"):
+        absence.run_stream(stream, [_Recorder()])
+    rec = _Recorder()
+    run = absence.run_stream(stream, [rec], same_size=True)
+    assert set(rec.shapes) == {(40, 60, 3)}
+    np.testing.assert_allclose(run["gt"], [[4.0, 6.0, 8.0, 12.0], [5.0, 5.0, 10.0, 10.0]])
+    np.testing.assert_allclose(stream.gt[1], boxes[1])  # the stream itself is left as it was
 
 
 @pytest.fixture(scope="module")

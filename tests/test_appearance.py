@@ -80,6 +80,29 @@ def test_verify_threshold_range(value):
         TrackerConfig(verify_memory=-1)
 
 
+def test_a_redetection_needs_verify_redetect():
+    from tracker.config import ModelConfig
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import Peak, TargetState
+
+    eye = np.eye(3)
+    look = np.array([0.3, np.sqrt(1 - 0.09), 0.0])  # similarity 0.3 with the target's first vector
+    answers = []
+    for redetect in (None, 0.4):
+        config = TrackerConfig(verify_threshold=0.2, verify_redetect=redetect, reference_frames=1, found_psr=2.0)
+        search = SiamFCSearch(config, ModelConfig())
+        st = TargetState(np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3,
+                         (100, 120))  # fmt: skip
+        search.remember(st, eye[0])
+        peak = Peak(np.array([52.0, 41.0]), np.array([20.0, 16.0]), 0.8, 5.0)
+        tracking = search.conclude(peak, st, look).found  # 0.3 >= 0.2: kept
+        st.lost_frames = 1
+        answers.append((tracking, search.conclude(peak, st, look).found))  # a re-detection at 0.3
+    assert answers == [(True, True), (True, False)]
+    with pytest.raises(ConfigError, match="verify_redetect"):
+        TrackerConfig(verify_redetect=1.2)
+
+
 @pytest.fixture(scope="module")
 def verified_weights(handset_weights, tmp_path_factory):
     """The hand-set network's weights, copied, with an appearance embedding beside them (centred on the mean of
@@ -208,3 +231,23 @@ def test_the_tool_writes_an_embedding_the_tracker_loads(handset_weights, tmp_pat
     assert Embedding.load(embedding_path(weights), weights).info["kind"] == "centred"
     assert tool.main(["--weights", str(weights), "--data", str(data), "--holdout", "nope"]) == 1
     assert "no sequence named nope" in capsys.readouterr().err
+
+
+def test_the_picture_tool_draws_a_spliced_sequence(verified_weights, tmp_path):
+    pytest.importorskip("matplotlib")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data = write_dataset(tmp_path / "data", {"a": 0, "b": 1}, n=40)
+    command = [sys.executable, str(root / "tools" / "plot_verifier.py"), str(data), "--weights", str(verified_weights)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = tmp_path / "v.png"
+    args = ["--threshold", "0.0", "--splice-frames", "4", "--splices", "1", "--out", str(out)]
+    done = subprocess.run([*command, "--sequence", "a", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 1000 and "4 absent" in done.stdout
+    missing = subprocess.run([*command, "--sequence", "zz", *args], env=env, capture_output=True, text=True)
+    assert missing.returncode == 1 and "no sequence named zz" in missing.stderr

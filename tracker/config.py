@@ -234,6 +234,9 @@ class TrackerConfig:
     # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: no verifier
     verify_threshold: float | None = None
     verify_memory: int = 4
+    # the similarity a re-detection (a candidate taken while lost) must reach; None: verify_threshold. A jump to
+    # another place needs more evidence that it is the target than keeping track of it does
+    verify_redetect: float | None = None
     # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
     threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
@@ -277,6 +280,8 @@ class TrackerConfig:
             raise ConfigError(f"lost_scan_after must be an integer >= 0 or None, got {self.lost_scan_after!r}")
         if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:
             raise ConfigError(f"verify_threshold must be in [-1, 1] or None, got {self.verify_threshold}")
+        if self.verify_redetect is not None and not -1.0 <= self.verify_redetect <= 1.0:
+            raise ConfigError(f"verify_redetect must be in [-1, 1] or None, got {self.verify_redetect}")
         if isinstance(self.verify_memory, bool) or not isinstance(self.verify_memory, int) or self.verify_memory < 0:
             raise ConfigError(f"verify_memory must be an integer >= 0, got {self.verify_memory!r}")
         if self.threads is not None and self.threads < 1:

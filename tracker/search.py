@@ -168,7 +168,7 @@ class TargetSearch:
             # "is this still my target?": the box's appearance against the target's own; the score carries it so
             # that a look-alike the network scores high is still scored low
             similarity = st.memory.similarity(appearance)
-            found = found and similarity >= self.config.verify_threshold
+            found = found and similarity >= self._similarity_needed(bool(st.lost_frames))
             if found and not st.lost_frames and st.tracked % MEMORY_EVERY == 0:
                 st.memory.add(appearance)
             score *= max(similarity, 0.0)
@@ -180,6 +180,12 @@ class TargetSearch:
             # hold the last confident box rather than drift onto background; the next search reaches further
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
+
+    def _similarity_needed(self, lost: bool) -> float:
+        """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,
+        ``verify_redetect`` where it is set."""
+        cfg = self.config
+        return cfg.verify_redetect if lost and cfg.verify_redetect is not None else cfg.verify_threshold
 
     def box(self, st: TargetState) -> Box:
         """The target's current box, inside the frame."""

@@ -140,9 +140,15 @@ def read_frame(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     return frame
 
 
-def run_stream(stream: Stream, trackers: list, progress: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
+def run_stream(
+    stream: Stream, trackers: list, progress: Callable[[], None] | None = None, same_size: bool = False
+) -> dict[str, np.ndarray]:
     """Run K trackers side by side over ``stream`` (each frame read once): init on its first frame, update() on
-    the rest. Returns ``scores`` and ``found`` (K, N-1), ``boxes`` (K, N-1, 4) and ``gt`` (N-1, 4)."""
+    the rest. Returns ``scores`` and ``found`` (K, N-1), ``boxes`` (K, N-1, 4) and ``gt`` (N-1, 4).
+
+    ``same_size``: every frame resized to the first one's size, and its ground truth with it (for datasets whose
+    frames vary in size within a sequence, such as regions cut around the target); otherwise a sequence's own
+    frames must all have its first frame's size."""
     first = read_frame(stream.frames[0][0], None)
     size = (first.shape[1], first.shape[0])
     for t in trackers:
@@ -153,18 +159,24 @@ def run_stream(stream: Stream, trackers: list, progress: Callable[[], None] | No
         np.zeros((len(trackers), n), bool),
         np.zeros((len(trackers), n, 4)),
     )
+    gt = stream.gt[1:].copy()
     for i, (path, resize) in enumerate(stream.frames[1:]):
-        frame = read_frame(path, size if resize else None)
+        frame = read_frame(path, None)
+        if (resize or same_size) and frame.shape[:2] != first.shape[:2]:
+            sx, sy = size[0] / frame.shape[1], size[1] / frame.shape[0]
+            gt[i] *= (sx, sy, sx, sy)  # NaN rows of spliced frames stay NaN
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         if frame.shape[:2] != first.shape[:2]:
             raise InputError(
-                f"{stream.name}: frame {path} is {frame.shape[1]}x{frame.shape[0]}, not {size[0]}x{size[1]}"
+                f"{stream.name}: frame {path} is {frame.shape[1]}x{frame.shape[0]}, not {size[0]}x{size[1]} "
+                "(frames that vary in size: --same-size)"
             )
         for k, t in enumerate(trackers):
             r = t.update(frame)
             scores[k, i], found[k, i], boxes[k, i] = r.score, r.found, r.box
         if progress is not None:
             progress()
-    return {"scores": scores, "found": found, "boxes": boxes, "gt": stream.gt[1:]}
+    return {"scores": scores, "found": found, "boxes": boxes, "gt": gt}
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -249,10 +261,11 @@ def benchmark(
     frames: int,
     seed: int,
     progress: Callable[[Stream], Callable[[], None] | None] | None = None,
+    same_size: bool = False,
 ) -> dict:
     """Run every tracker (fresh from its factory per sequence, all in lockstep) over each sequence with its
     spliced absences; per tracker the pooled metrics (:func:`pool`) and each sequence's. ``progress(stream)``
-    may return a callable called once a frame."""
+    may return a callable called once a frame; ``same_size``: as for :func:`run_stream`."""
     plans = plan_splices(sequences, splices, frames, seed)
     donors = {s.name: s for s in sequences}
     names = list(factories)
@@ -260,7 +273,8 @@ def benchmark(
     counts = {}
     for seq in sequences:
         stream = build_stream(seq, plans[seq.name], donors)
-        run = run_stream(stream, [factories[n]() for n in names], progress(stream) if progress else None)
+        trackers = [factories[n]() for n in names]
+        run = run_stream(stream, trackers, progress(stream) if progress else None, same_size)
         for k, name in enumerate(names):
             rows[name][seq.name] = stream_metrics(run["scores"][k], run["found"][k], run["boxes"][k], run["gt"])
         gt_absent = ~np.isfinite(run["gt"]).all(1)

@@ -68,6 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = p.add_argument_group("absence benchmark")
     a.add_argument("--absence", action="store_true", help="score lost-target reports instead (tracker.absence)")
     absence.add_splice_arguments(a)
+    a.add_argument(
+        "--same-size", action="store_true", help="resize every frame (and its box) to the first frame's size: for "
+        "datasets whose frames vary in size within a sequence, such as the training split's cut regions"
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -269,8 +273,11 @@ def evaluate_absence(args: argparse.Namespace) -> dict:
 
         return tick
 
-    results = absence.benchmark(factories, sequences, args.splices, args.splice_frames, args.seed, progress)
+    results = absence.benchmark(
+        factories, sequences, args.splices, args.splice_frames, args.seed, progress, args.same_size
+    )
     splice_args = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
+    splice_args += " --same-size" * args.same_size
     return {"data_dir": str(args.data_dir), "splice_args": splice_args, "threads": threads, **notes, **results}
 
 

@@ -1,0 +1,102 @@
+"""Picture of the appearance verifier at work: box score and similarity over one spliced sequence.
+
+    python tools/plot_verifier.py DATA --sequence NAME [--weights accurate] [--threshold T] [--out verifier.png]
+
+The sequence gets the absence benchmark's splices (tracker.eval.absence: the same plan as ``python -m
+tracker.evaluate DATA --absence`` with the same ``--splices``, ``--splice-frames`` and ``--seed``), and one
+verifying tracker runs over it. The figure shows per frame the box head's score (before the similarity multiplies
+it), the appearance similarity against the target's memory, the threshold, the frames the tracker reported lost,
+the IoU of its box with the ground truth, and the spliced absences shaded. Needs matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tracker import Tracker, TrackerConfig, TrackerError
+from tracker.appearance import calibrated_threshold
+from tracker.datasets import read_dataset
+from tracker.eval.absence import add_splice_arguments, build_stream, percent, plan_splices, read_frame
+from tracker.eval.metrics import ious
+from tracker.shipped import resolve_weights
+
+
+def record(data: str, name: str, weights: str, threshold: float | None, splices: int, frames: int, seed: int) -> dict:
+    seqs = read_dataset(data)
+    by_name = {s.name: s for s in seqs}
+    if name not in by_name:
+        raise TrackerError(f"--sequence: no sequence named {name} in {data}")
+    stream = build_stream(by_name[name], plan_splices(seqs, splices, frames, seed)[name], by_name)
+    if threshold is None:  # the weights' calibrated threshold, as `track --verify` takes it
+        threshold = calibrated_threshold(resolve_weights(weights))
+    tracker = Tracker(weights, config=TrackerConfig(verify_threshold=threshold))
+    first = read_frame(stream.frames[0][0], None)
+    size = (first.shape[1], first.shape[0])
+    tracker.init(first, stream.gt[0])
+    out = {"score": [], "similarity": [], "found": [], "box": []}
+    for path, resize in stream.frames[1:]:
+        r = tracker.update(read_frame(path, size if resize else None))
+        sim = float(r.similarity)
+        out["score"].append(r.score / sim if sim > 0 else np.nan)  # the box head's, before the similarity
+        out["similarity"].append(sim)
+        out["found"].append(r.found)
+        out["box"].append(tuple(r.box))
+    rec = {k: np.array(v) for k, v in out.items()}
+    gt = stream.gt[1:]
+    visible = np.isfinite(gt).all(1)
+    rec["iou"] = np.where(visible, ious(rec["box"], np.nan_to_num(gt)), np.nan)
+    rec.update(absent=~visible, threshold=threshold, name=name)
+    return rec
+
+
+def plot(rec: dict, path: Path, weights: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    n = len(rec["score"])
+    t = np.arange(1, n + 1)
+    ax.fill_between(t, -0.12, 1.02, where=rec["absent"], step="mid", color="0.85", label="target absent (spliced)")
+    ax.plot(t, rec["iou"], color="C2", lw=0.8, alpha=0.7, label="IoU with ground truth")
+    ax.plot(t, rec["score"], color="C0", lw=1.1, label="box score")
+    ax.plot(t, rec["similarity"], color="C3", lw=1.1, label="appearance similarity")
+    ax.axhline(rec["threshold"], color="C3", lw=0.8, ls="--", label=f"verify threshold {rec['threshold']:.2f}")
+    lost = ~rec["found"]
+    ax.scatter(t[lost], np.full(lost.sum(), -0.07), marker="|", s=30, color="k", label="reported lost")
+    ax.set(xlabel="frame", ylim=(-0.12, 1.02), xlim=(0, n + 1), title=f"{rec['name']} with spliced absences, {weights}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("data", help="dataset folder (as for python -m tracker.evaluate)")
+    p.add_argument("--sequence", required=True, help="the sequence to picture")
+    p.add_argument("--weights", default="accurate", help="shipped name or weights file (default accurate)")
+    p.add_argument("--threshold", type=float, help="verify threshold (default: the weights' calibrated one)")
+    p.add_argument("--out", default="verifier.png", help="PNG to write (default verifier.png)")
+    add_splice_arguments(p)
+    args = p.parse_args()
+    try:
+        splices = (args.splices, args.splice_frames, args.seed)
+        rec = record(args.data, args.sequence, args.weights, args.threshold, *splices)
+        plot(rec, Path(args.out), args.weights)
+    except (TrackerError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    absent, lost = rec["absent"], ~rec["found"]
+    absent_lost = percent(lost[absent].mean() if absent.any() else None)
+    shares = f"{absent_lost} of absent, {percent(lost[~absent].mean())} of visible"
+    print(f"{args.sequence}: {len(absent)} frames, {absent.sum()} absent; reported lost: {shares}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
