@@ -9,7 +9,7 @@ import torch
 from synthetic import make_sequence, write_dataset
 
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig
-from tracker.appearance import Embedding, Memory, embedding_path, to_array
+from tracker.appearance import Embedding, Memory, calibrated_verifier, embedding_path, to_array
 from tracker.config import ConfigError
 from tracker.errors import WeightsError
 from train import appearance as tool
@@ -251,3 +251,18 @@ def test_the_picture_tool_draws_a_spliced_sequence(verified_weights, tmp_path):
     assert out.stat().st_size > 1000 and "4 absent" in done.stdout
     missing = subprocess.run([*command, "--sequence", "zz", *args], env=env, capture_output=True, text=True)
     assert missing.returncode == 1 and "no sequence named zz" in missing.stderr
+
+
+def test_calibrated_settings_come_from_the_embedding_file(handset_weights, tmp_path):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(handset_weights.read_bytes())
+    mean = np.zeros((4, 2, 2), np.float32)
+    Embedding(mean).save(embedding_path(weights), weights, {"kind": "centred"})
+    with pytest.raises(WeightsError, match="no calibrated threshold"):
+        calibrated_verifier(weights)
+    Embedding(mean).save(embedding_path(weights), weights, {"threshold": 0.3})
+    assert calibrated_verifier(weights) == {"verify_threshold": 0.3}
+    Embedding(mean).save(embedding_path(weights), weights, {"threshold": 0.3, "redetect_threshold": 0.5})
+    settings = calibrated_verifier(weights)
+    assert settings == {"verify_threshold": 0.3, "verify_redetect": 0.5}
+    assert TrackerConfig(**settings).verify_redetect == 0.5

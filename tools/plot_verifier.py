@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker import Tracker, TrackerConfig, TrackerError
-from tracker.appearance import calibrated_threshold
+from tracker.appearance import calibrated_verifier
 from tracker.datasets import read_dataset
 from tracker.eval.absence import add_splice_arguments, build_stream, percent, plan_splices, read_frame
 from tracker.eval.metrics import ious
@@ -31,9 +31,10 @@ def record(data: str, name: str, weights: str, threshold: float | None, splices:
     if name not in by_name:
         raise TrackerError(f"--sequence: no sequence named {name} in {data}")
     stream = build_stream(by_name[name], plan_splices(seqs, splices, frames, seed)[name], by_name)
-    if threshold is None:  # the weights' calibrated threshold, as `track --verify` takes it
-        threshold = calibrated_threshold(resolve_weights(weights))
-    tracker = Tracker(weights, config=TrackerConfig(verify_threshold=threshold))
+    # the weights' calibrated settings, as `track --verify` takes them, or the threshold given
+    verify = calibrated_verifier(resolve_weights(weights)) if threshold is None else {"verify_threshold": threshold}
+    tracker = Tracker(weights, config=TrackerConfig(**verify))
+    threshold = verify["verify_threshold"]
     first = read_frame(stream.frames[0][0], None)
     size = (first.shape[1], first.shape[0])
     tracker.init(first, stream.gt[0])

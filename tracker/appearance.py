@@ -112,8 +112,9 @@ class Embedding:
         return cls(tensors["mean"], tensors.get("projection"), json.loads(meta.get("info", "{}")))
 
 
-def calibrated_threshold(weights: str | os.PathLike) -> float:
-    """The ``verify_threshold`` calibrated for ``weights``, as recorded in their embedding file.
+def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float]:
+    """The verifier's settings calibrated for ``weights``, as recorded in their embedding file: TrackerConfig
+    fields, ``verify_threshold`` and, where one was calibrated, ``verify_redetect``.
 
     Raises:
         WeightsError: no embedding file, or one without a calibrated threshold.
@@ -121,7 +122,10 @@ def calibrated_threshold(weights: str | os.PathLike) -> float:
     info = Embedding.load(embedding_path(weights), weights).info
     if not isinstance(info.get("threshold"), int | float):
         raise WeightsError(f"the appearance embedding of {weights} records no calibrated threshold: pass one")
-    return float(info["threshold"])
+    settings = {"verify_threshold": float(info["threshold"])}
+    if isinstance(info.get("redetect_threshold"), int | float):
+        settings["verify_redetect"] = float(info["redetect_threshold"])
+    return settings
 
 
 @dataclass

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .appearance import calibrated_threshold
+from .appearance import calibrated_verifier
 from .backends.select import BACKENDS
 from .config import PRECISIONS, TrackerConfig
 from .errors import InputError, TrackerError
@@ -222,10 +222,10 @@ def run(args: argparse.Namespace) -> Summary:
 
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
-        verify = args.verify
-        if verify == CALIBRATED:
-            verify = calibrated_threshold(resolve_weights(args.weights))
-        config = TrackerConfig(threads=args.threads, precision=args.precision, verify_threshold=verify)
+        verify = {"verify_threshold": args.verify}
+        if args.verify == CALIBRATED:
+            verify = calibrated_verifier(resolve_weights(args.weights))
+        config = TrackerConfig(threads=args.threads, precision=args.precision, **verify)
         tracker = MultiTracker(args.weights, args.backend, args.device, config)
         choice = f", {tracker.backend_choice}" if tracker.backend_choice else ""
         print(f"{PROG}: backend {tracker.backend_name}{choice}", flush=True)

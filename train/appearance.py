@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         "--threshold", type=float, help="the verify_threshold calibrated for this embedding "
         "(tools/calibrate_verifier.py), recorded in the file for `track --verify` and tracker.evaluate"
     )  # fmt: skip
+    p.add_argument(
+        "--redetect-threshold", type=float, help="the verify_redetect calibrated for this embedding (the similarity "
+        "a re-detection must reach), recorded beside --threshold"
+    )  # fmt: skip
     args = p.parse_args(argv)
     try:
         weights = Path(args.weights)
@@ -204,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pooled_auroc": {k: round(r["pooled"], 4) for k, r in rows.items()}}  # fmt: skip
         if args.threshold is not None:
             info["threshold"] = args.threshold
+        if args.redetect_threshold is not None:
+            info["redetect_threshold"] = args.redetect_threshold
         kinds[args.kind].save(out, weights, info)
         print(f"wrote the {args.kind} embedding to {out}")
     except (TrackerError, OSError, ValueError) as e:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..appearance import calibrated_threshold
+from ..appearance import calibrated_verifier
 from ..backends.select import BACKENDS, create_backend
 from ..config import ModelConfig, TrackerConfig
 from ..errors import InputError, TrackerError, WeightsError
@@ -217,17 +217,17 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
     """The configurations to time, and the rows of the batched-network table (timed here, on a quiet start)."""
     entries, batched = [], []
     for w in weights:
-        verifies: list[float | None] = [None]
+        verifies: list[dict[str, float]] = [{}]
         if args.verify:
             try:
-                verifies.append(calibrated_threshold(resolve_weights(w)))
+                verifies.append(calibrated_verifier(resolve_weights(w)))
             except TrackerError as e:
                 print(f"warning: timing {w} without the verifier: {e}", file=sys.stderr)
         for spec in args.backends:
             spec, _, at = spec.partition("@")
             name, _, precision = spec.partition(":")
             for threads, verify in itertools.product([int(at)] if at else args.threads, verifies):
-                config = TrackerConfig(threads=threads, precision=precision or None, verify_threshold=verify)
+                config = TrackerConfig(threads=threads, precision=precision or None, **verify)
                 try:
                     trackers = [SiamFCTracker(w, backend=name, config=config) for _ in range(max(args.targets))]
                 except TrackerError as e:
@@ -236,7 +236,7 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
                     continue
                 label = f"{w} ({describe(trackers[0].model_config)})"
                 tag = f"{trackers[0].backend_name}" + (" (auto)" if name == "auto" else "")
-                tag += " +verify" if verify is not None else ""
+                tag += " +verify" if verify else ""
                 for k in args.targets:
                     entries.append(Entry(f"{label}, {k} target(s)", tag, str(threads or "default"), trackers[:k]))
                     multi = all_targets(w, name, config, boxes[0, :k])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..appearance import calibrated_threshold
+from ..appearance import calibrated_verifier
 from ..config import TrackerConfig
 from ..datasets import FORMATS, Sequence, read_dataset
 from ..errors import InputError, TrackerError
@@ -101,7 +101,7 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
                 row = name if not args.weights or len(args.weights) == 1 else f"{name}:{Path(weights).stem}"
                 verify = {}
                 if name == "siamtrack-verify" and settings.get("verify_threshold") is None:
-                    verify = {"verify_threshold": calibrated_threshold(resolve_weights(weights))}
+                    verify = calibrated_verifier(resolve_weights(weights))
                 config = TrackerConfig.from_dict({**settings, **verify})
                 probe = SiamFCTracker(weights, backend=args.backend, config=config)  # fails early on bad weights
                 notes[row] = {"weights": str(probe.weights), "backend": probe.backend_name}
