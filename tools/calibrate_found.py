@@ -1,16 +1,18 @@
 """Calibrate the ``found`` thresholds of TrackerConfig with the absence benchmark (``tracker.absence``).
 
-Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold`` and
-``redetect_fraction`` is one tracker; all of them run in lockstep over the benchmark's streams (annotated absences
-plus spliced ones, so each frame is decoded once) and each is scored as the benchmark scores a tracker: AUROC of
-``score``, absent and visible frames reported lost, returns re-acquired within 10 frames, success AUC on the
-visible frames.
+Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
+``redetect_fraction`` and the appearance verifier's ``verify_threshold`` and ``verify_redetect`` is one tracker;
+all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
+decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
+reported lost, returns re-acquired within 10 frames, success AUC on the visible frames.
 
 Closed loop on purpose: ``found`` changes what the tracker does next (hold, widen, re-detect), so each
 combination is judged by the run it produces. Usage (docs/ROBUSTNESS.md, "Choosing the score and the thresholds"):
 
     python tools/calibrate_found.py --weights weights/mobilenetv2_box.safetensors --data ../shared/data/dev \\
         --found 0.05,0.1 --redetect 0.5,0.6 --fraction 0.8,1
+    python tools/calibrate_found.py --weights accurate --data ../shared/data/train --same-size \\
+        --verify off,0.2 --verify-redetect off,0.3,0.4,0.5 --backend auto --threads 2
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import read_dataset
 from tracker.eval import absence
 
-FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction")
+FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
+          "verify_redetect")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
-    """``"0,0.5,head"`` -> ``[0.0, 0.5, None]`` (``head``: the head's own default)."""
-    return [None if v.strip() == "head" else float(v) for v in text.split(",") if v.strip()]
+    """``"0,0.5,head"`` -> ``[0.0, 0.5, None]`` (``head`` or ``off``: the default, None)."""
+    return [None if v.strip() in ("head", "off") else float(v) for v in text.split(",") if v.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,26 +43,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--psr", type=values, default=values("head"), help="found_psr values")
     parser.add_argument("--redetect", type=values, default=values("head"), help="redetect_threshold values")
     parser.add_argument("--fraction", type=values, default=values("head"), help="redetect_fraction values")
+    parser.add_argument("--verify", type=values, default=values("off"), help="verify_threshold values ('off': none)")
+    parser.add_argument("--verify-redetect", type=values, default=values("off"), help="verify_redetect values")
     absence.add_splice_arguments(parser)
+    parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
+                        "python -m tracker.evaluate --absence --same-size)")  # fmt: skip
     parser.add_argument("--backend", default="onnx")
     parser.add_argument("--threads", type=int, default=1, help="network threads per tracker (default 1)")
     args = parser.parse_args(argv)
 
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
-        args.found, args.psr, args.redetect, args.fraction)]  # fmt: skip
+        args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect)]  # fmt: skip
+    # a re-detection's similarity means nothing without the verifier
+    grid = [g for g in grid if g["verify_threshold"] is not None or g["verify_redetect"] is None]
     factories = {
         str(k): (lambda g=g: SiamFCTracker(args.weights, args.backend, config=TrackerConfig(threads=args.threads, **g)))
         for k, g in enumerate(grid)
     }
     sequences = read_dataset(args.data)
-    results = absence.benchmark(factories, sequences, args.splices, args.splice_frames, args.seed)
+    results = absence.benchmark(
+        factories, sequences, args.splices, args.splice_frames, args.seed, same_size=args.same_size
+    )
     print(f"weights {args.weights}; {len(sequences)} sequences; --splices {args.splices} --splice-frames "
           f"{args.splice_frames} --seed {args.seed}; 'head': the head's default")  # fmt: skip
     print("| " + " | ".join(FIELDS) + " | AUROC | absent lost | visible lost | re-acquired within 10 | AUC |")
     print("|" + "---:|" * (len(FIELDS) + 5))
     for k, g in enumerate(grid):
         o = results["trackers"][str(k)]["overall"]
-        cells = ["head" if g[f] is None else f"{g[f]:g}" for f in FIELDS]
+        cells = [("off" if f.startswith("verify") else "head") if g[f] is None else f"{g[f]:g}" for f in FIELDS]
         auroc = "n/a" if o["auroc"] is None else f"{o['auroc']:.3f}"
         rates = " | ".join(absence.percent(o[k]) for k in ("absent_lost", "visible_lost", "reacquired_10"))
         print(f"| {' | '.join(cells)} | {auroc} | {rates} | {o['auc']:.3f} |")

@@ -1,12 +1,13 @@
-"""Picture of the appearance verifier at work: box score and similarity over one spliced sequence.
+"""Picture of the appearance verifier at work: box score and similarity over spliced sequences.
 
-    python tools/plot_verifier.py DATA --sequence NAME [--weights accurate] [--threshold T] [--out verifier.png]
+    python tools/plot_verifier.py DATA --sequence NAME [NAME ...] [--weights accurate] [--threshold T] [--out F]
 
-The sequence gets the absence benchmark's splices (tracker.eval.absence: the same plan as ``python -m
+Each sequence gets the absence benchmark's splices (tracker.eval.absence: the same plan as ``python -m
 tracker.evaluate DATA --absence`` with the same ``--splices``, ``--splice-frames`` and ``--seed``), and one
-verifying tracker runs over it. The figure shows per frame the box head's score (before the similarity multiplies
-it), the appearance similarity against the target's memory, the threshold, the frames the tracker reported lost,
-the IoU of its box with the ground truth, and the spliced absences shaded. Needs matplotlib.
+verifying tracker runs over it. One panel per sequence shows per frame the box head's score (before the
+similarity multiplies it), the appearance similarity against the target's memory, the threshold, the frames the
+tracker reported lost, the IoU of its box with the ground truth, and the spliced absences shaded. Needs
+matplotlib.
 """
 
 from __future__ import annotations
@@ -54,24 +55,28 @@ def record(data: str, name: str, weights: str, threshold: float | None, splices:
     return rec
 
 
-def plot(rec: dict, path: Path, weights: str) -> None:
+def plot(recs: list[dict], path: Path, weights: str) -> None:
+    """One panel per recorded sequence, the legend under the last."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 4.2), dpi=120)
+    fig = Figure(figsize=(9, 1.0 + 2.9 * len(recs)), dpi=120)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    n = len(rec["score"])
-    t = np.arange(1, n + 1)
-    ax.fill_between(t, -0.12, 1.02, where=rec["absent"], step="mid", color="0.85", label="target absent (spliced)")
-    ax.plot(t, rec["iou"], color="C2", lw=0.8, alpha=0.7, label="IoU with ground truth")
-    ax.plot(t, rec["score"], color="C0", lw=1.1, label="box score")
-    ax.plot(t, rec["similarity"], color="C3", lw=1.1, label="appearance similarity")
-    ax.axhline(rec["threshold"], color="C3", lw=0.8, ls="--", label=f"verify threshold {rec['threshold']:.2f}")
-    lost = ~rec["found"]
-    ax.scatter(t[lost], np.full(lost.sum(), -0.07), marker="|", s=30, color="k", label="reported lost")
-    ax.set(xlabel="frame", ylim=(-0.12, 1.02), xlim=(0, n + 1), title=f"{rec['name']} with spliced absences, {weights}")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3, fontsize=8, frameon=False)
+    axes = fig.subplots(len(recs), 1, squeeze=False)[:, 0]
+    for ax, rec in zip(axes, recs, strict=True):
+        n = len(rec["score"])
+        t = np.arange(1, n + 1)
+        shade = dict(step="mid", color="0.85", label="target absent (spliced)")
+        ax.fill_between(t, -0.12, 1.02, where=rec["absent"], **shade)
+        ax.plot(t, rec["iou"], color="C2", lw=0.8, alpha=0.7, label="IoU with ground truth")
+        ax.plot(t, rec["score"], color="C0", lw=1.1, label="box score")
+        ax.plot(t, rec["similarity"], color="C3", lw=1.1, label="appearance similarity")
+        ax.axhline(rec["threshold"], color="C3", lw=0.8, ls="--", label=f"verify threshold {rec['threshold']:.2f}")
+        lost = ~rec["found"]
+        ax.scatter(t[lost], np.full(lost.sum(), -0.07), marker="|", s=30, color="k", label="reported lost")
+        ax.set(ylim=(-0.12, 1.02), xlim=(0, n + 1), title=f"{rec['name']} with spliced absences, {weights}")
+    axes[-1].set_xlabel("frame")
+    axes[-1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
 
@@ -79,7 +84,7 @@ def plot(rec: dict, path: Path, weights: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data", help="dataset folder (as for python -m tracker.evaluate)")
-    p.add_argument("--sequence", required=True, help="the sequence to picture")
+    p.add_argument("--sequence", nargs="+", required=True, help="the sequence(s) to picture, one panel each")
     p.add_argument("--weights", default="accurate", help="shipped name or weights file (default accurate)")
     p.add_argument("--threshold", type=float, help="verify threshold (default: the weights' calibrated one)")
     p.add_argument("--out", default="verifier.png", help="PNG to write (default verifier.png)")
@@ -87,15 +92,17 @@ def main() -> int:
     args = p.parse_args()
     try:
         splices = (args.splices, args.splice_frames, args.seed)
-        rec = record(args.data, args.sequence, args.weights, args.threshold, *splices)
-        plot(rec, Path(args.out), args.weights)
+        recs = [record(args.data, name, args.weights, args.threshold, *splices) for name in args.sequence]
+        plot(recs, Path(args.out), args.weights)
     except (TrackerError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    absent, lost = rec["absent"], ~rec["found"]
-    absent_lost = percent(lost[absent].mean() if absent.any() else None)
-    shares = f"{absent_lost} of absent, {percent(lost[~absent].mean())} of visible"
-    print(f"{args.sequence}: {len(absent)} frames, {absent.sum()} absent; reported lost: {shares}; wrote {args.out}")
+    for rec in recs:
+        absent, lost = rec["absent"], ~rec["found"]
+        absent_lost = percent(lost[absent].mean() if absent.any() else None)
+        shares = f"{absent_lost} of absent, {percent(lost[~absent].mean())} of visible"
+        print(f"{rec['name']}: {len(absent)} frames, {absent.sum()} absent; reported lost: {shares}")
+    print(f"wrote {args.out}")
     return 0
 
 
