@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     results = absence.benchmark(
         factories, sequences, args.splices, args.splice_frames, args.seed, same_size=args.same_size
     )
-    print(f"weights {args.weights}; {len(sequences)} sequences; --splices {args.splices} --splice-frames "
-          f"{args.splice_frames} --seed {args.seed}; 'head': the head's default")  # fmt: skip
+    splices = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
+    splices += " --same-size" * args.same_size
+    print(f"weights {args.weights}; {len(sequences)} sequences; {splices}; 'head': the head's default")
     print("| " + " | ".join(FIELDS) + " | AUROC | absent lost | visible lost | re-acquired within 10 | AUC |")
     print("|" + "---:|" * (len(FIELDS) + 5))
     for k, g in enumerate(grid):
