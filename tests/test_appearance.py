@@ -11,7 +11,7 @@ from synthetic import make_sequence, write_dataset
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig
 from tracker.appearance import Embedding, Memory, calibrated_verifier, embedding_path, to_array
 from tracker.config import ConfigError
-from tracker.errors import WeightsError
+from tracker.errors import TrackerError, WeightsError
 from train import appearance as tool
 
 
@@ -262,7 +262,40 @@ def test_calibrated_settings_come_from_the_embedding_file(handset_weights, tmp_p
         calibrated_verifier(weights)
     Embedding(mean).save(embedding_path(weights), weights, {"threshold": 0.3})
     assert calibrated_verifier(weights) == {"verify_threshold": 0.3}
-    Embedding(mean).save(embedding_path(weights), weights, {"threshold": 0.3, "redetect_threshold": 0.5})
+    info = {"threshold": 0.3, "settings": {"redetect_threshold": 0.05, "verify_redetect": 0.5}}
+    Embedding(mean).save(embedding_path(weights), weights, info)
     settings = calibrated_verifier(weights)
-    assert settings == {"verify_threshold": 0.3, "verify_redetect": 0.5}
-    assert TrackerConfig(**settings).verify_redetect == 0.5
+    assert settings == {"verify_threshold": 0.3, "redetect_threshold": 0.05, "verify_redetect": 0.5}
+    assert TrackerConfig(**settings).redetect_threshold == 0.05
+    Embedding(mean).save(embedding_path(weights), weights, {"threshold": 0.3, "settings": {"no_such_field": 1}})
+    with pytest.raises(WeightsError, match="not TrackerConfig's"):
+        calibrated_verifier(weights)
+
+
+@pytest.mark.parametrize("pair", ["nope=1", "redetect_threshold=high", "redetect_threshold=2"])
+def test_settings_recorded_with_an_embedding_are_checked(pair):
+    with pytest.raises(TrackerError):
+        tool.settings([pair])
+    assert tool.settings(["redetect_threshold=0.05"]) == {"redetect_threshold": 0.05}
+
+
+def test_evaluate_verifies_with_the_calibrated_settings_under_the_config_given(verified_weights, tmp_path):
+    import json
+
+    from tracker.eval import evaluate
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(verified_weights.read_bytes())
+    emb = Embedding.load(embedding_path(verified_weights), verified_weights)
+    info = {"threshold": 0.25, "settings": {"redetect_threshold": 0.05, "found_threshold": 0.1}}
+    Embedding(emb.mean).save(embedding_path(weights), weights, info)
+    data = write_dataset(tmp_path / "data", {"a": 0}, n=6)
+    (tmp_path / "c.json").write_text(json.dumps({"found_threshold": 0.3, "verify_memory": 2}))
+    config = ["--config", str(tmp_path / "c.json")]
+    args = evaluate.parse_args([str(data), "--trackers", "siamtrack,siamtrack-verify", "--weights", str(weights),
+                                "--backend", "torch", *config, "--out", str(tmp_path)])  # fmt: skip
+    _, factories, _, _ = evaluate.prepare(args)
+    plain, verifying = factories["siamtrack"]().config, factories["siamtrack-verify"]().config
+    assert plain.verify_threshold is None and plain.found_threshold == 0.3
+    assert verifying.verify_threshold == 0.25 and verifying.redetect_threshold == 0.05
+    assert verifying.found_threshold == 0.3 and verifying.verify_memory == 2  # --config wins where it speaks

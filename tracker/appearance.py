@@ -114,18 +114,27 @@ class Embedding:
 
 def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float]:
     """The verifier's settings calibrated for ``weights``, as recorded in their embedding file: TrackerConfig
-    fields, ``verify_threshold`` and, where one was calibrated, ``verify_redetect``.
+    fields, ``verify_threshold`` and those calibrated with it (``info["settings"]``, e.g. the re-detection's
+    thresholds), for ``TrackerConfig(**calibrated_verifier(w))``.
 
     Raises:
-        WeightsError: no embedding file, or one without a calibrated threshold.
+        WeightsError: no embedding file, one without a calibrated threshold, or settings that are no numeric
+            TrackerConfig fields.
     """
+    from dataclasses import fields
+
+    from .config import TrackerConfig
+
     info = Embedding.load(embedding_path(weights), weights).info
     if not isinstance(info.get("threshold"), int | float):
         raise WeightsError(f"the appearance embedding of {weights} records no calibrated threshold: pass one")
-    settings = {"verify_threshold": float(info["threshold"])}
-    if isinstance(info.get("redetect_threshold"), int | float):
-        settings["verify_redetect"] = float(info["redetect_threshold"])
-    return settings
+    extra = info.get("settings", {})
+    known = {f.name for f in fields(TrackerConfig)}
+    if not isinstance(extra, dict) or any(
+        k not in known or isinstance(v, bool) or not isinstance(v, int | float) for k, v in extra.items()
+    ):
+        raise WeightsError(f"the appearance embedding of {weights} records settings that are not TrackerConfig's")
+    return {"verify_threshold": float(info["threshold"]), **{k: float(v) for k, v in extra.items()}}
 
 
 @dataclass

@@ -20,6 +20,7 @@ video and pooled. The ``--kind`` chosen is written beside the weights (``tracker
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tracker import TrackerConfig
 from tracker.appearance import Embedding, embedding_path
 from tracker.errors import TrackerError
 from tracker.eval import absence
@@ -164,6 +166,27 @@ def embeddings(data: dict[str, np.ndarray], held: list[int], steps: int, seed: i
     return out
 
 
+def settings(pairs: list[str]) -> dict[str, float]:
+    """``["redetect_threshold=0.05", ...]`` -> ``{"redetect_threshold": 0.05, ...}``, each a numeric TrackerConfig
+    field.
+
+    Raises:
+        TrackerError: a malformed pair, or a name that is no TrackerConfig field.
+    """
+    known = {f.name for f in dataclasses.fields(TrackerConfig)}
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in known:
+            raise TrackerError(f"--setting {pair}: {name!r} is not a TrackerConfig field")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise TrackerError(f"--setting {pair}: the value must be a number") from None
+    TrackerConfig(**out)  # in range
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.appearance", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", required=True, help="the network's safetensors file")
@@ -180,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         "(tools/calibrate_verifier.py), recorded in the file for `track --verify` and tracker.evaluate"
     )  # fmt: skip
     p.add_argument(
-        "--redetect-threshold", type=float, help="the verify_redetect calibrated for this embedding (the similarity "
-        "a re-detection must reach), recorded beside --threshold"
+        "--setting", action="append", default=[], metavar="NAME=VALUE", help="a TrackerConfig field calibrated "
+        "with --threshold (tools/calibrate_found.py), recorded beside it; repeatable"
     )  # fmt: skip
     args = p.parse_args(argv)
     try:
+        extra = settings(args.setting)  # checked before the features are computed
         weights = Path(args.weights)
         cache_dir = curate(args.data, args.cache)
         data = features(weights, cache_dir, args.every, args.seed)
@@ -208,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pooled_auroc": {k: round(r["pooled"], 4) for k, r in rows.items()}}  # fmt: skip
         if args.threshold is not None:
             info["threshold"] = args.threshold
-        if args.redetect_threshold is not None:
-            info["redetect_threshold"] = args.redetect_threshold
+        if extra:
+            info["settings"] = extra
         kinds[args.kind].save(out, weights, info)
         print(f"wrote the {args.kind} embedding to {out}")
     except (TrackerError, OSError, ValueError) as e:

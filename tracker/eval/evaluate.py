@@ -99,10 +99,12 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
             settings = {**tracker_settings(args.config), "threads": threads, **off}
             for weights in args.weights or [None]:
                 row = name if not args.weights or len(args.weights) == 1 else f"{name}:{Path(weights).stem}"
-                verify = {}
+                given = settings
                 if name == "siamtrack-verify" and settings.get("verify_threshold") is None:
-                    verify = calibrated_verifier(resolve_weights(weights))
-                config = TrackerConfig.from_dict({**settings, **verify})
+                    # the weights' calibrated verifier, its settings where --config leaves them unset
+                    calibrated = calibrated_verifier(resolve_weights(weights))
+                    given = {**calibrated, **{k: v for k, v in settings.items() if v is not None}}
+                config = TrackerConfig.from_dict(given)
                 probe = SiamFCTracker(weights, backend=args.backend, config=config)  # fails early on bad weights
                 notes[row] = {"weights": str(probe.weights), "backend": probe.backend_name}
                 factories[row] = lambda w=probe.weights, c=config: SiamFCTracker(w, backend=args.backend, config=c)
