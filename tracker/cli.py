@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verify", type=_verify_value, nargs="?", const=CALIBRATED, metavar="T", help="report the target lost "
         "unless the box looks like it: the cosine similarity of its appearance with the target's at least T "
-        "(default: the value calibrated for the weights, weights/README.md)"
+        "(default: the settings calibrated for the weights, weights/README.md)"
     )  # fmt: skip
     return p
 

@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=_csv(_threads), default=[None], help="e.g. default,1,2 (default: default)")
     p.add_argument(
         "--verify", action="store_true",
-        help="also time each configuration with the appearance verifier on, at the weights' calibrated threshold",
+        help="also time each configuration with the appearance verifier on, with the weights' calibrated settings",
     )  # fmt: skip
     p.add_argument("--busy", type=_csv(int), default=[0], help="busy processes beside the tracker, e.g. 0,1,3")
     p.add_argument("--frames", type=int, default=100, help="timed frames per configuration and busy level (>= 2)")
