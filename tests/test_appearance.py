@@ -276,7 +276,9 @@ def test_calibrated_settings_come_from_the_embedding_file(handset_weights, tmp_p
 def test_settings_recorded_with_an_embedding_are_checked(pair):
     with pytest.raises(TrackerError):
         tool.settings([pair])
-    assert tool.settings(["redetect_threshold=0.05"]) == {"redetect_threshold": 0.05}
+    assert tool.settings(["redetect_threshold=0.05", "reference_frames=3"]) == {
+        "redetect_threshold": 0.05, "reference_frames": 3}  # fmt: skip
+    assert isinstance(tool.settings(["reference_frames=3"])["reference_frames"], int)
 
 
 def test_evaluate_verifies_with_the_calibrated_settings_under_the_config_given(verified_weights, tmp_path):

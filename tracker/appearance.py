@@ -112,7 +112,7 @@ class Embedding:
         return cls(tensors["mean"], tensors.get("projection"), json.loads(meta.get("info", "{}")))
 
 
-def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float]:
+def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float | int]:
     """The verifier's settings calibrated for ``weights``, as recorded in their embedding file: TrackerConfig
     fields, ``verify_threshold`` and those calibrated with it (``info["settings"]``, e.g. the re-detection's
     thresholds), for ``TrackerConfig(**calibrated_verifier(w))``.
@@ -134,7 +134,7 @@ def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float]:
         k not in known or isinstance(v, bool) or not isinstance(v, int | float) for k, v in extra.items()
     ):
         raise WeightsError(f"the appearance embedding of {weights} records settings that are not TrackerConfig's")
-    return {"verify_threshold": float(info["threshold"]), **{k: float(v) for k, v in extra.items()}}
+    return {"verify_threshold": float(info["threshold"]), **extra}
 
 
 @dataclass

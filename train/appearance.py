@@ -166,7 +166,7 @@ def embeddings(data: dict[str, np.ndarray], held: list[int], steps: int, seed: i
     return out
 
 
-def settings(pairs: list[str]) -> dict[str, float]:
+def settings(pairs: list[str]) -> dict[str, float | int]:
     """``["redetect_threshold=0.05", ...]`` -> ``{"redetect_threshold": 0.05, ...}``, each a numeric TrackerConfig
     field.
 
@@ -180,7 +180,7 @@ def settings(pairs: list[str]) -> dict[str, float]:
         if name not in known:
             raise TrackerError(f"--setting {pair}: {name!r} is not a TrackerConfig field")
         try:
-            out[name] = float(value)
+            out[name] = int(value) if value.strip().lstrip("+-").isdigit() else float(value)
         except ValueError:
             raise TrackerError(f"--setting {pair}: the value must be a number") from None
     TrackerConfig(**out)  # in range

@@ -217,7 +217,7 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
     """The configurations to time, and the rows of the batched-network table (timed here, on a quiet start)."""
     entries, batched = [], []
     for w in weights:
-        verifies: list[dict[str, float]] = [{}]
+        verifies: list[dict[str, float | int]] = [{}]
         if args.verify:
             try:
                 verifies.append(calibrated_verifier(resolve_weights(w)))
