@@ -138,6 +138,7 @@ def test_same_size_resizes_every_frame_and_its_box(tmp_path: Path) -> None:
     run = absence.run_stream(stream, [rec], same_size=True)
     assert set(rec.shapes) == {(40, 60, 3)}
     np.testing.assert_allclose(run["gt"], [[4.0, 6.0, 8.0, 12.0], [5.0, 5.0, 10.0, 10.0]])
+    assert np.isnan(run["similarity"]).all()  # a tracker that does not verify gives none
     np.testing.assert_allclose(stream.gt[1], boxes[1])  # the stream itself is left as it was
 
 

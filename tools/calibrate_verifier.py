@@ -22,7 +22,7 @@ import numpy as np
 
 from tracker import Tracker, TrackerConfig
 from tracker.datasets import read_dataset
-from tracker.eval.absence import auroc, build_stream, plan_splices, read_frame
+from tracker.eval.absence import auroc, build_stream, plan_splices, run_stream
 
 
 def record(data: str, weights: str, sequences: list[str] | None, splices: int, frames: int, seed: int) -> dict:
@@ -33,24 +33,19 @@ def record(data: str, weights: str, sequences: list[str] | None, splices: int, f
     out = {"score": [], "similarity": [], "found": [], "visible": []}
     for seq in seqs:
         stream = build_stream(seq, plans[seq.name], donors)
-        tracker = Tracker(weights, config=config)
-        first = read_frame(stream.frames[0][0], None)
-        size = (first.shape[1], first.shape[0])
-        tracker.init(first, stream.gt[0])
-        for (path, _), gt in zip(stream.frames[1:], stream.gt[1:], strict=True):
-            # every frame at the first one's size: the train split's frames are regions cut around the target, of
-            # varying sizes (visibility, all that is scored here, does not change)
-            r = tracker.update(read_frame(path, size))
-            sim = float(r.similarity)
-            # the box score, before the similarity multiplied it; a similarity <= 0 left a score of 0, which stays
-            # 0 here (so the box score's AUROC counts those frames as scored 0: slightly in its favour, as they are
-            # mostly absent frames)
-            out["score"].append(r.score / sim if sim > 0 else 0.0)
-            out["similarity"].append(sim)
-            out["found"].append(r.found)
-            out["visible"].append(bool(np.isfinite(gt).all()))
+        # every frame at the first one's size: the train split's frames are regions cut around the target, of
+        # varying sizes (visibility, all that is scored here, does not change)
+        run = run_stream(stream, [Tracker(weights, config=config)], same_size=True)
+        sim = run["similarity"][0]
+        # the box score, before the similarity multiplied it; a similarity <= 0 left a score of 0, which stays 0
+        # here (so the box score's AUROC counts those frames as scored 0: slightly in its favour, as they are
+        # mostly absent frames)
+        out["score"].append(np.divide(run["scores"][0], sim, out=np.zeros_like(sim), where=sim > 0))
+        out["similarity"].append(sim)
+        out["found"].append(run["found"][0])
+        out["visible"].append(np.isfinite(run["gt"]).all(1))
         print(f"{seq.name}: {len(stream) - 1} frames", flush=True)
-    return {k: np.array(v) for k, v in out.items()}
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def main() -> None:

@@ -21,38 +21,35 @@ import numpy as np
 from tracker import Tracker, TrackerConfig, TrackerError
 from tracker.appearance import calibrated_verifier
 from tracker.datasets import read_dataset
-from tracker.eval.absence import add_splice_arguments, build_stream, percent, plan_splices, read_frame
+from tracker.eval.absence import add_splice_arguments, build_stream, percent, plan_splices, run_stream
 from tracker.eval.metrics import ious
 from tracker.shipped import resolve_weights
 
 
-def record(data: str, name: str, weights: str, threshold: float | None, splices: int, frames: int, seed: int) -> dict:
+def record(data: str, names: list[str], weights: str, threshold: float | None, splices: int, frames: int,
+           seed: int) -> list[dict]:  # fmt: skip
+    """Per sequence named, what :func:`plot` draws: one verifying tracker over it with the benchmark's splices."""
     seqs = read_dataset(data)
     by_name = {s.name: s for s in seqs}
-    if name not in by_name:
-        raise TrackerError(f"--sequence: no sequence named {name} in {data}")
-    stream = build_stream(by_name[name], plan_splices(seqs, splices, frames, seed)[name], by_name)
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise TrackerError(f"--sequence: no sequence named {', '.join(missing)} in {data}")
+    plans = plan_splices(seqs, splices, frames, seed)
     # the weights' calibrated settings, as `track --verify` takes them, or the threshold given
     verify = calibrated_verifier(resolve_weights(weights)) if threshold is None else {"verify_threshold": threshold}
-    tracker = Tracker(weights, config=TrackerConfig(**verify))
-    threshold = verify["verify_threshold"]
-    first = read_frame(stream.frames[0][0], None)
-    size = (first.shape[1], first.shape[0])
-    tracker.init(first, stream.gt[0])
-    out = {"score": [], "similarity": [], "found": [], "box": []}
-    for path, resize in stream.frames[1:]:
-        r = tracker.update(read_frame(path, size if resize else None))
-        sim = float(r.similarity)
-        out["score"].append(r.score / sim if sim > 0 else np.nan)  # the box head's, before the similarity
-        out["similarity"].append(sim)
-        out["found"].append(r.found)
-        out["box"].append(tuple(r.box))
-    rec = {k: np.array(v) for k, v in out.items()}
-    gt = stream.gt[1:]
-    visible = np.isfinite(gt).all(1)
-    rec["iou"] = np.where(visible, ious(rec["box"], np.nan_to_num(gt)), np.nan)
-    rec.update(absent=~visible, threshold=threshold, name=name)
-    return rec
+    recs = []
+    for name in names:
+        stream = build_stream(by_name[name], plans[name], by_name)
+        run = run_stream(stream, [Tracker(weights, config=TrackerConfig(**verify))])
+        sim, boxes, gt = run["similarity"][0], run["boxes"][0], run["gt"]
+        visible = np.isfinite(gt).all(1)
+        iou = np.full(len(gt), np.nan)
+        iou[visible] = ious(boxes[visible], gt[visible])
+        # the box head's score, before the similarity multiplied it
+        score = np.divide(run["scores"][0], sim, out=np.full_like(sim, np.nan), where=sim > 0)
+        recs.append({"score": score, "similarity": sim, "found": run["found"][0], "iou": iou, "absent": ~visible,
+                     "threshold": verify["verify_threshold"], "name": name})  # fmt: skip
+    return recs
 
 
 def plot(recs: list[dict], path: Path, weights: str) -> None:
@@ -92,7 +89,7 @@ def main() -> int:
     args = p.parse_args()
     try:
         splices = (args.splices, args.splice_frames, args.seed)
-        recs = [record(args.data, name, args.weights, args.threshold, *splices) for name in args.sequence]
+        recs = record(args.data, args.sequence, args.weights, args.threshold, *splices)
         plot(recs, Path(args.out), args.weights)
     except (TrackerError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

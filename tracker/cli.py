@@ -39,7 +39,7 @@ from .tracker import TrackResult
 
 PROG = "track"
 WINDOW = "track"
-CALIBRATED = "calibrated"  # the value --verify takes when given without one: the weights' calibrated threshold
+CALIBRATED = "calibrated"  # the value --verify takes when given without one: the weights' calibrated settings
 SELECT = "select"  # the value --bbox takes when given without one: draw the box with the mouse
 
 EPILOG = """\

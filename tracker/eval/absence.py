@@ -144,7 +144,8 @@ def run_stream(
     stream: Stream, trackers: list, progress: Callable[[], None] | None = None, same_size: bool = False
 ) -> dict[str, np.ndarray]:
     """Run K trackers side by side over ``stream`` (each frame read once): init on its first frame, update() on
-    the rest. Returns ``scores`` and ``found`` (K, N-1), ``boxes`` (K, N-1, 4) and ``gt`` (N-1, 4).
+    the rest. Returns ``scores``, ``found`` and ``similarity`` (K, N-1; NaN where a tracker gives none: it does
+    not verify), ``boxes`` (K, N-1, 4) and ``gt`` (N-1, 4).
 
     ``same_size``: every frame resized to the first one's size, and its ground truth with it (for datasets whose
     frames vary in size within a sequence, such as regions cut around the target); otherwise a sequence's own
@@ -159,6 +160,7 @@ def run_stream(
         np.zeros((len(trackers), n), bool),
         np.zeros((len(trackers), n, 4)),
     )
+    similarity = np.full((len(trackers), n), np.nan)
     gt = stream.gt[1:].copy()
     for i, (path, resize) in enumerate(stream.frames[1:]):
         frame = read_frame(path, None)
@@ -174,9 +176,11 @@ def run_stream(
         for k, t in enumerate(trackers):
             r = t.update(frame)
             scores[k, i], found[k, i], boxes[k, i] = r.score, r.found, r.box
+            if getattr(r, "similarity", None) is not None:
+                similarity[k, i] = r.similarity
         if progress is not None:
             progress()
-    return {"scores": scores, "found": found, "boxes": boxes, "gt": gt}
+    return {"scores": scores, "found": found, "similarity": similarity, "boxes": boxes, "gt": gt}
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:

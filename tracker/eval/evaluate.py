@@ -37,8 +37,8 @@ from .peers import PEERS, peer_factory
 from .run import load_frames, overall, run_sequence
 
 PROG = "python -m tracker.evaluate"
-# siamtrack-nolost: lost mode off (found thresholds 0); siamtrack-verify: with the appearance verifier at the
-# threshold calibrated for the weights (tracker.appearance), unless --config sets one
+# siamtrack-nolost: lost mode off (found thresholds 0); siamtrack-verify: with the appearance verifier and the
+# settings calibrated for the weights (tracker.appearance), unless --config sets a threshold
 TRACKERS = ("siamtrack", "siamtrack-nolost", "siamtrack-verify", *PEERS)
 DEFAULT_TRACKERS = "siamtrack,KCF,CSRT,MIL"  # Nano joins when asked for, as it needs --nano-dir
 PER_FRAME = ("boxes", "scores", "found", "times")  # kept out of results.json; predictions/ holds them
