@@ -13,8 +13,9 @@ convolution whose weights are the kernel: that convolution breaks TensorRT's ONN
 (NVIDIA/TensorRT#137, #1104). ``siamtrack_graphs.json`` beside them records the model config, the weights'
 SHA-256 and the static shapes.
 
-With ``--int8`` the search graph's convolutions are quantized to int8 for ONNX Runtime on CPU
-(:func:`quantize_search_graph`).
+With ``--int8`` the search graph's convolutions are quantized to int8 for ONNX Runtime and OpenVINO on CPU,
+calibrated on synthetic scenes or, with ``--calibrate DATA``, on crops of annotated footage
+(:func:`~tracker.backends.trace.quantize_search_graph`).
 
 The graphs are traced in :mod:`tracker.backends.trace`; this module imports torch only when it exports, so
 ``track-export`` (:mod:`tracker.export`, the command over it) answers ``--help`` and bad arguments at once.
@@ -33,10 +34,13 @@ from ..errors import BackendError, InputError, TrackerError
 from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
 
 
-def missing_packages(spec: GraphSpec) -> list[str]:
+def missing_packages(spec: GraphSpec, calibration: str | os.PathLike | None = None) -> list[str]:
     """The Python packages an export of ``spec`` needs that are not installed: onnx always (torch's exporter
-    writes through it), onnxruntime for int8 (its quantizer)."""
-    needed = ["onnx", "onnxruntime"] if spec.precision == "int8" else ["onnx"]
+    writes through it), onnxruntime for int8 (its quantizer and graph preparation), and nncf for int8
+    calibrated on footage."""
+    needed = ["onnx"]
+    if spec.precision == "int8":
+        needed += ["onnxruntime"] + (["nncf"] if calibration is not None else [])
     return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
@@ -54,25 +58,40 @@ def check_out_folder(out_dir: str | os.PathLike) -> Path:
     return out_dir
 
 
-def export_graphs(weights: str | os.PathLike, out_dir: str | os.PathLike, spec: GraphSpec | None = None) -> GraphMeta:
+def export_graphs(
+    weights: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    spec: GraphSpec | None = None,
+    calibration: str | os.PathLike | None = None,
+) -> GraphMeta:
     """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``
     (created if missing, with its parents), with the weights' appearance embedding when they have one
     (:mod:`tracker.appearance`). On any error nothing is written and no folder is created.
 
+    An int8 export is calibrated on ``calibration``, an annotated dataset or sequence folder of footage like
+    the footage it will track (:func:`~tracker.backends.trace.dataset_crops`; needs nncf), or by default on
+    synthetic scenes.
+
     Raises:
         WeightsError: the weights file is missing or invalid.
-        InputError: ``out_dir`` is a file or cannot be written.
+        InputError: ``out_dir`` is a file or cannot be written; ``calibration`` without int8, or not a folder
+            of readable annotated sequences.
         TrackerError: a package the export needs is not installed.
     """
     spec = spec or GraphSpec()
-    missing = missing_packages(spec)
+    if calibration is not None and spec.precision != "int8":
+        raise InputError("calibration footage is for an int8 export only")
+    if calibration is not None and not Path(calibration).is_dir():
+        raise InputError(f"calibration folder not found: {calibration}")
+    missing = missing_packages(spec, calibration)
     if missing:
-        raise TrackerError(f"exporting needs {' and '.join(missing)}: pip install 'siamtrack[onnx]'")
+        extra = "int8" if "nncf" in missing else "onnx"
+        raise TrackerError(f"exporting needs {' and '.join(missing)}: pip install 'siamtrack[{extra}]'")
     out_dir = check_out_folder(out_dir)
     from .trace import trace_graphs  # torch: imported only to export
 
     with atomic_folder(out_dir, last=META_FILE) as tmp:
-        meta = trace_graphs(weights, tmp, spec)
+        meta = trace_graphs(weights, tmp, spec, calibration)
         appearance = embedding_path(weights)
         if appearance.is_file():
             shutil.copyfile(appearance, embedding_path(tmp))

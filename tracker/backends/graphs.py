@@ -66,6 +66,7 @@ class GraphMeta:
     spec: GraphSpec
     opset: int
     kernel_shape: tuple[int, ...]  # (targets, C, k, k): the exemplar graph's output, the search graph's input
+    calibration: dict | None = None  # int8: how it was calibrated (quantizer, data, crops); None for float graphs
 
     def to_json(self) -> str:
         return json.dumps(
@@ -76,6 +77,7 @@ class GraphMeta:
                 "spec": {f: getattr(self.spec, f) for f in ("targets", "scales", "input_dtype", "precision")},
                 "opset": self.opset,
                 "kernel_shape": list(self.kernel_shape),
+                "calibration": self.calibration,
                 "exemplar": EXEMPLAR_FILE,
                 "search": SEARCH_FILE,
             },
@@ -99,6 +101,7 @@ def read_graph_meta(folder: str | os.PathLike) -> GraphMeta:
             GraphSpec(**data["spec"]),
             int(data["opset"]),
             tuple(int(v) for v in data["kernel_shape"]),
+            data.get("calibration"),
         )
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise BackendError(f"{path} is not valid graph metadata ({e})") from None

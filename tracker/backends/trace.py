@@ -4,22 +4,26 @@ Imports torch."""
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from ..config import ModelConfig, TrackerConfig
-from ..errors import TrackerError
+from ..datasets import read_dataset
+from ..errors import InputError, TrackerError
 from ..geometry import context_size, crop_and_resize
 from ..model import SiamFC
 from ..scene import synthetic_frames
 from ..weights import load_weights
 from .graphs import EXEMPLAR_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
 
+CALIBRATION_SAMPLES = 128  # crops an int8 export calibrates on from footage (dataset_crops)
 OPSET = 17  # the legacy exporter's well-trodden opset; TensorRT 8.6 and 10.x parse it
 
 
@@ -80,9 +84,13 @@ def _onnx_export(
         )
 
 
-def trace_graphs(weights: str | os.PathLike, out_dir: Path, spec: GraphSpec) -> GraphMeta:
+def trace_graphs(
+    weights: str | os.PathLike, out_dir: Path, spec: GraphSpec, calibration: str | os.PathLike | None = None
+) -> GraphMeta:
     """Write ``exemplar.onnx`` and ``search.onnx`` for ``weights`` into the existing folder ``out_dir``; returns
-    their metadata (not written). Raises WeightsError for a missing or invalid weights file."""
+    their metadata (not written). An int8 export is calibrated on ``calibration`` (a dataset folder) or, None,
+    on synthetic scenes (:func:`quantize_search_graph`). Raises WeightsError for a missing or invalid weights
+    file, InputError for a calibration folder without readable sequences."""
     model = graph_model(load_weights(weights, device="cpu"), spec.precision)
     cfg = model.config
     dtype = torch.float16 if spec.precision == "fp16" else torch.float32
@@ -101,65 +109,157 @@ def trace_graphs(weights: str | os.PathLike, out_dir: Path, spec: GraphSpec) -> 
         search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
         _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], ["kernel"])
         _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], list(cfg.outputs))
+        quantized = None
         if spec.precision == "int8":
-            quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg)
-    return GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape))
+            quantized = quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg, calibration)
+    return GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape), quantized)
+
+
+def _crop_pair(
+    exemplar_frame: np.ndarray,
+    exemplar_boxes: np.ndarray,
+    frame: np.ndarray,
+    boxes: np.ndarray,
+    spec: GraphSpec,
+    cfg: ModelConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One calibration batch cut the way the tracker cuts its crops: each target's exemplar from
+    ``exemplar_frame`` at its box in ``exemplar_boxes`` (targets, 4), and its ``spec.scales`` search crops from
+    ``frame`` around its box in ``boxes``."""
+    tracking = TrackerConfig()
+    factors = tracking.scale_step ** (np.arange(spec.scales) - spec.scales // 2)
+    pad_e, pad = (tuple(float(v) for v in f.reshape(-1, 3).mean(0)) for f in (exemplar_frame, frame))
+    exemplars, searches = [], []
+    for (ex, ey, ew, eh), (x, y, w, h) in zip(exemplar_boxes, boxes, strict=True):
+        z_e = context_size(ew, eh, tracking.context)
+        exemplars.append(crop_and_resize(exemplar_frame, (ex + ew / 2, ey + eh / 2), z_e, cfg.exemplar_size, pad_e))
+        x_sz = context_size(w, h, tracking.context) * cfg.search_size / cfg.exemplar_size
+        center = (x + w / 2, y + h / 2)
+        searches += [crop_and_resize(frame, center, x_sz * f, cfg.search_size, pad) for f in factors]
+    return np.stack(exemplars), np.stack(searches)
 
 
 def calibration_crops(spec: GraphSpec, cfg: ModelConfig, batches: int = 24) -> list[tuple[np.ndarray, np.ndarray]]:
     """Exemplar and search crops the way the tracker cuts them, from the synthetic scene of :mod:`tracker.scene`
     (textured objects drifting over a textured background): ``batches`` pairs of (exemplars, search crops)."""
-    tracking = TrackerConfig()
     frames, boxes = synthetic_frames(batches + 1, (640, 480), spec.targets, seed=1)
-    factors = tracking.scale_step ** (np.arange(spec.scales) - spec.scales // 2)
-    pads = [tuple(float(v) for v in frame.reshape(-1, 3).mean(0)) for frame in frames]
+    # each exemplar is cut from the first frame where the target sits in the later one (as this recipe was measured)
+    return [_crop_pair(frames[0], boxes[i], frames[i], boxes[i], spec, cfg) for i in range(1, batches + 1)]
+
+
+def dataset_crops(
+    root: str | os.PathLike, spec: GraphSpec, cfg: ModelConfig, samples: int = CALIBRATION_SAMPLES, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Calibration pairs from real footage: an annotated dataset folder or sequence folder (the formats of
+    :mod:`tracker.datasets`). Each sequence's exemplar is cut at its first visible box; its search crops at
+    about ``samples / sequences`` visible frames spread over the sequence, each around the annotated box moved
+    by up to a quarter of its size (the offsets a tracked target shows between frames; seeded). A batch of
+    several targets repeats the sequence's target. Raises InputError for a folder without sequences or an
+    unreadable frame."""
+    sequences = read_dataset(root)
+    per_sequence = max(1, -(-samples // len(sequences)))
+    rng = np.random.default_rng(seed)
     pairs = []
-    for i in range(1, batches + 1):
-        exemplars, searches = [], []
-        for t in range(spec.targets):
-            x, y, w, h = boxes[i, t]
-            center, z_sz = (x + w / 2, y + h / 2), context_size(w, h, tracking.context)
-            exemplars.append(crop_and_resize(frames[0], center, z_sz, cfg.exemplar_size, pads[0]))
-            x_sz = z_sz * cfg.search_size / cfg.exemplar_size
-            searches += [crop_and_resize(frames[i], center, x_sz * f, cfg.search_size, pads[i]) for f in factors]
-        pairs.append((np.stack(exemplars), np.stack(searches)))
-    return pairs
+    for seq in sequences:
+        visible = np.flatnonzero(seq.visible)
+        if len(visible) < 2:
+            continue
+        first = _read_image(seq.frames[visible[0]])
+        exemplar_boxes = np.repeat(seq.boxes[visible[0]][None], spec.targets, 0)
+        for i in np.unique(np.linspace(1, len(visible) - 1, per_sequence).round().astype(int)):
+            x, y, w, h = seq.boxes[visible[i]]
+            dx, dy = rng.uniform(-0.25, 0.25, 2) * (w, h)
+            boxes = np.repeat(np.array([[x + dx, y + dy, w, h]]), spec.targets, 0)
+            pairs.append(_crop_pair(first, exemplar_boxes, _read_image(seq.frames[visible[i]]), boxes, spec, cfg))
+    if not pairs:
+        raise InputError(f"{root}: no sequence with two visible frames to calibrate int8 on")
+    return pairs[:: max(1, len(pairs) // samples)][:samples]
 
 
-def quantize_search_graph(path: Path, exemplar_graph: nn.Module, spec: GraphSpec, cfg: ModelConfig) -> None:
-    """Rewrite ``search.onnx`` with int8 convolutions: ONNX Runtime static quantization in QDQ form, per-channel
-    int8 weights and uint8 activations calibrated (min-max) on :func:`calibration_crops`. Only Conv nodes are
-    quantized: the head (MatMul against the runtime kernel) stays fp32.
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"cannot read image {path}")
+    return image
 
-    Weights are quantized to 7 bits (``reduce_range``): x86 CPUs without VNNI multiply uint8 by int8 with
-    instructions that add pairs of products in saturating int16 (ONNX Runtime's documented caveat), and 8-bit
-    weights overflow there (2 x 255 x 127 > 32767), which made the answers CPU-dependent (4.3% of the response
-    range on an AVX2-only AMD EPYC against 0.7% on an AVX-512 VNNI Xeon); 7-bit weights cannot overflow."""
+
+def quantize_search_graph(
+    path: Path, exemplar_graph: nn.Module, spec: GraphSpec, cfg: ModelConfig, calibration: str | os.PathLike | None
+) -> dict:
+    """Rewrite ``search.onnx`` with int8 convolutions in QDQ form (ONNX Runtime and OpenVINO run it); returns
+    how it was calibrated, for the graphs' metadata.
+
+    - ``calibration`` None: ONNX Runtime's static quantizer calibrated (min-max) on the synthetic scene's crops
+      (:func:`calibration_crops`), per-channel int8 weights and uint8 activations; only Conv nodes are
+      quantized: the correlation (MatMul against the runtime kernel) stays fp32.
+    - ``calibration`` a dataset folder: NNCF's post-training quantization (with its bias correction) calibrated
+      on crops of that footage (:func:`dataset_crops`), the head's layers (correlation, tower and the three
+      outputs) kept in float. On crops of videos it was not calibrated on, this halves the int8 graph's error
+      against fp32 (docs/DEPLOY.md, "int8"); on synthetic crops NNCF measured no better than the quantizer above.
+
+    Weights are quantized to 7 bits either way (``reduce_range``, NNCF's overflow fix): x86 CPUs without VNNI
+    multiply uint8 by int8 with instructions that add pairs of products in saturating int16 (ONNX Runtime's
+    documented caveat), and 8-bit weights overflow there (2 x 255 x 127 > 32767), which made the answers
+    CPU-dependent (4.3% of the response range on an AVX2-only AMD EPYC against 0.7% on an AVX-512 VNNI Xeon);
+    7-bit weights cannot overflow. NNCF leaves depthwise convolutions at 8 bits: their kernels widen both
+    operands to int16 before multiplying (ONNX Runtime's ``qdwconv_avx2``), so nothing saturates, and 7 bits
+    there doubled the graph's error against fp32 (measured on held-apart crops)."""
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise TrackerError("an int8 export needs onnxruntime: pip install 'siamtrack[onnx]'") from None
     dtype = np.uint8 if spec.input_dtype == "uint8" else np.float32
+    pairs = calibration_crops(spec, cfg) if calibration is None else dataset_crops(calibration, spec, cfg)
     feeds = []
-    for exemplars, searches in calibration_crops(spec, cfg):
+    for exemplars, searches in pairs:
         kernel = exemplar_graph(torch.from_numpy(exemplars.astype(dtype))).numpy()
         feeds.append({"kernel": kernel, "search": searches.astype(dtype)})
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter(feeds)
-
-        def get_next(self) -> dict | None:
-            return next(self.feeds, None)
-
     prepared = path.with_suffix(".pre.tmp")  # ``path`` sits in a folder that appears only when complete
     try:
-        # shape inference and graph optimisation first, as the quantizer recommends (static shapes: no symbolic)
+        # shape inference and graph optimisation first, as the quantizers recommend (static shapes: no symbolic)
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
+        if calibration is not None:
+            _nncf_quantize(prepared, path, feeds)
+            return {"quantizer": "nncf", "data": str(calibration), "crops": len(feeds)}
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.feeds = iter(feeds)
+
+            def get_next(self) -> dict | None:
+                return next(self.feeds, None)
+
         quantize_static(
             str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
             per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         )  # fmt: skip
+        return {"quantizer": "onnxruntime", "data": "synthetic scenes", "crops": len(feeds)}
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def _nncf_quantize(source: Path, path: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+    """NNCF post-training quantization of the graph in ``source`` on ``feeds``, written to ``path``."""
+    try:
+        import nncf
+        import onnx
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    except ImportError:
+        raise TrackerError("int8 calibrated on footage needs NNCF: pip install 'siamtrack[int8]'") from None
+    model = onnx.load(str(source))
+    outputs = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        # the graph's outputs leave through no-op Casts (the head's .float()), which NNCF's clean-up pass removes
+        # together with the outputs' names; an Identity keeps them
+        if node.op_type == "Cast" and node.output[0] in outputs:
+            node.op_type = "Identity"
+            del node.attribute[:]
+    nncf.set_log_level(logging.ERROR)
+    quantized = nncf.quantize(
+        model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(feeds),
+        fast_bias_correction=True, ignored_scope=nncf.IgnoredScope(patterns=["/head/.*"], validate=False),
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
+    )  # fmt: skip
+    onnx.save(quantized, str(path))
