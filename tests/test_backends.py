@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -72,10 +73,16 @@ def test_auto_picks_a_measured_cpu_path(handset_weights):
     assert t.backend_choice.startswith("auto picked ")
 
 
-def test_auto_over_a_graph_folder_is_onnx(handset_weights, tmp_path):
+def test_auto_over_a_graph_folder_is_openvino_else_onnx(handset_weights, tmp_path, monkeypatch):
     export_graphs(handset_weights, tmp_path)
     if tensorrt_unavailable() is None:
         pytest.skip("TensorRT and a GPU are present: auto picks tensorrt")
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    assert select.auto_backend(tmp_path, "cpu") == ("openvino" if has_openvino else "onnx")
+    (tmp_path / "empty").mkdir()
+    assert select.auto_backend(tmp_path / "empty", "cpu") == "onnx"  # whose error names the missing graphs
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
     assert select.auto_backend(tmp_path, "cpu") == "onnx"
 
 

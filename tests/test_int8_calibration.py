@@ -9,8 +9,8 @@ import json
 import numpy as np
 import onnx
 import pytest
+from synthetic import write_dataset
 
-from tests.synthetic import write_dataset
 from tracker.backends.exported import export_graphs, missing_packages
 from tracker.backends.graphs import META_FILE, SEARCH_FILE, GraphSpec, read_graph_meta
 from tracker.backends.onnx_backend import OnnxBackend
