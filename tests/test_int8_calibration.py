@@ -5,20 +5,30 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 
 import numpy as np
 import onnx
 import pytest
 from synthetic import write_dataset
 
-from tracker.backends.exported import export_graphs, missing_packages
-from tracker.backends.graphs import META_FILE, SEARCH_FILE, GraphSpec, read_graph_meta
+from tracker.backends import autoselect
+from tracker.backends.exported import export_graphs, exported_graphs, missing_packages
+from tracker.backends.graphs import (
+    META_FILE,
+    SEARCH_FILE,
+    GraphSpec,
+    read_graph_meta,
+    shipped_int8,
+    shipped_int8_path,
+)
 from tracker.backends.onnx_backend import OnnxBackend
 from tracker.backends.torch_backend import TorchBackend
 from tracker.backends.trace import dataset_crops
 from tracker.config import ModelConfig
 from tracker.errors import InputError, TrackerError
 from tracker.export import main
+from tracker.shipped import DEFAULT_MODEL, MODELS, model_weights
 from tracker.weights import load_weights
 
 needs_nncf = pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf not installed")
@@ -121,3 +131,64 @@ def test_int8_calibrated_on_footage(box_weights, footage, tmp_path, capsys):
     for name, want in expected.items():
         spread = float(want.max() - want.min())
         assert spread > 0 and np.abs(actual[name] - want).max() <= INT8_TOL * spread, name
+
+
+# --- the int8 search graphs shipped beside the weights ---------------------------------------------------------
+
+
+def test_shipped_int8_graphs_belong_to_the_shipped_weights():
+    """Every shipped ``<stem>_int8.onnx`` names its weights' SHA-256 (re-made whenever the weights are), and the
+    default model has one."""
+    shipped = {name: shipped_int8_path(model_weights(name)) for name in MODELS}
+    present = {name: path for name, path in shipped.items() if path.is_file()}
+    assert DEFAULT_MODEL in present
+    for name in present:
+        calibration = shipped_int8(model_weights(name), GraphSpec(scales=1, precision="int8"))
+        assert calibration is not None, f"{present[name].name} was not made for {model_weights(name).name}"
+        assert calibration["quantizer"] == "nncf" and calibration["crops"] > 0
+
+
+def test_a_shipped_graph_serves_only_its_weights_and_spec(box_weights, tmp_path):
+    weights = tmp_path / "other.safetensors"
+    shutil.copyfile(box_weights, weights)
+    shutil.copyfile(shipped_int8_path(model_weights(DEFAULT_MODEL)), shipped_int8_path(weights))
+    assert shipped_int8(weights) is None  # made for other weights
+    default = model_weights(DEFAULT_MODEL)
+    assert shipped_int8(default, GraphSpec(scales=1, precision="int8")) is not None
+    assert shipped_int8(default, GraphSpec(targets=2, scales=1, precision="int8")) is None  # another batch
+    assert shipped_int8(default, GraphSpec(scales=1, input_dtype="float32", precision="int8")) is None
+
+
+def test_int8_from_the_default_weights_runs_the_shipped_graph(tmp_path):
+    weights = model_weights(DEFAULT_MODEL)
+    spec = GraphSpec(scales=1, precision="int8")
+    meta = export_graphs(weights, tmp_path / "g", spec)
+    assert meta.calibration["shipped"] == shipped_int8_path(weights).name
+    assert (tmp_path / "g" / SEARCH_FILE).read_bytes() == shipped_int8_path(weights).read_bytes()
+    folder = exported_graphs(weights, spec)  # the cache folder of this export says where it came from
+    assert folder.name.endswith("-shipped") and read_graph_meta(folder).calibration["shipped"]
+
+
+def test_auto_times_openvino_int8_only_for_a_calibrated_graph(monkeypatch):
+    monkeypatch.setattr(autoselect.importlib.util, "find_spec", lambda name: object())
+    assert ("openvino", "int8") not in autoselect.cpu_candidates()
+    assert ("openvino", "int8") in autoselect.cpu_candidates(None, calibrated_int8=True)
+    assert ("openvino", "int8") in autoselect.cpu_candidates("auto", calibrated_int8=True)
+    assert ("onnx", "int8") not in autoselect.cpu_candidates(None, calibrated_int8=True)  # its int8 runs slowly
+    assert autoselect.cpu_candidates("fp32", calibrated_int8=True) == [("torch", "fp32"), ("onnx", "fp32"),
+                                                                       ("openvino", "fp32")]  # fmt: skip
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_auto_measures_the_shipped_int8_graph(tmp_path):
+    built = []
+
+    def build(backend, precision):
+        built.append((backend, precision))
+        return object()
+
+    autoselect.measured_cpu_backend(
+        model_weights(DEFAULT_MODEL), build, scales=1, timer=lambda b, s, t: {c: 1.0 for c in b},
+        load=lambda run: (run(), None),
+    )  # fmt: skip
+    assert ("openvino", "int8") in built

@@ -24,8 +24,9 @@ from tracker.weights import load_weights
 
 pytest.importorskip("openvino")
 
-# the demo clip, int8 against fp32: measured mean 0.945, lowest 0.90 (Xeon, AVX-512 VNNI); room for other CPUs
-INT8_MEAN_IOU, INT8_MIN_IOU = 0.9, 0.6
+# the demo clip, int8 (the default weights' shipped graph, calibrated on footage) against fp32: measured mean
+# 0.979, lowest 0.92 (Xeon, AVX-512 VNNI; the synthetic-scene recipe 0.945 / 0.90); room for other CPUs
+INT8_MEAN_IOU, INT8_MIN_IOU = 0.95, 0.75
 
 from tracker.backends.openvino_backend import OpenVinoBackend  # noqa: E402
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tracker.appearance import embedding_path
+from tracker.backends.graphs import shipped_int8_path
 from tracker.shipped import MODELS, WEIGHTS_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +35,8 @@ def test_setup_ships_every_named_model():
 
     tree = ast.parse((ROOT / "setup.py").read_text())
     (shipped,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "SHIPPED"]
-    embeddings = [embedding_path(ROOT / "weights" / file) for file in MODELS.values()]
-    expected = [*MODELS.values(), *(p.name for p in embeddings if p.is_file())]
+    beside = [f(ROOT / "weights" / file) for file in MODELS.values() for f in (embedding_path, shipped_int8_path)]
+    expected = [*MODELS.values(), *(p.name for p in beside if p.is_file())]
     assert sorted(ast.literal_eval(shipped)) == sorted(expected)
     assert all((ROOT / "weights" / file).is_file() for file in ast.literal_eval(shipped))
 

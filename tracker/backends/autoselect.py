@@ -1,8 +1,10 @@
 """``auto`` on a CPU: the fastest of the available CPU paths for these weights, measured, and remembered.
 
-Only paths whose answers equal fp32's are candidates, so a user's accuracy never depends on a timing: torch
-fp32; torch bf16 where the CPU has native bf16; ONNX Runtime fp32 where onnxruntime is installed; OpenVINO fp32
-where openvino is installed. int8 changes the answers, so it runs only when asked for (``precision="int8"``,
+Only paths whose accuracy equals fp32's are candidates: torch fp32; torch bf16 where the CPU has native bf16;
+ONNX Runtime fp32 where onnxruntime is installed; OpenVINO fp32 where openvino is installed; and OpenVINO int8
+where the weights ship an int8 search graph calibrated on real footage for these shapes
+(:func:`~tracker.backends.graphs.shipped_int8`; on dev within 0.01 success AUC of fp32, docs/DEPLOY.md, "int8").
+Other int8 graphs (synthetic calibration) cost accuracy, so they run only when asked for (``precision="int8"``,
 which makes the int8 paths the only candidates). They are timed for a moment on random crops at the
 tracker's thread setting: each one's ``score()`` for the tracker's targets, a few calls after a warm-up, the
 candidates taking turns so a burst of other work hits all of them alike; the median counts (the minimum let one
@@ -34,9 +36,9 @@ import numpy as np
 
 from ..atomic import write_text
 from ..errors import BackendError
-from .graphs import cache_root, weights_sha256
+from .graphs import GraphSpec, cache_root, shipped_int8, weights_sha256
 
-CACHE_FORMAT = "3"  # bump when the candidates or the way they are timed change (2: float paths only; 3: OpenVINO)
+CACHE_FORMAT = "4"  # bump when the candidates or the way they are timed change (3: OpenVINO; 4: shipped int8)
 BUSY_CPUS = 0.25  # other processes' average CPU use while timing above which the timing is not cached
 WARMUP, ROUNDS = 2, 9  # score() calls per candidate: untimed, then timed (one per round); ~1 s in all here
 
@@ -63,10 +65,11 @@ class Choice:
         return f"auto picked {self.backend} {self.precision} ({source}: {times})"
 
 
-def cpu_candidates(precision: str | None = None) -> list[Candidate]:
-    """The CPU paths worth timing here, restricted to ``precision`` when one is asked for: float paths only, unless
-    int8 is asked for. bf16 is a candidate only with native bf16 instructions: emulated, it took 4x the time of
-    fp32 (docs/DEPLOY.md)."""
+def cpu_candidates(precision: str | None = None, calibrated_int8: bool = False) -> list[Candidate]:
+    """The CPU paths worth timing here, restricted to ``precision`` when one is asked for: float paths, and
+    OpenVINO int8 where ``calibrated_int8`` (the weights ship a calibrated int8 graph), unless int8 is asked for.
+    bf16 is a candidate only with native bf16 instructions: emulated, it took 4x the time of fp32
+    (docs/DEPLOY.md)."""
     from ..machine import cpu_has_fast_bf16
 
     found: list[Candidate] = [("torch", "fp32")]
@@ -80,6 +83,8 @@ def cpu_candidates(precision: str | None = None) -> list[Candidate]:
         found.append(("openvino", "fp32"))
     if precision == "int8":
         found += [("onnx", "int8")] * has_onnx + [("openvino", "int8")] * has_openvino
+    elif calibrated_int8 and has_openvino:
+        found.append(("openvino", "int8"))
     if precision not in (None, "auto"):
         found = [c for c in found if c[1] == precision]
     if not found:
@@ -217,7 +222,10 @@ def measured_cpu_backend(
         except BackendError:
             pass  # e.g. onnxruntime uninstalled since: measure again
     built, skipped = {}, {}
-    for backend, prec in candidates if candidates is not None else cpu_candidates(precision):
+    if candidates is None:
+        calibrated = shipped_int8(weights, GraphSpec(targets, scales, "uint8", "int8")) is not None
+        candidates = cpu_candidates(precision, calibrated)
+    for backend, prec in candidates:
         try:
             built[(backend, prec)] = build(backend, prec)
         except BackendError as e:

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..appearance import embedding_path
 from ..atomic import atomic_folder
 from ..errors import BackendError, InputError, TrackerError
-from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, weights_sha256
+from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_int8, weights_sha256
 
 
 def missing_packages(spec: GraphSpec, calibration: str | os.PathLike | None = None) -> list[str]:
@@ -107,7 +107,8 @@ def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
         return weights
     if not weights.is_file():
         raise BackendError(f"weights not found: {weights}")
-    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}"
+    shipped = "-shipped" if spec.precision == "int8" and shipped_int8(weights, spec) is not None else ""
+    folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}{shipped}"
     if (folder / META_FILE).is_file():
         return folder
     export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none

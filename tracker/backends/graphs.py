@@ -111,6 +111,35 @@ def read_graph_meta(folder: str | os.PathLike) -> GraphMeta:
     return meta
 
 
+SHIPPED_INT8_SPEC = "t1s1-uint8-int8"  # the one spec shipped int8 search graphs are made for (one target, box head)
+
+
+def shipped_int8_path(weights: str | os.PathLike) -> Path:
+    """Where a weights file's shipped int8 search graph lives: ``<stem>_int8.onnx`` beside it."""
+    weights = Path(weights)
+    return weights.with_name(f"{weights.stem}_int8.onnx")
+
+
+def shipped_int8(weights: str | os.PathLike, spec: GraphSpec | None = None) -> dict | None:
+    """How the int8 search graph shipped beside ``weights`` was calibrated (its ``siamtrack_calibration``
+    metadata), when there is one made for these weights (their SHA-256) and for ``spec`` (None: any spec it was
+    made for); else None. Reads the graph's metadata only (protobuf, through onnx)."""
+    path = shipped_int8_path(weights)
+    if not path.is_file() or not Path(weights).is_file():
+        return None
+    if spec is not None and spec.tag.split("-", 1)[1] != SHIPPED_INT8_SPEC:
+        return None
+    try:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        if meta.get("siamtrack_weights_sha256") != weights_sha256(weights):
+            return None
+        return json.loads(meta["siamtrack_calibration"])
+    except Exception:  # no onnx, or a file that is not such a graph: nothing shipped for these weights
+        return None
+
+
 def weights_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a weights file's bytes: names its exported graphs and engines in the caches."""
     digest = hashlib.sha256()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,15 @@ from ..geometry import context_size, crop_and_resize
 from ..model import SiamFC
 from ..scene import synthetic_frames
 from ..weights import load_weights
-from .graphs import EXEMPLAR_FILE, SEARCH_FILE, GraphMeta, GraphSpec, weights_sha256
+from .graphs import (
+    EXEMPLAR_FILE,
+    SEARCH_FILE,
+    GraphMeta,
+    GraphSpec,
+    shipped_int8,
+    shipped_int8_path,
+    weights_sha256,
+)
 
 CALIBRATION_SAMPLES = 128  # crops an int8 export calibrates on from footage (dataset_crops)
 OPSET = 17  # the legacy exporter's well-trodden opset; TensorRT 8.6 and 10.x parse it
@@ -88,9 +97,10 @@ def trace_graphs(
     weights: str | os.PathLike, out_dir: Path, spec: GraphSpec, calibration: str | os.PathLike | None = None
 ) -> GraphMeta:
     """Write ``exemplar.onnx`` and ``search.onnx`` for ``weights`` into the existing folder ``out_dir``; returns
-    their metadata (not written). An int8 export is calibrated on ``calibration`` (a dataset folder) or, None,
-    on synthetic scenes (:func:`quantize_search_graph`). Raises WeightsError for a missing or invalid weights
-    file, InputError for a calibration folder without readable sequences."""
+    their metadata (not written). An int8 export is calibrated on ``calibration`` (a dataset folder); without
+    one it takes the int8 search graph shipped for these weights and this spec (:func:`~.graphs.shipped_int8`),
+    else calibrates on synthetic scenes (:func:`quantize_search_graph`). Raises WeightsError for a missing or
+    invalid weights file, InputError for a calibration folder without readable sequences."""
     model = graph_model(load_weights(weights, device="cpu"), spec.precision)
     cfg = model.config
     dtype = torch.float16 if spec.precision == "fp16" else torch.float32
@@ -110,7 +120,11 @@ def trace_graphs(
         _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], ["kernel"])
         _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], list(cfg.outputs))
         quantized = None
-        if spec.precision == "int8":
+        shipped = shipped_int8(weights, spec) if spec.precision == "int8" and calibration is None else None
+        if shipped is not None:  # calibrated on footage when the weights were made: used as shipped
+            shutil.copyfile(shipped_int8_path(weights), out_dir / SEARCH_FILE)
+            quantized = shipped | {"shipped": shipped_int8_path(weights).name}
+        elif spec.precision == "int8":
             quantized = quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg, calibration)
     return GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape), quantized)
 
