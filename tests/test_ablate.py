@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 from synthetic import make_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ def test_bad_input_is_one_clear_error(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_tiny_ablation_trains_evaluates_and_tabulates(tmp_path):
     data = write_dataset(tmp_path / "data")
     config = tmp_path / "tiny.json"

@@ -36,7 +36,8 @@ def assert_same(single, multi):
     np.testing.assert_allclose([r.score for r in multi], [r.score for r in single], atol=SCORE_TOLERANCE, rtol=0)
 
 
-@pytest.mark.parametrize("batch_targets", [8, 2])  # all in one network call; two calls, a lost target's alone
+# all in one network call (slow: CI runs it); two calls, a lost target's alone
+@pytest.mark.parametrize("batch_targets", [pytest.param(8, marks=pytest.mark.slow), 2])
 def test_each_target_follows_its_single_tracker(handset_weights, scene, batch_targets):
     """Lost mode and re-detection included: target 0 is lost for frames 8-13 and found again."""
     mt = MultiTracker(handset_weights, backend="torch", batch_targets=batch_targets, config=LOSES)
