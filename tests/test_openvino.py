@@ -25,8 +25,9 @@ from tracker.weights import load_weights
 pytest.importorskip("openvino")
 
 # the demo clip, int8 (the default weights' shipped graph, calibrated on footage) against fp32: measured mean
-# 0.979, lowest 0.92 (Xeon, AVX-512 VNNI; the synthetic-scene recipe 0.945 / 0.90); room for other CPUs
-INT8_MEAN_IOU, INT8_MIN_IOU = 0.95, 0.75
+# 0.979, lowest 0.92 (Xeon, AVX-512 VNNI; the synthetic-scene recipe 0.945 / 0.90); the bounds the synthetic
+# recipe held on every CPU, as room for CPUs without VNNI (not measured with this graph)
+INT8_MEAN_IOU, INT8_MIN_IOU = 0.9, 0.6
 
 from tracker.backends.openvino_backend import OpenVinoBackend  # noqa: E402
 
