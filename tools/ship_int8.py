@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 
 from tracker.backends.exported import export_graphs
-from tracker.backends.graphs import SEARCH_FILE, SHIPPED_INT8_SPEC, GraphSpec, shipped_int8_path
+from tracker.backends.graphs import SEARCH_FILE, SHIPPED_INT8_SPEC, shipped_int8_path
 from tracker.errors import TrackerError
 from tracker.shipped import resolve_weights
 
@@ -28,10 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         weights = resolve_weights(args.weights)
-        spec = GraphSpec(targets=1, scales=1, precision="int8")
-        assert spec.tag.endswith(SHIPPED_INT8_SPEC)
         with tempfile.TemporaryDirectory() as tmp:
-            meta = export_graphs(weights, Path(tmp) / "graphs", spec, args.calibrate)
+            meta = export_graphs(weights, Path(tmp) / "graphs", SHIPPED_INT8_SPEC, args.calibrate)
             model = onnx.load(str(Path(tmp) / "graphs" / SEARCH_FILE))
     except TrackerError as e:
         print(f"ship_int8: error: {e}", file=sys.stderr)

@@ -111,7 +111,8 @@ def read_graph_meta(folder: str | os.PathLike) -> GraphMeta:
     return meta
 
 
-SHIPPED_INT8_SPEC = "t1s1-uint8-int8"  # the one spec shipped int8 search graphs are made for (one target, box head)
+# the one spec shipped int8 search graphs are made for: one target, one crop (a box head), uint8 crops
+SHIPPED_INT8_SPEC = GraphSpec(targets=1, scales=1, input_dtype="uint8", precision="int8")
 
 
 def shipped_int8_path(weights: str | os.PathLike) -> Path:
@@ -127,7 +128,7 @@ def shipped_int8(weights: str | os.PathLike, spec: GraphSpec | None = None) -> d
     path = shipped_int8_path(weights)
     if not path.is_file() or not Path(weights).is_file():
         return None
-    if spec is not None and spec.tag.split("-", 1)[1] != SHIPPED_INT8_SPEC:
+    if spec is not None and spec != SHIPPED_INT8_SPEC:
         return None
     try:
         import onnx

@@ -118,14 +118,16 @@ def trace_graphs(
         kernel = exemplar_graph(exemplar)
         search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
         _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], ["kernel"])
-        _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], list(cfg.outputs))
         quantized = None
         shipped = shipped_int8(weights, spec) if spec.precision == "int8" and calibration is None else None
         if shipped is not None:  # calibrated on footage when the weights were made: used as shipped
             shutil.copyfile(shipped_int8_path(weights), out_dir / SEARCH_FILE)
             quantized = shipped | {"shipped": shipped_int8_path(weights).name}
-        elif spec.precision == "int8":
-            quantized = quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg, calibration)
+        else:
+            outputs = list(cfg.outputs)
+            _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], outputs)
+            if spec.precision == "int8":
+                quantized = quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg, calibration)
     return GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape), quantized)
 
 
