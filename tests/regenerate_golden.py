@@ -2,8 +2,8 @@
 
     python tests/regenerate_golden.py
 
-Run it when the default weights or the TrackerConfig defaults change (and look at the annotated demo, `python
-demos/run_demo.py`, before committing the new reference).
+Run it when the default weights, their settings file or the TrackerConfig defaults change (and look at the
+annotated demo, `python demos/run_demo.py`, before committing the new reference).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def main() -> None:
     data = {
         "weights_sha256": sha256(WEIGHTS),
         "first_box": list(FIRST_BOX),
-        "run": "torch, fp32, CPU, 1 thread, default TrackerConfig",
+        "run": "torch, fp32, CPU, 1 thread, default TrackerConfig and the weights' settings file",
         "rows": "x, y, w, h, score, found per frame after the first",
         "boxes": [[round(float(v), 3) for v in row[:5]] + [int(row[5])] for row in rows],
     }

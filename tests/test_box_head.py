@@ -126,17 +126,20 @@ def write_bright_box_sequence(root: Path, n: int = 8) -> None:
     (root / "groundtruth.txt").write_text("\n".join(lines) + "\n")
 
 
-def test_box_targets_follow_scale_shift_stretch_and_flip(tmp_path):
+@pytest.mark.parametrize("stretch, shape", [(0.4, 0.0), (0.15, 0.6)])
+def test_box_targets_follow_scale_shift_stretch_and_flip(tmp_path, stretch, shape):
     for k in range(2):
         write_bright_box_sequence(tmp_path / "data" / f"seq{k}")
     cache = curate([tmp_path / "data"], tmp_path / "cache", workers=1)
-    # every geometric augmentation on (strong stretch, scale and shift; flips half the time), nothing that hides
-    # the rectangle (pastes, occluders, negatives)
-    pairs = PairConfig(p_paste=0.0, p_neg=0.0, p_occlude=0.0, p_grey=0.0, stretch=0.4, scale_range=0.4)
+    # every geometric augmentation on (strong stretch or pair shape, scale and shift; flips half the time),
+    # nothing that hides the rectangle (pastes, occluders, negatives)
+    pairs = PairConfig(p_paste=0.0, p_neg=0.0, p_occlude=0.0, p_grey=0.0, stretch=stretch, shape=shape, scale_range=0.4)
     data = PairDataset(cache, 40, BOX, pairs, seed=3)
-    checked = 0
+    checked, aspects = 0, []
     for i in range(len(data)):
-        _, search, labels, _, ltrb, _ = (t.numpy() for t in data[i])
+        exemplar, search, labels, _, ltrb, _ = (t.numpy() for t in data[i])
+        ys, xs = np.nonzero(exemplar.mean(0) > 127)
+        aspects.append((xs.max() + 1 - xs.min()) / (ys.max() + 1 - ys.min()))  # the object's shape as shown
         pos = labels > 0
         cx, cy, w, h = decode_boxes(ltrb, cell_offsets(BOX))[:, pos][:, 0]
         x0, y0 = cx - w / 2 + (BOX.search_size - 1) / 2, cy - h / 2 + (BOX.search_size - 1) / 2
@@ -147,6 +150,9 @@ def test_box_targets_follow_scale_shift_stretch_and_flip(tmp_path):
         assert np.abs(seen - [x0, y0, x0 + w, y0 + h]).max() < 3.0, (i, seen, (x0, y0, w, h))
         checked += 1
     assert checked >= 20
+    # the exemplars show the annotated shapes (their log-aspect spread 0.24 here); shape on: other shapes too (0.59)
+    spread = np.std(np.log(aspects))
+    assert spread > 0.45 if shape else spread < 0.35, spread
 
 
 def test_decoder_reads_the_box_at_the_best_cell():

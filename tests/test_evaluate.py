@@ -15,7 +15,7 @@ from synthetic import make_sequence
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import Sequence
 from tracker.eval import evaluate
-from tracker.eval.run import run_lockstep, run_sequence
+from tracker.eval.run import on_one_canvas, run_lockstep, run_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -126,6 +126,29 @@ def test_run_lockstep_matches_one_tracker_runs(handset_weights: Path, tmp_path: 
     assert not np.allclose(run.boxes[0], run.boxes[1])  # the configurations differ, so do their runs
     with pytest.raises(ValueError, match="never visible"):
         run_lockstep(Sequence("none", paths, np.full_like(boxes, np.nan)), [])
+
+
+def test_run_lockstep_tracks_region_cut_frames_on_one_canvas(handset_weights: Path, tmp_path: Path) -> None:
+    # frames cut around the target, each its own size (as in training sets): tracked on the canvas
+    # run_sequence uses, so a tuning sweep over them scores what the evaluation scores
+    frames, boxes = make_sequence(n=10, seed=4)
+    cut, cut_boxes, paths = [], boxes.copy(), []
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
+        x0, y0 = int(box[0]) // 2 + i % 3, int(box[1]) // 3
+        cut.append(frame[y0:, x0 : frame.shape[1] - i % 4])
+        cut_boxes[i, :2] -= (x0, y0)
+        paths.append(tmp_path / f"{i:04d}.png")
+        cv2.imwrite(str(paths[-1]), cut[-1])
+    assert len({f.shape for f in cut}) > 1
+    seq = Sequence("cut", paths, cut_boxes)
+    config = TrackerConfig(threads=1)
+    ticks = []
+    run = run_lockstep(seq, [SiamFCTracker(handset_weights, "torch", "cpu", config)], progress=lambda: ticks.append(1))
+    alone = run_sequence(SiamFCTracker(handset_weights, "torch", "cpu", config), seq, cut)
+    np.testing.assert_allclose(run.boxes[0], alone["boxes"][1:], atol=1e-6)
+    _, canvas_boxes = on_one_canvas(cut, cut_boxes)
+    np.testing.assert_array_equal(run.gt, canvas_boxes[1:])  # the ground truth in the canvas's pixels too
+    assert not np.array_equal(run.gt, cut_boxes[1:])
 
 
 def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:

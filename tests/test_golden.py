@@ -1,6 +1,6 @@
 """Golden test: the shipped default weights on the demo clip follow the juice box as the stored reference run
 did (``tests/data/golden_bobot.json``; regenerate it with ``python tests/regenerate_golden.py`` when the default
-weights or the TrackerConfig defaults change)."""
+weights, their settings file or the TrackerConfig defaults change)."""
 
 from __future__ import annotations
 

@@ -91,6 +91,23 @@ def test_int8_stays_close_to_fp32(alexnet_weights, tmp_path):
     assert_outputs_close(backend, alexnet_weights, exemplars, search, INT8_TOL)
 
 
+def test_int8_float_layers_in_bf16_only_where_native(alexnet_weights, tmp_path, monkeypatch):
+    import openvino as ov
+
+    from tracker.backends import openvino_backend
+
+    export_graphs(alexnet_weights, tmp_path, GraphSpec(precision="int8"))
+    native = openvino_backend.native_bf16(ov.Core())
+    assert OpenVinoBackend(tmp_path, threads=1).float_precision == ("bf16" if native else "fp32")
+    monkeypatch.setattr(openvino_backend, "cpu_flags", lambda: {"avx512f", "avx512_vnni"})  # bf16 emulated only
+    assert not openvino_backend.native_bf16(ov.Core())
+    assert OpenVinoBackend(tmp_path, threads=1).float_precision == "fp32"
+    monkeypatch.setattr(openvino_backend, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert openvino_backend.native_bf16(ov.Core()) == (
+        "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    )
+
+
 def test_bf16_stays_close_to_fp32(alexnet_weights, tmp_path):
     export_graphs(alexnet_weights, tmp_path)
     backend = OpenVinoBackend(tmp_path, threads=1, precision="bf16")

@@ -16,6 +16,7 @@ import pytest
 from tracker.appearance import embedding_path
 from tracker.backends.graphs import shipped_int8_path
 from tracker.shipped import MODELS, WEIGHTS_NAME
+from tracker.tuned import settings_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "tracker", "train", "weights")
@@ -35,7 +36,8 @@ def test_setup_ships_every_named_model():
 
     tree = ast.parse((ROOT / "setup.py").read_text())
     (shipped,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "SHIPPED"]
-    beside = [f(ROOT / "weights" / file) for file in MODELS.values() for f in (embedding_path, shipped_int8_path)]
+    kept_beside = (embedding_path, settings_path, shipped_int8_path)
+    beside = [f(ROOT / "weights" / file) for file in MODELS.values() for f in kept_beside]
     expected = [*MODELS.values(), *(p.name for p in beside if p.is_file())]
     assert sorted(ast.literal_eval(shipped)) == sorted(expected)
     assert all((ROOT / "weights" / file).is_file() for file in ast.literal_eval(shipped))

@@ -33,6 +33,8 @@ from tracker.errors import InputError, TrackerError
 from tracker.eval.evaluate import select
 from tracker.eval.metrics import summarise
 from tracker.eval.run import BOX_METRICS, run_lockstep
+from tracker.heads.box import BoxSearch
+from tracker.tuned import save_settings, settings_path, tuned_settings, with_tuned
 
 NOT_KNOBS = ("threads", "precision")  # how the network runs, not how the tracker tracks
 FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name not in NOT_KNOBS}
@@ -84,10 +86,11 @@ def tune(args: argparse.Namespace) -> dict:
         for k in range(len(configs)):
             per_seq[k][seq.name] = summarise(np.vstack([seq.boxes[start], run.boxes[k]]), gt)
     elapsed = time.perf_counter() - t0
+    defaults = effective_defaults(args.weights, trackers[0].model_config.head)
     rows = []
-    for combo, config, seqs in zip(combos, configs, per_seq, strict=True):
+    for combo, seqs in zip(combos, per_seq, strict=True):
         mean = {k: float(np.mean([m[k] for m in seqs.values()])) for k in BOX_METRICS}  # as evaluation.overall
-        default = dataclasses.replace(config, threads=None) == TrackerConfig()
+        default = all(combo[k] == defaults[k] for k in combo)
         rows.append({"config": combo, "default": default, "overall": mean, "sequences": seqs})
     # on a tie the defaults come first: a change of default needs a better score, not an equal one
     rows.sort(key=lambda r: (-r["overall"]["auc"], -r["overall"]["precision"], not r["default"]))
@@ -98,10 +101,36 @@ def tune(args: argparse.Namespace) -> dict:
         "max_frames": args.max_frames,
         "threads": args.threads,
         "grid": grid,
-        "defaults": dataclasses.asdict(TrackerConfig()),
+        "defaults": defaults,
         "elapsed_s": round(elapsed, 1),
         "configs": rows,
     }
+
+
+def effective_defaults(weights: Path, head: str) -> dict:
+    """What each knob is for ``weights`` when a TrackerConfig leaves it unset: the weights' settings file
+    (tracker.tuned), else the box head's own values, else TrackerConfig's defaults."""
+    given = dataclasses.asdict(with_tuned(TrackerConfig(), weights))
+    box = {"penalty_k": BoxSearch.PENALTY_K, "box_lr": BoxSearch.BOX_LR, "window_influence": BoxSearch.WINDOW_INFLUENCE}
+    own = box if head == "box" else {}
+    return {k: own.get(k) if v is None else v for k, v in given.items()}
+
+
+def save(results: dict, argv: list[str], overwrite: bool) -> Path:
+    """Write the best configuration as the weights' settings file, with where and how it was chosen."""
+    weights, best = Path(results["weights"]), results["configs"][0]
+    default = next((r for r in results["configs"] if r["default"]), None)
+    chosen = {
+        "data": Path(results["data"]).name,
+        "sequences": results["sequences"],
+        "grid": results["grid"],
+        "command": "python tools/tune_tracker.py " + " ".join(argv),
+        "auc": round(best["overall"]["auc"], 4),
+        "precision": round(best["overall"]["precision"], 4),
+        "head_defaults_auc": None if default is None else round(default["overall"]["auc"], 4),
+    }
+    settings = {**tuned_settings(weights), **best["config"]}
+    return save_settings(weights, settings, chosen, overwrite)
 
 
 def report(results: dict) -> str:
@@ -146,17 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, help="update() frames per sequence after the init frame")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: leave the process setting)")
     parser.add_argument("--out", type=Path, help="write every configuration's results to this JSON file")
+    parser.add_argument(
+        "--save", action="store_true", help="write the best configuration beside the weights (tracker.tuned)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="with --save: replace the weights' settings file")
     args = parser.parse_args(argv)
     try:
+        if args.overwrite and not args.save:
+            raise InputError("--overwrite is for --save")
+        if args.save and settings_path(args.weights).exists() and not args.overwrite:
+            raise InputError(f"{settings_path(args.weights)} exists; add --overwrite to replace it")
         results = tune(args)
+        print(report(results), end="")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+            print(f"wrote {args.out}")
+        if args.save:
+            print(f"wrote {save(results, sys.argv[1:] if argv is None else argv, args.overwrite)}")
     except (TrackerError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(report(results), end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {args.out}")
     return 0
 
 

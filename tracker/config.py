@@ -198,10 +198,11 @@ class TrackerConfig:
     window_influence: float | None = None
     response_up: int = 16  # bicubic upsampling factor of the response
     # box head (ModelConfig(head="box")): one crop, no scales; pysot's size and aspect-change penalty and the rate
-    # at which the box follows the regressed one (times the chosen cell's penalised score). SiamFC++'s published
-    # values (penalty_k 0.04, window_influence 0.21, lr 0.52), none of them chosen on dev (weights/README.md)
-    penalty_k: float = 0.04
-    box_lr: float = 0.52
+    # at which the box follows the regressed one (times the chosen cell's penalised score). None: the weights' own
+    # (their settings file, tracker.tuned), else the head's: SiamFC++'s published values (penalty_k 0.04,
+    # window_influence 0.21, lr 0.52), none of them chosen on dev (weights/README.md)
+    penalty_k: float | None = None
+    box_lr: float | None = None
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
     # found: the score high enough and the peak sharp. None: the head's own value (the heads' scores differ: the
@@ -256,8 +257,10 @@ class TrackerConfig:
             raise ConfigError(f"window_influence must be in [0, 1], got {self.window_influence}")
         if not 0.0 < self.scale_lr <= 1.0:
             raise ConfigError(f"scale_lr must be in (0, 1], got {self.scale_lr}")
-        if self.penalty_k < 0 or not 0.0 < self.box_lr <= 1.0:
-            raise ConfigError(f"need penalty_k >= 0 and box_lr in (0, 1], got {self.penalty_k} and {self.box_lr}")
+        if self.penalty_k is not None and self.penalty_k < 0:
+            raise ConfigError(f"penalty_k must be >= 0, got {self.penalty_k}")
+        if self.box_lr is not None and not 0.0 < self.box_lr <= 1.0:
+            raise ConfigError(f"box_lr must be in (0, 1], got {self.box_lr}")
         if self.response_up < 1:
             raise ConfigError(f"response_up must be >= 1, got {self.response_up}")
         if not 0 < self.min_scale <= 1.0 <= self.max_scale:

@@ -27,6 +27,7 @@ from .result import TrackResult
 from .search import TargetSearch, TargetState
 from .shipped import resolve_weights
 from .timing import NO_CLOCK, StageClock
+from .tuned import with_tuned
 
 __all__ = ["SiamFCTracker", "TrackResult", "Tracker", "open_backend"]
 
@@ -194,6 +195,7 @@ def open_backend(
             f"no default weights at {weights}: pass weights=PATH (--weights PATH on the command line), "
             "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
         )
+    config = with_tuned(config, weights)  # the weights' own decoder settings where the config leaves them unset
     running: Backend = guard_runtime(create_backend, f"cannot start the {backend!r} backend")(
         backend,
         Path(weights),

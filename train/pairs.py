@@ -42,6 +42,9 @@ class PairConfig:
     rotation: float = 0.0  # self pairs: the search image turned by up to this many degrees
     scale_range: float = 0.25  # search scale jitter: exp(U(-ln(1+r), ln(1+r)))
     stretch: float = 0.15  # aspect stretch jitter, same form
+    # both crops stretched alike (aspect, same form; 0: never): the pair shows an object of another shape than the
+    # annotated one, so the box head learns to read the exemplar's extent rather than its training objects' shapes
+    shape: float = 0.0
     shift: float = 48.0  # search shift, +- pixels at search scale
     scale_sigma: float = 0.12  # positive label strength exp(-0.5 (ln s / sigma)^2): teaches scale
     exemplar_jitter: float = 0.05  # exemplar scale jitter
@@ -146,15 +149,18 @@ class PairDataset(Dataset):
             img_x, *size_x = self._load(*self._other(rng, seq)) if kind == "neg" else self._load(seq, j)
             region = regions.Region((c, c), (c, c), (w, h), tuple(size_x), float(self.exemplar))
 
+        # shape: both crops stretched by b (widths x 1/b, heights x b), the object's aspect changed in both
+        b = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.shape)) if cfg.shape > 0 else 1.0
+        shape = np.array([b, 1 / b])
         # exemplar: the context square with slight scale and shift jitter
         sz = region.context * math.exp(rng.uniform(-cfg.exemplar_jitter, cfg.exemplar_jitter))
         cz = np.array(region.exemplar_center) + rng.uniform(-2, 2, 2) * region.context / self.exemplar
-        exemplar = augment.warp(img_z, tuple(cz), (sz, sz), zs, img_z.mean((0, 1)))
+        exemplar = augment.warp(img_z, tuple(cz), tuple(sz * shape), zs, img_z.mean((0, 1)))
 
         # search: scale s, aspect stretch a, shift d (search-crop pixels)
         s = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.scale_range))
         a = math.exp(rng.uniform(-1, 1) * math.log1p(cfg.stretch))
-        side = np.array([a, 1 / a]) * s * region.search_context * xs / zs
+        side = np.array([a, 1 / a]) * shape * s * region.search_context * xs / zs
         d = rng.uniform(-cfg.shift, cfg.shift, 2)
         centre = np.array(region.search_center) - d * side / xs  # the object lands at +d in the search crop
         search = augment.warp(img_x, tuple(centre), tuple(side), xs, img_x.mean((0, 1)))

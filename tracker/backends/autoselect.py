@@ -38,7 +38,7 @@ from ..atomic import write_text
 from ..errors import BackendError
 from .graphs import GraphSpec, cache_root, shipped_int8, weights_sha256
 
-CACHE_FORMAT = "4"  # bump when the candidates or the way they are timed change (3: OpenVINO; 4: shipped int8)
+CACHE_FORMAT = "5"  # bump when the candidates or how they run change (3: OpenVINO; 4: shipped int8; 5: bf16 head)
 BUSY_CPUS = 0.25  # other processes' average CPU use while timing above which the timing is not cached
 WARMUP, ROUNDS = 2, 9  # score() calls per candidate: untimed, then timed (one per round); ~1 s in all here
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from ..appearance import embedding_path
 from ..atomic import atomic_folder
 from ..errors import BackendError, InputError, TrackerError
+from ..tuned import settings_path
 from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_int8, weights_sha256
 
 
@@ -65,8 +66,9 @@ def export_graphs(
     calibration: str | os.PathLike | None = None,
 ) -> GraphMeta:
     """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``
-    (created if missing, with its parents), with the weights' appearance embedding when they have one
-    (:mod:`tracker.appearance`). On any error nothing is written and no folder is created.
+    (created if missing, with its parents), with the weights' appearance embedding (:mod:`tracker.appearance`)
+    and settings file (:mod:`tracker.tuned`) when they have them. On any error nothing is written and no folder
+    is created.
 
     An int8 export is calibrated on ``calibration``, an annotated dataset or sequence folder of footage like
     the footage it will track (:func:`~tracker.backends.trace.dataset_crops`; needs nncf), or by default on
@@ -92,9 +94,9 @@ def export_graphs(
 
     with atomic_folder(out_dir, last=META_FILE) as tmp:
         meta = trace_graphs(weights, tmp, spec, calibration)
-        appearance = embedding_path(weights)
-        if appearance.is_file():
-            shutil.copyfile(appearance, embedding_path(tmp))
+        for kept_beside in (embedding_path, settings_path):  # what the weights carry besides their tensors
+            if kept_beside(weights).is_file():
+                shutil.copyfile(kept_beside(weights), kept_beside(tmp))
         (tmp / META_FILE).write_text(meta.to_json())
     return meta
 

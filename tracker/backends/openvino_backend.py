@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError
+from ..machine import cpu_flags
 from .graphs import EXEMPLAR_FILE, SEARCH_FILE, embed_in_chunks, read_graph_meta, score_in_chunks
 
 MISSING = "the openvino backend needs openvino: pip install 'siamtrack[openvino]'"
-# what OpenVINO computes the float layers in, by the precision asked for; an int8 graph's float parts stay f32.
-# Left to itself OpenVINO runs in bf16 on CPUs with native bf16 (AMX, AVX-512 BF16), which changes the answers
+# what OpenVINO computes the float layers in, by the precision asked for. Left to itself OpenVINO runs in bf16 on
+# CPUs with native bf16 (AMX, AVX-512 BF16), which changes fp32's answers, so fp32 asks for f32. An int8 graph's
+# float parts (the box head's correlation and tower, kept float by the calibrated recipe) run in bf16 where the CPU
+# has it natively: on the shipped graphs that left their distance to fp32 as it was (docs/DEPLOY.md, "int8") and
+# cut the default network's update() by about a tenth; elsewhere, and in the exemplar graph (float), in f32
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
@@ -26,7 +30,8 @@ class OpenVinoBackend:
         threads: threads of this backend's compiled models (``INFERENCE_NUM_THREADS``, their own pool: the
             process's torch and ONNX Runtime threads are not touched); None lets OpenVINO use its default.
         precision: "fp32" (the default), "bf16" (the float layers in bf16: CPUs with native bf16 only) or "int8"
-            (an int8 export folder; its float layers in fp32). Defaults to the export's own precision.
+            (an int8 export folder; the search graph's float layers in bf16 where the CPU has native bf16, else
+            fp32). Defaults to the export's own precision.
 
     The compiled models use the LATENCY hint (one request at a time, all threads on it) and no CPU pinning, so a
     busy machine can move their threads. Kernels (the handle :meth:`embed` returns) are float32 (B, C, k, k).
@@ -57,9 +62,14 @@ class OpenVinoBackend:
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
+        search_config = dict(config)
+        if precision == "int8" and native_bf16(core):
+            search_config["INFERENCE_PRECISION_HINT"] = "bf16"
+        # what the search graph's float layers compute in: "fp32" or "bf16"
+        self.float_precision = {"f32": "fp32", "bf16": "bf16"}[search_config["INFERENCE_PRECISION_HINT"]]
         try:
             self._exemplar = core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", config).create_infer_request()
-            search = core.compile_model(str(folder / SEARCH_FILE), "CPU", config)
+            search = core.compile_model(str(folder / SEARCH_FILE), "CPU", search_config)
         except Exception as e:  # OpenVINO raises its own RuntimeErrors for unreadable or unsupported graphs
             raise BackendError(f"openvino cannot compile the graphs in {folder}: {e}") from None
         self._search = search.create_infer_request()
@@ -87,3 +97,14 @@ class OpenVinoBackend:
     def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
         """Kernels of B targets and search crops (B * S, 255, 255, 3) -> the named outputs (``Backend.score``)."""
         return score_in_chunks(self._run_search, kernel, search, self.meta)
+
+
+def native_bf16(core: object) -> bool:
+    """Whether this CPU computes bf16 natively: OpenVINO's CPU plugin lists BF16 among its capabilities, and the
+    CPU flags (where Linux lists them) name AVX-512 BF16 or AMX-BF16, not an emulation on plain AVX-512."""
+    try:
+        listed = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # an OpenVINO without the property: keep f32
+        return False
+    flags = cpu_flags()
+    return listed and (flags is None or bool(flags & {"avx512_bf16", "amx_bf16"}))

@@ -8,7 +8,7 @@ A tracker here is anything with ``init(frame, box)`` and ``update(frame)`` retur
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -122,29 +122,57 @@ def run_lockstep(
     once and given to every tracker in turn, so sweeping K configurations costs one decode per frame and no
     frame is kept after its update (memory does not grow with the sequence).
 
-    ``max_frames`` caps the update() frames after the init frame (None: to the end); ``progress`` is called
-    once a frame, the init frame included. Raises ValueError if the target is never visible, OSError for an
-    unreadable frame.
+    A sequence whose images differ in size (regions cut around the target) is tracked on one canvas, as
+    :func:`run_sequence` tracks it: its frames are then read once more and kept, and boxes (the ground truth's
+    too) are in the canvas's pixels. ``max_frames`` caps the update() frames after the init frame (None: to the
+    end); ``progress`` is called once a frame, the init frame included. Raises ValueError if the target is never
+    visible, OSError for an unreadable frame.
     """
     if not seq.visible.any():
         raise ValueError(f"{seq.name}: the target is never visible; nothing to initialise on")
     start = int(np.argmax(seq.visible))
     paths = seq.frames[start : None if max_frames is None else start + max_frames + 1]
+    truth = seq.boxes[start : start + len(paths)]
     first = _read(paths[0])
+    frames = (_read(path) for path in paths[1:])
+    try:
+        found, boxes = _lockstep(trackers, first, truth[0], frames, len(paths) - 1, progress)
+    except _SizeChanged:
+        placed, truth = on_one_canvas([_read(path) for path in paths], truth)
+        found, boxes = _lockstep(trackers, placed[0], truth[0], iter(placed[1:]), len(paths) - 1, progress)
+    return LockstepRun(start, found, boxes, truth[1:])
+
+
+class _SizeChanged(Exception):
+    """A frame of another size than the first: the sequence is tracked on one canvas instead."""
+
+
+def _lockstep(
+    trackers: list,
+    first: np.ndarray,
+    box: np.ndarray,
+    frames: Iterator[np.ndarray],
+    n: int,
+    progress: Callable[[], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Found flags (K, n) and boxes (K, n, 4) of ``trackers`` started on ``first`` at ``box`` and updated on the
+    ``n`` ``frames``; raises _SizeChanged at the first frame whose size differs from the first's, before any
+    tracker sees it (progress is then counted again from the start)."""
     for t in trackers:
-        t.init(first, seq.boxes[start])
+        t.init(first, box)
     if progress is not None:
         progress()
-    found = np.zeros((len(trackers), len(paths) - 1), bool)
-    boxes = np.zeros((len(trackers), len(paths) - 1, 4))
-    for i, path in enumerate(paths[1:]):
-        frame = _read(path)
+    found = np.zeros((len(trackers), n), bool)
+    boxes = np.zeros((len(trackers), n, 4))
+    for i, frame in enumerate(frames):
+        if frame.shape != first.shape:
+            raise _SizeChanged
         for k, t in enumerate(trackers):
             r = t.update(frame)
             found[k, i], boxes[k, i] = r.found, r.box
         if progress is not None:
             progress()
-    return LockstepRun(start, found, boxes, seq.boxes[start + 1 : start + len(paths)])
+    return found, boxes
 
 
 def _read(path: Path) -> np.ndarray:

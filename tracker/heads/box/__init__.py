@@ -53,10 +53,14 @@ class BoxSearch(TargetSearch):
              "found_fraction": 0.25, "redetect_floor": 0.05}  # fmt: skip
     RELATIVE_SCORE = False
     WINDOW_INFLUENCE = 0.21  # SiamFC++'s published value
+    # where neither TrackerConfig nor the weights' settings file (tracker.tuned) sets them: SiamFC++'s published values
+    PENALTY_K, BOX_LR = 0.04, 0.52
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         super().__init__(config, model_config)
         self.crops_per_target = crops_per_target(config)
+        self.penalty_k = self.PENALTY_K if config.penalty_k is None else config.penalty_k
+        self.box_lr = self.BOX_LR if config.box_lr is None else config.box_lr
         r = model_config.response_size
         self._offsets = grid_offsets(r, model_config.stride)  # each cell's displacement from the crop's centre
         window = pp.hann_window(r)
@@ -87,11 +91,11 @@ class BoxSearch(TargetSearch):
             # penalty on the change of size (of the context square, as SiamFC measures it) and of aspect ratio
             size_change = _change(_context_side(w, h, cfg.context) / _context_side(tw, th, cfg.context))
             ratio_change = _change((tw / th) / np.maximum(w / np.maximum(h, 1e-6), 1e-6))
-            penalty = np.exp(-(size_change * ratio_change - 1) * cfg.penalty_k)
+            penalty = np.exp(-(size_change * ratio_change - 1) * self.penalty_k)
             influence = self.window_influence
             pscore = penalty * score * (1 - influence) + self._cell_window * influence
             iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-            rate = float(penalty[iy, ix] * score[iy, ix] * cfg.box_lr)
+            rate = float(penalty[iy, ix] * score[iy, ix] * self.box_lr)
             center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
             size = st.size * (1 - rate) + np.array([w[iy, ix], h[iy, ix]]) / to_crop * rate
             psr = pp.peak_to_sidelobe(logits, cfg.psr_exclude)
