@@ -80,6 +80,24 @@ def test_verify_threshold_range(value):
         TrackerConfig(verify_memory=-1)
 
 
+def test_the_verifier_measures_over_the_first_frames_and_remembers_the_last_of_them():
+    from tracker.config import ModelConfig
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import Peak, TargetState
+
+    eye = np.eye(3)
+    search = SiamFCSearch(TrackerConfig(verify_threshold=0.5, reference_frames=3, found_psr=2.0), ModelConfig())
+    st = TargetState(np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3,
+                     (100, 120))  # fmt: skip
+    search.remember(st, eye[0])
+    peak = Peak(np.array([52.0, 41.0]), np.array([20.0, 16.0]), 0.8, 5.0)
+    # the target looks unlike its first crop (similarity 0): no veto while its level is measured
+    assert [search.conclude(peak, st, eye[1]).found for _ in range(3)] == [True, True, True]
+    assert len(st.memory.recent) == 1  # the third frame's look, remembered
+    assert search.conclude(peak, st, eye[1]).found  # the remembered look verifies
+    assert not search.conclude(peak, st, eye[2]).found  # one like neither is vetoed
+
+
 def test_a_redetection_needs_verify_redetect():
     from tracker.config import ModelConfig
     from tracker.heads.fc import SiamFCSearch
@@ -95,6 +113,7 @@ def test_a_redetection_needs_verify_redetect():
                          (100, 120))  # fmt: skip
         search.remember(st, eye[0])
         peak = Peak(np.array([52.0, 41.0]), np.array([20.0, 16.0]), 0.8, 5.0)
+        search.conclude(peak, st, eye[0])  # the measuring frame (reference_frames): it looks like the target
         tracking = search.conclude(peak, st, look).found  # 0.3 >= 0.2: kept
         st.lost_frames = 1
         answers.append((tracking, search.conclude(peak, st, look).found))  # a re-detection at 0.3

@@ -166,10 +166,15 @@ class TargetSearch:
         similarity = None
         if appearance is not None and st.memory is not None:
             # "is this still my target?": the box's appearance against the target's own; the score carries it so
-            # that a look-alike the network scores high is still scored low
+            # that a look-alike the network scores high is still scored low. Over the first reference_frames the
+            # verifier measures too and vetoes nothing (the first frame's crop alone can be far from the target's
+            # look a few frames on); the last of them is the first appearance remembered, then one every
+            # MEMORY_EVERY frames while tracking and verified
             similarity = st.memory.similarity(appearance)
-            found = found and similarity >= self._similarity_needed(bool(st.lost_frames))
-            if found and not st.lost_frames and st.tracked % MEMORY_EVERY == 0:
+            measuring = st.tracked <= self.config.reference_frames
+            found = found and (measuring or similarity >= self._similarity_needed(bool(st.lost_frames)))
+            remember = st.tracked == self.config.reference_frames or st.tracked % MEMORY_EVERY == 0
+            if found and not st.lost_frames and remember:
                 st.memory.add(appearance)
             score *= max(similarity, 0.0)
         if found:
