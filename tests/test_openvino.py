@@ -98,10 +98,18 @@ def test_int8_float_layers_in_bf16_only_where_native(alexnet_weights, tmp_path, 
 
     export_graphs(alexnet_weights, tmp_path, GraphSpec(precision="int8"))
     native = openvino_backend.native_bf16(ov.Core())
-    assert OpenVinoBackend(tmp_path, threads=1).float_precision == ("bf16" if native else "fp32")
+    backend = OpenVinoBackend(tmp_path, threads=1)
+    assert backend.float_precision == ("bf16" if native else "fp32")
+    # the verifier's crops go through the exemplar graph at that precision; kernels stay f32
+    exemplars = calibration_crops(GraphSpec(), ModelConfig(width=0.25), batches=2)[-1][0]
+    features, kernels = backend.embed_appearance(exemplars), backend.embed(exemplars)
+    assert features.shape == kernels.shape and features.dtype == np.float32
+    assert_close(features, kernels, FP16_TOL)
     monkeypatch.setattr(openvino_backend, "cpu_flags", lambda: {"avx512f", "avx512_vnni"})  # bf16 emulated only
     assert not openvino_backend.native_bf16(ov.Core())
-    assert OpenVinoBackend(tmp_path, threads=1).float_precision == "fp32"
+    backend = OpenVinoBackend(tmp_path, threads=1)
+    assert backend.float_precision == "fp32"
+    np.testing.assert_array_equal(backend.embed_appearance(exemplars), backend.embed(exemplars))
     monkeypatch.setattr(openvino_backend, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
     assert openvino_backend.native_bf16(ov.Core()) == (
         "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import postprocess as pp
 from .appearance import to_array
+from .backends import appearance_features
 from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
@@ -176,7 +177,7 @@ class MultiTracker(BackendInfo):
 
     def _appearances(self, crops: np.ndarray) -> np.ndarray:
         """Unit appearance vectors (N, D) of exemplar-sized crops (N, 127, 127, 3), through the exemplar branch."""
-        return self._embedding(to_array(self._run(self._backend.embed, crops)))
+        return self._embedding(to_array(self._run(appearance_features, self._backend, crops)))
 
     def _score(self, plans: dict[int, SearchPlan]) -> dict[int, dict[str, np.ndarray]]:
         """The network's finite outputs on each target's ``N_i`` crops, in calls of ``batch_targets``.

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import postprocess as pp
 from .appearance import Embedding, embedding_path, to_array
-from .backends import Backend
+from .backends import Backend, appearance_features
 from .backends.select import create_backend
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
@@ -125,7 +125,7 @@ class Tracker(BackendInfo):
         appearance = None
         if self._embedding is not None:  # is it still the target? its box's appearance against the target's
             crop = self._search.appearance_crop(frame, peak, st)
-            appearance = self._embedding(to_array(self._run(self._backend.embed, crop[None])))[0]
+            appearance = self._embedding(to_array(self._run(appearance_features, self._backend, crop[None])))[0]
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
         clock.lap("post")

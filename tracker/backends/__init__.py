@@ -23,7 +23,16 @@ class Backend(Protocol):
         """Exemplar crops (B, 127, 127, 3) -> an opaque kernel handle for :meth:`score`."""
         ...
 
+    # optional: ``embed_appearance(crops)``, the verifier's crops through the exemplar branch by a faster path than
+    # embed() where a backend has one (appearance_features); backends without it embed them with embed()
+
     def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
         """Kernel of B targets and search crops (B * S, 255, 255, 3) -> the named outputs, e.g. the fc head's
         ``{"response": (B * S, 17, 17)}``, float32."""
         ...
+
+
+def appearance_features(backend: Backend, crops: np.ndarray) -> object:
+    """The appearance verifier's exemplar-sized crops through ``backend``'s exemplar branch: its
+    ``embed_appearance`` where it has one, else :meth:`Backend.embed`."""
+    return getattr(backend, "embed_appearance", backend.embed)(crops)

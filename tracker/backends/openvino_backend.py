@@ -70,6 +70,12 @@ class OpenVinoBackend:
         try:
             self._exemplar = core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", config).create_infer_request()
             search = core.compile_model(str(folder / SEARCH_FILE), "CPU", search_config)
+            # the verifier's crops (embed_appearance) through the exemplar graph at the search graph's float
+            # precision: bf16 on the int8 path where native (similarities within 0.011 of f32's, docs/DEPLOY.md)
+            self._appearance = self._exemplar
+            if search_config["INFERENCE_PRECISION_HINT"] != config["INFERENCE_PRECISION_HINT"]:
+                compiled = core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", search_config)
+                self._appearance = compiled.create_infer_request()
         except Exception as e:  # OpenVINO raises its own RuntimeErrors for unreadable or unsupported graphs
             raise BackendError(f"openvino cannot compile the graphs in {folder}: {e}") from None
         self._search = search.create_infer_request()
@@ -93,6 +99,14 @@ class OpenVinoBackend:
     def embed(self, exemplars: np.ndarray) -> np.ndarray:
         """Exemplar crops (B, 127, 127, 3) uint8 BGR -> kernels (B, C, k, k) float32."""
         return embed_in_chunks(self._run_exemplar, exemplars, self.meta)
+
+    def embed_appearance(self, crops: np.ndarray) -> np.ndarray:
+        """The appearance verifier's crops (B, 127, 127, 3) -> their exemplar features (B, C, k, k) float32, at
+        the float precision of the search graph (``float_precision``): kernels for matching stay :meth:`embed`'s."""
+        return embed_in_chunks(self._run_appearance, crops, self.meta)
+
+    def _run_appearance(self, crops: np.ndarray) -> np.ndarray:
+        return np.array(self._appearance.infer({"exemplar": self._crops(crops)})[0], copy=True)
 
     def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
         """Kernels of B targets and search crops (B * S, 255, 255, 3) -> the named outputs (``Backend.score``)."""
