@@ -94,6 +94,7 @@ def test_int8_stays_close_to_fp32(alexnet_weights, tmp_path):
 def test_int8_float_layers_in_bf16_only_where_native(alexnet_weights, tmp_path, monkeypatch):
     import openvino as ov
 
+    from tracker import machine
     from tracker.backends import openvino_backend
 
     export_graphs(alexnet_weights, tmp_path, GraphSpec(precision="int8"))
@@ -105,12 +106,12 @@ def test_int8_float_layers_in_bf16_only_where_native(alexnet_weights, tmp_path, 
     features, kernels = backend.embed_appearance(exemplars), backend.embed(exemplars)
     assert features.shape == kernels.shape and features.dtype == np.float32
     assert_close(features, kernels, FP16_TOL)
-    monkeypatch.setattr(openvino_backend, "cpu_flags", lambda: {"avx512f", "avx512_vnni"})  # bf16 emulated only
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx512f", "avx512_vnni"})  # bf16 emulated only
     assert not openvino_backend.native_bf16(ov.Core())
     backend = OpenVinoBackend(tmp_path, threads=1)
     assert backend.float_precision == "fp32"
     np.testing.assert_array_equal(backend.embed_appearance(exemplars), backend.embed(exemplars))
-    monkeypatch.setattr(openvino_backend, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
     assert openvino_backend.native_bf16(ov.Core()) == (
         "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     )

@@ -130,4 +130,7 @@ def test_tune_tracker_save_refuses_to_overwrite(own_box_weights: Path, tmp_path:
     assert run.returncode == 2 and "exists; add --overwrite" in run.stderr
     run = subprocess.run([*script, "--data", str(tmp_path), "--overwrite"], capture_output=True, text=True)
     assert run.returncode == 2 and "--overwrite is for --save" in run.stderr
+    grid = ["--grid", "scale_lr=0.3,0.4", "--save", "--overwrite"]
+    run = subprocess.run([*script, "--data", str(tmp_path), *grid], capture_output=True, text=True)
+    assert run.returncode == 2 and "carries only" in run.stderr and "not scale_lr" in run.stderr
     assert tuned_settings(own_box_weights) == {"box_lr": 0.3}

@@ -28,13 +28,14 @@ import numpy as np
 from tqdm import tqdm
 
 from tracker import SiamFCTracker, TrackerConfig
+from tracker.config import ModelConfig
 from tracker.datasets import read_dataset
 from tracker.errors import InputError, TrackerError
 from tracker.eval.evaluate import select
 from tracker.eval.metrics import summarise
 from tracker.eval.run import BOX_METRICS, run_lockstep
-from tracker.heads.box import BoxSearch
-from tracker.tuned import save_settings, settings_path, tuned_settings, with_tuned
+from tracker.heads import search_for
+from tracker.tuned import TUNABLE, save_settings, settings_path, tuned_settings, with_tuned
 
 NOT_KNOBS = ("threads", "precision")  # how the network runs, not how the tracker tracks
 FIELDS = {f.name: f for f in dataclasses.fields(TrackerConfig) if f.name not in NOT_KNOBS}
@@ -86,7 +87,7 @@ def tune(args: argparse.Namespace) -> dict:
         for k in range(len(configs)):
             per_seq[k][seq.name] = summarise(np.vstack([seq.boxes[start], run.boxes[k]]), gt)
     elapsed = time.perf_counter() - t0
-    defaults = effective_defaults(args.weights, trackers[0].model_config.head)
+    defaults = effective_defaults(args.weights, trackers[0].model_config)
     rows = []
     for combo, seqs in zip(combos, per_seq, strict=True):
         mean = {k: float(np.mean([m[k] for m in seqs.values()])) for k in BOX_METRICS}  # as evaluation.overall
@@ -107,13 +108,13 @@ def tune(args: argparse.Namespace) -> dict:
     }
 
 
-def effective_defaults(weights: Path, head: str) -> dict:
+def effective_defaults(weights: Path, model_config: ModelConfig) -> dict:
     """What each knob is for ``weights`` when a TrackerConfig leaves it unset: the weights' settings file
-    (tracker.tuned), else the box head's own values, else TrackerConfig's defaults."""
-    given = dataclasses.asdict(with_tuned(TrackerConfig(), weights))
-    box = {"penalty_k": BoxSearch.PENALTY_K, "box_lr": BoxSearch.BOX_LR, "window_influence": BoxSearch.WINDOW_INFLUENCE}
-    own = box if head == "box" else {}
-    return {k: own.get(k) if v is None else v for k, v in given.items()}
+    (tracker.tuned), else what the head's decoder resolves it to (its own window influence, penalty_k, box_lr),
+    else TrackerConfig's defaults."""
+    config = with_tuned(TrackerConfig(), weights)
+    search = search_for(config, model_config)
+    return {k: getattr(search, k, None) if v is None else v for k, v in dataclasses.asdict(config).items()}
 
 
 def save(results: dict, argv: list[str], overwrite: bool) -> Path:
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--overwrite is for --save")
         if args.save and settings_path(args.weights).exists() and not args.overwrite:
             raise InputError(f"{settings_path(args.weights)} exists; add --overwrite to replace it")
+        untunable = [name for name in parse_grid(args.grid) if name not in TUNABLE]
+        if args.save and untunable:  # before the sweep, not after it
+            raise InputError(f"--save: a weights file carries only {', '.join(TUNABLE)}, not {', '.join(untunable)}")
         results = tune(args)
         print(report(results), end="")
         if args.out:

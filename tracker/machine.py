@@ -51,6 +51,11 @@ def cpu_has_fast_bf16() -> bool:
             return False
     except (AttributeError, RuntimeError):
         return False
+    return cpu_flags_native_bf16()
+
+
+def cpu_flags_native_bf16() -> bool:
+    """Whether the CPU flags name native bf16 (AVX512-BF16 or AMX-BF16); True where Linux lists no flags."""
     flags = cpu_flags()
     return flags is None or bool(flags & {"avx512_bf16", "amx_bf16"})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError
-from ..machine import cpu_flags
+from ..machine import cpu_flags_native_bf16
 from .graphs import EXEMPLAR_FILE, SEARCH_FILE, embed_in_chunks, read_graph_meta, score_in_chunks
 
 MISSING = "the openvino backend needs openvino: pip install 'siamtrack[openvino]'"
@@ -70,15 +70,15 @@ class OpenVinoBackend:
         try:
             self._exemplar = core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", config).create_infer_request()
             search = core.compile_model(str(folder / SEARCH_FILE), "CPU", search_config)
-            # the verifier's crops (embed_appearance) through the exemplar graph at the search graph's float
-            # precision: bf16 on the int8 path where native (similarities within 0.011 of f32's, docs/DEPLOY.md)
-            self._appearance = self._exemplar
-            if search_config["INFERENCE_PRECISION_HINT"] != config["INFERENCE_PRECISION_HINT"]:
-                compiled = core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", search_config)
-                self._appearance = compiled.create_infer_request()
         except Exception as e:  # OpenVINO raises its own RuntimeErrors for unreadable or unsupported graphs
             raise BackendError(f"openvino cannot compile the graphs in {folder}: {e}") from None
         self._search = search.create_infer_request()
+        # the verifier's crops (embed_appearance) through the exemplar graph at the search graph's float precision:
+        # bf16 on the int8 path where native (similarities within 0.011 of f32's, docs/DEPLOY.md). That compiled
+        # copy (about 0.1 s) is made at its first use: a tracker without the verifier never needs it
+        same = search_config["INFERENCE_PRECISION_HINT"] == config["INFERENCE_PRECISION_HINT"]
+        self._appearance = self._exemplar if same else None
+        self._appearance_compile = lambda: core.compile_model(str(folder / EXEMPLAR_FILE), "CPU", search_config)
         self._outputs = {name: search.output(name) for name in self.model_config.outputs}
         self._input_dtype = np.dtype(self.meta.spec.input_dtype)
         self.device = "cpu"
@@ -106,6 +106,8 @@ class OpenVinoBackend:
         return embed_in_chunks(self._run_appearance, crops, self.meta)
 
     def _run_appearance(self, crops: np.ndarray) -> np.ndarray:
+        if self._appearance is None:
+            self._appearance = self._appearance_compile().create_infer_request()
         return np.array(self._appearance.infer({"exemplar": self._crops(crops)})[0], copy=True)
 
     def score(self, kernel: object, search: np.ndarray) -> dict[str, np.ndarray]:
@@ -120,5 +122,4 @@ def native_bf16(core: object) -> bool:
         listed = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # an OpenVINO without the property: keep f32
         return False
-    flags = cpu_flags()
-    return listed and (flags is None or bool(flags & {"avx512_bf16", "amx_bf16"}))
+    return listed and cpu_flags_native_bf16()
