@@ -184,6 +184,58 @@ def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(
     assert all(found[:14]) and not any(found[14:])
 
 
+def test_verify_every_skips_tracked_frames_and_carries_the_last_similarity(verified_weights):
+    frames, boxes = _swapped_stream()
+    every = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0))
+    sparse = SiamFCTracker(
+        verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0, verify_every=3)
+    )
+    for t in (every, sparse):
+        t.init(frames[0], boxes[0])
+    measured, last = [], None
+    for n, frame in enumerate(frames[1:], start=1):
+        a, b = every.update(frame), sparse.update(frame)
+        np.testing.assert_allclose(a.box, b.box, atol=1e-6)  # a verifier that vetoes nothing changes no box
+        if b.similarity is not None:
+            measured.append(n)
+            assert b.similarity == pytest.approx(a.similarity, abs=1e-6)
+            last = b.similarity
+        else:
+            assert b.score == pytest.approx(a.score / max(a.similarity, 1e-12) * max(last, 0.0), rel=1e-6)
+    # the first reference_frames (5), then every 3rd frame counted from the last one measured, and frame 10 and 20
+    # (they add to the memory)
+    assert measured == [1, 2, 3, 4, 5, 8, 10, 13, 16, 19, 20, 23]
+
+
+def test_verify_every_still_reports_the_swap(verified_weights):
+    frames, boxes = _swapped_stream()
+    probe = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0))
+    probe.init(frames[0], boxes[0])
+    sims = [probe.update(f).similarity for f in frames[1:]]
+    threshold = (min(sims[:14]) + max(sims[14:])) / 2
+    config = TrackerConfig(verify_threshold=threshold, verify_every=3)
+    tracker = SiamFCTracker(verified_weights, backend="torch", config=config)
+    tracker.init(frames[0], boxes[0])
+    found = [tracker.update(f).found for f in frames[1:]]
+    # the swap (frame 15) is seen at the next frame verified, within verify_every frames, and stays lost after
+    assert all(found[:14]) and not any(found[16:])
+    with pytest.raises(ConfigError, match="verify_every"):
+        TrackerConfig(verify_every=0)
+
+
+def test_multitracker_verifies_on_the_single_trackers_frames(verified_weights):
+    frames, boxes = _swapped_stream()
+    config = TrackerConfig(verify_threshold=-1.0, verify_every=4)
+    single = SiamFCTracker(verified_weights, backend="torch", config=config)
+    single.init(frames[0], boxes[0])
+    multi = MultiTracker(verified_weights, backend="torch", config=config)
+    (target,) = multi.add(frames[0], [boxes[0]])
+    for frame in frames[1:12]:
+        a, b = single.update(frame), multi.update(frame)[target]
+        assert (a.similarity is None) == (b.similarity is None)
+        assert b.score == pytest.approx(a.score, abs=1e-4)
+
+
 def test_multitracker_verifies_each_target_as_its_single_tracker(verified_weights):
     frames, boxes = _swapped_stream()
     config = TrackerConfig(verify_threshold=-1.0)

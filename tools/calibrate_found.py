@@ -1,7 +1,8 @@
 """Calibrate the ``found`` thresholds of TrackerConfig with the absence benchmark (``tracker.absence``).
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
-``redetect_fraction`` and the appearance verifier's ``verify_threshold`` and ``verify_redetect`` is one tracker;
+``redetect_fraction`` and the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every`` is
+one tracker;
 all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
 decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
 reported lost, returns re-acquired within 10 frames, success AUC on the visible frames.
@@ -27,7 +28,7 @@ from tracker.datasets import read_dataset
 from tracker.eval import absence
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
-          "verify_redetect")  # fmt: skip
+          "verify_redetect", "verify_every")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=values, default=values("head"), help="redetect_fraction values")
     parser.add_argument("--verify", type=values, default=values("off"), help="verify_threshold values ('off': none)")
     parser.add_argument("--verify-redetect", type=values, default=values("off"), help="verify_redetect values")
+    parser.add_argument(
+        "--verify-every", type=lambda t: [int(v) for v in t.split(",")], default=[1],
+        help="verify_every values (frames between two verifications while tracking; default 1)",
+    )  # fmt: skip
     absence.add_splice_arguments(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
                         "python -m tracker.evaluate --absence --same-size)")  # fmt: skip
@@ -53,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
-        args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect)]  # fmt: skip
-    # a re-detection's similarity means nothing without the verifier
-    grid = [g for g in grid if g["verify_threshold"] is not None or g["verify_redetect"] is None]
+        args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
+        args.verify_every)]  # fmt: skip
+    # a re-detection's similarity and the verifier's schedule mean nothing without the verifier
+    grid = [
+        g
+        for g in grid
+        if g["verify_threshold"] is not None or (g["verify_redetect"] is None and g["verify_every"] == 1)
+    ]
     factories = {
         str(k): (lambda g=g: SiamFCTracker(args.weights, args.backend, config=TrackerConfig(threads=args.threads, **g)))
         for k, g in enumerate(grid)

@@ -238,6 +238,10 @@ class TrackerConfig:
     # the similarity a re-detection (a candidate taken while lost) must reach; None: verify_threshold. A jump to
     # another place needs more evidence that it is the target than keeping track of it does
     verify_redetect: float | None = None
+    # while the target is tracked past its first reference_frames, the verifier runs on every verify_every-th frame
+    # (and on every frame that adds to the memory); the frames between carry the last similarity in their score.
+    # While lost it runs on every frame: a re-detection is taken only when it verifies. 1: every frame
+    verify_every: int = 1
     # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
     threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
@@ -287,6 +291,8 @@ class TrackerConfig:
             raise ConfigError(f"verify_redetect must be in [-1, 1] or None, got {self.verify_redetect}")
         if isinstance(self.verify_memory, bool) or not isinstance(self.verify_memory, int) or self.verify_memory < 0:
             raise ConfigError(f"verify_memory must be an integer >= 0, got {self.verify_memory!r}")
+        if isinstance(self.verify_every, bool) or not isinstance(self.verify_every, int) or self.verify_every < 1:
+            raise ConfigError(f"verify_every must be an integer >= 1, got {self.verify_every!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
         if self.precision not in PRECISIONS:

@@ -170,9 +170,10 @@ class MultiTracker(BackendInfo):
         outputs = self._score(plans)
         peaks = {i: plans[i].decode(outputs[i]) for i in plans}
         vectors: dict[int, np.ndarray] = {}
-        if self._embedding is not None:  # each target's box against its own appearance memory, in one batch
-            crops = np.stack([self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in peaks])
-            vectors = dict(zip(peaks, self._appearances(crops), strict=True))
+        verified = [i for i in peaks if self._embedding is not None and self._search.wants_appearance(self._targets[i])]
+        if verified:  # each verified target's box against its own appearance memory, in one batch
+            crops = np.stack([self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in verified])
+            vectors = dict(zip(verified, self._appearances(crops), strict=True))
         return {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
 
     def _appearances(self, crops: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ class TrackResult:
     (target judged present; when False, ``box`` is the last box where it was). A verifying tracker
     (``TrackerConfig.verify_threshold``) also gives ``similarity``: the cosine similarity in [-1, 1] of the box's
     appearance with the target's (:mod:`tracker.appearance`), which ``score`` is then multiplied by (clipped at
-    0); else None."""
+    0), on the frames the verifier runs on (``TrackerConfig.verify_every``; the others' ``score`` carries the last
+    one measured); else None."""
 
     box: Box
     score: float

@@ -50,6 +50,8 @@ class TargetState:
     tracked: int = 0  # frames concluded since the start
     level: float = 0.0  # the target's own level: its highest score over its first reference_frames frames
     memory: Memory | None = None  # the target's appearances, when the tracker verifies (tracker.appearance)
+    similarity: float | None = None  # the last similarity the verifier measured
+    verified: int = 0  # the value of ``tracked`` at the last frame the verifier ran on
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,20 @@ class TargetSearch:
         """Start ``st``'s appearance memory with the unit vector of its exemplar (``tracker.appearance``)."""
         st.memory = Memory(vector, self.config.verify_memory)
 
+    def wants_appearance(self, st: TargetState) -> bool:
+        """Whether the verifier runs on the frame about to be concluded for ``st``: on every frame while the target
+        is lost (a re-detection must verify), over the first ``reference_frames``, on the frames that add to the
+        memory, and at least every ``verify_every``-th frame while tracking."""
+        if not self.verifies or st.memory is None:
+            return False
+        n = st.tracked + 1
+        return bool(
+            st.lost_frames
+            or n <= self.config.reference_frames
+            or n % MEMORY_EVERY == 0
+            or n - st.verified >= self.config.verify_every
+        )
+
     def appearance_crop(self, frame: np.ndarray, peak: Peak, st: TargetState) -> np.ndarray:
         """The exemplar-sized crop of the box ``peak`` would give: what the verifier embeds."""
         center, size = self._clamped(peak, st)
@@ -145,7 +161,8 @@ class TargetSearch:
 
     def conclude(self, peak: Peak, st: TargetState, appearance: np.ndarray | None = None) -> TrackResult:
         """Update ``st`` with the decoded ``peak`` and give the frame's answer; ``appearance``: the unit vector of
-        :meth:`appearance_crop` when the tracker verifies.
+        :meth:`appearance_crop` when the tracker verifies on this frame (:meth:`wants_appearance`); on a frame it
+        skips, the score carries the last similarity measured.
 
         While the target is judged absent the box stays where it was last found, its size frozen, and the next
         search reaches further.
@@ -176,7 +193,9 @@ class TargetSearch:
             remember = st.tracked == self.config.reference_frames or st.tracked % MEMORY_EVERY == 0
             if found and not st.lost_frames and remember:
                 st.memory.add(appearance)
-            score *= max(similarity, 0.0)
+            st.similarity, st.verified = similarity, st.tracked
+        if st.similarity is not None:
+            score *= max(st.similarity, 0.0)
         if found:
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)

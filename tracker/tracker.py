@@ -123,7 +123,8 @@ class Tracker(BackendInfo):
         # decode the peak, judge whether it is the target, and follow it or hold the last box
         peak = plan.decode(outputs)
         appearance = None
-        if self._embedding is not None:  # is it still the target? its box's appearance against the target's
+        if self._embedding is not None and self._search.wants_appearance(st):
+            # is it still the target? its box's appearance against the target's
             crop = self._search.appearance_crop(frame, peak, st)
             appearance = self._embedding(to_array(self._run(appearance_features, self._backend, crop[None])))[0]
         clock.lap("verify")
