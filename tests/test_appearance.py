@@ -216,9 +216,14 @@ def test_verify_every_still_reports_the_swap(verified_weights):
     config = TrackerConfig(verify_threshold=threshold, verify_every=3)
     tracker = SiamFCTracker(verified_weights, backend="torch", config=config)
     tracker.init(frames[0], boxes[0])
-    found = [tracker.update(f).found for f in frames[1:]]
+    results = [tracker.update(f) for f in frames[1:]]
+    found = [r.found for r in results]
     # the swap (frame 15) is seen at the next frame verified, within verify_every frames, and stays lost after
     assert all(found[:14]) and not any(found[16:])
+    # the box held is the last one verified, not one the skipped frames followed after it
+    last_verified = [r.box for r in results if r.found and r.similarity is not None][-1]
+    for r in results[found.index(False) :]:
+        np.testing.assert_allclose(r.box, last_verified, atol=1e-6)
     with pytest.raises(ConfigError, match="verify_every"):
         TrackerConfig(verify_every=0)
 

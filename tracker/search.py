@@ -52,6 +52,7 @@ class TargetState:
     memory: Memory | None = None  # the target's appearances, when the tracker verifies (tracker.appearance)
     similarity: float | None = None  # the last similarity the verifier measured
     verified: int = 0  # the value of ``tracked`` at the last frame the verifier ran on
+    verified_box: tuple[np.ndarray, np.ndarray] | None = None  # (center, size) at the last frame found and verified
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,14 @@ class TargetSearch:
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
             st.lost_frames = 0
+            if similarity is not None:
+                st.verified_box = (st.center.copy(), st.size.copy())
         else:
-            # hold the last confident box rather than drift onto background; the next search reaches further
+            # hold the last confident box rather than drift onto background; the next search reaches further. A
+            # verifying tracker holds the last box it verified: the frames it skipped since may have followed
+            # something else
+            if not st.lost_frames and st.verified_box is not None:
+                st.center, st.size = (v.copy() for v in st.verified_box)
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
 
