@@ -38,10 +38,10 @@ def test_calibrate_found_scores_every_combination(dataset: Path, handset_weights
     rows = table_rows(done.stdout)
     assert [r[:4] for r in rows] == [["0", "0", "head", "0.5"], ["0", "0", "head", "1"],
                                      ["0.5", "0", "head", "0.5"], ["0.5", "0", "head", "1"]]  # fmt: skip
-    assert {tuple(r[4:6]) for r in rows} == {("off", "off")}  # no verifier asked for
+    assert {tuple(r[4:7]) for r in rows} == {("off", "off", "1")}  # no verifier asked for
     for r in rows:
-        assert 0.0 <= float(r[6]) <= 1.0 and r[7].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
-    assert rows[0][7] == rows[1][7] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
+        assert 0.0 <= float(r[7]) <= 1.0 and r[8].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
+    assert rows[0][8] == rows[1][8] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
 
 
 def test_score_candidates_reads_the_box_heads_outputs(dataset: Path, box_weights: Path) -> None:
