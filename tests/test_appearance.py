@@ -162,6 +162,7 @@ def test_verifier_off_needs_no_embedding_file(handset_weights):
         SiamFCTracker(handset_weights, backend="torch", config=TrackerConfig(verify_threshold=0.5))
 
 
+@pytest.mark.slow
 def test_a_verifier_that_never_vetoes_keeps_the_trackers_answers(verified_weights):
     frames, boxes = _swapped_stream()
     plain = SiamFCTracker(verified_weights, backend="torch")
@@ -212,6 +213,7 @@ def test_verify_every_skips_tracked_frames_and_carries_the_last_similarity(verif
     assert measured == [1, 2, 3, 4, 5, 8, 10, 13, 16, 19, 20, 23]
 
 
+@pytest.mark.slow
 def test_verify_every_still_reports_the_swap(verified_weights):
     frames, boxes = _swapped_stream()
     threshold = _separating_threshold(verified_weights, frames, boxes)
@@ -302,6 +304,7 @@ def test_the_tool_writes_an_embedding_the_tracker_loads(handset_weights, tmp_pat
     assert "no sequence named nope" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_picture_tool_draws_a_spliced_sequence(verified_weights, tmp_path):
     pytest.importorskip("matplotlib")
     import os

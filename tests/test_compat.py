@@ -50,6 +50,7 @@ def test_cv_tracker_gives_siamfc_boxes_rounded(handset_weights):
         assert t.result == ref
 
 
+@pytest.mark.slow
 def test_cv_tracker_lost_rect_is_opencvs(handset_weights):
     frames, _ = make_occluded_sequence(n=18, absent=(8, 14), jump=(30.0, 10.0))
     reference = reference_results(handset_weights, frames, (96, 96, 40, 32), LOSES)

@@ -205,7 +205,7 @@ def track(weights, frames, first_box, **kwargs):
     return np.array([first_box] + [t.update(f).box for f in frames[1:]], dtype=float)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_tracks_moving_rescaling_object(handset_weights, seed):
     frames, gt = make_sequence(50, seed=seed)
     pred = track(handset_weights, frames, gt[0])
@@ -214,14 +214,14 @@ def test_tracks_moving_rescaling_object(handset_weights, seed):
     assert pred[-1, 2] > gt[0, 2] * 1.08  # the box grew with the object (true growth 1.3x, damped)
 
 
-@pytest.mark.parametrize("shift", [(4, -3, 0, 0), (-3, 4, 0, 0)])
+@pytest.mark.parametrize("shift", [(4, -3, 0, 0), pytest.param((-3, 4, 0, 0), marks=pytest.mark.slow)])
 def test_tracks_from_shifted_first_box(handset_weights, shift):
     frames, gt = make_sequence(40, seed=2)
     pred = track(handset_weights, frames, gt[0] + shift)
     assert centre_errors(pred[10:], gt[10:]).mean() < 8 and ious(pred[10:], gt[10:]).mean() > 0.5
 
 
-@pytest.mark.parametrize("factor", [0.85, 1.2])
+@pytest.mark.parametrize("factor", [0.85, pytest.param(1.2, marks=pytest.mark.slow)])
 def test_tracks_from_rescaled_first_box(handset_weights, factor):
     frames, gt = make_sequence(40, seed=2)
     x, y, w, h = gt[0]

@@ -183,6 +183,7 @@ def test_readme_updater(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "results:start" in bad.stderr
 
 
+@pytest.mark.slow
 def test_several_weights_and_a_config_in_one_run(tiny_dataset: Path, handset_weights: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -152,6 +152,7 @@ def test_onnx_backend_in_chunks(handset_weights, scene, tmp_path, monkeypatch):
             np.testing.assert_allclose(got[i].box, want[i].box, atol=0.5)
 
 
+@pytest.mark.slow
 def test_kernels_of_an_unknown_kind_are_embedded_again(handset_weights, scene, monkeypatch):
     """A backend whose kernel handles cannot be joined still gets every layout, embedded as a whole."""
     runs = []
