@@ -21,6 +21,8 @@ SHIPPED = [
     "mobilenetv2_box_settings.json",
     "mobilenetv2_box_int8.onnx",
     "mobilenetv1_box_int8.onnx",
+    "mobilenetv2_box_int8_w8.onnx",
+    "mobilenetv1_box_int8_w8.onnx",
 ]
 
 setup(

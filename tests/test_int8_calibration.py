@@ -12,7 +12,8 @@ import onnx
 import pytest
 from synthetic import write_dataset
 
-from tracker.backends import autoselect
+from tracker import machine
+from tracker.backends import autoselect, graphs
 from tracker.backends.exported import export_graphs, exported_graphs, missing_packages
 from tracker.backends.graphs import (
     META_FILE,
@@ -21,6 +22,7 @@ from tracker.backends.graphs import (
     read_graph_meta,
     shipped_int8,
     shipped_int8_path,
+    shipped_weight_bits,
 )
 from tracker.backends.onnx_backend import OnnxBackend
 from tracker.backends.torch_backend import TorchBackend
@@ -133,19 +135,71 @@ def test_int8_calibrated_on_footage(box_weights, footage, tmp_path, capsys):
         assert spread > 0 and np.abs(actual[name] - want).max() <= INT8_TOL * spread, name
 
 
+def dense_weight_peak(folder) -> int:
+    """The largest |int8 value| among the search graph's quantized dense (not depthwise) convolution weights."""
+    graph = onnx.load(folder / SEARCH_FILE).graph
+    producers = {o: node for node in graph.node for o in node.output}
+    tensors = {t.name: t for t in graph.initializer}
+    peaks = [
+        int(np.abs(onnx.numpy_helper.to_array(tensors[producers[n.input[1]].input[0]]).astype(np.int32)).max())
+        for n in graph.node
+        if n.op_type == "Conv"
+        and producers.get(n.input[1], n).op_type == "DequantizeLinear"
+        and all(a.i == 1 for a in n.attribute if a.name == "group")
+    ]
+    assert peaks
+    return max(peaks)
+
+
+@needs_nncf
+def test_int8_with_8_bit_weights_for_vnni(box_weights, footage, tmp_path):
+    """``weight_bits=8`` keeps the dense weights' eighth bit (for VNNI CPUs) and says so in the metadata; on a
+    CPU with VNNI it stays as close to fp32 as the 7-bit graph must."""
+    spec = GraphSpec(scales=1, precision="int8")
+    meta = export_graphs(box_weights, tmp_path / "g", spec, footage, weight_bits=8)
+    assert meta.calibration["weight_bits"] == 8
+    assert 64 < dense_weight_peak(tmp_path / "g") <= 127
+    with pytest.raises(ValueError, match="weight_bits"):
+        export_graphs(box_weights, tmp_path / "h", spec, weight_bits=8)  # 8 bits only with NNCF's calibration
+    assert not (tmp_path / "h").exists()
+    if not machine.cpu_flags_vnni():
+        return
+    exemplars, searches = dataset_crops(footage, GraphSpec(scales=1), load_weights(box_weights).config)[-1]
+    ref = TorchBackend(load_weights(box_weights), "cpu", "fp32")
+    expected = ref.score(ref.embed(exemplars), searches)
+    ort = OnnxBackend(tmp_path / "g", threads=1)
+    actual = ort.score(ort.embed(exemplars), searches)
+    for name, want in expected.items():
+        spread = float(want.max() - want.min())
+        assert spread > 0 and np.abs(actual[name] - want).max() <= INT8_TOL * spread, name
+
+
+def test_vnni_is_read_from_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert not machine.cpu_flags_vnni()
+    for flag in ("avx512_vnni", "avx_vnni", "amx_int8"):
+        monkeypatch.setattr(machine, "cpu_flags", lambda flag=flag: {"avx2", flag})
+        assert machine.cpu_flags_vnni()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: None)  # flags unknown: the graph that is right everywhere
+    assert not machine.cpu_flags_vnni()
+
+
 # --- the int8 search graphs shipped beside the weights ---------------------------------------------------------
 
 
-def test_shipped_int8_graphs_belong_to_the_shipped_weights():
-    """Every shipped ``<stem>_int8.onnx`` names its weights' SHA-256 (re-made whenever the weights are), and the
-    default model has one."""
-    shipped = {name: shipped_int8_path(model_weights(name)) for name in MODELS}
+@pytest.mark.parametrize("bits", [7, 8])
+def test_shipped_int8_graphs_belong_to_the_shipped_weights(bits):
+    """Every shipped ``<stem>_int8.onnx`` and ``<stem>_int8_w8.onnx`` names its weights' SHA-256 (re-made
+    whenever the weights are) and its weight bits, and the default model has both."""
+    shipped = {name: shipped_int8_path(model_weights(name), bits) for name in MODELS}
     present = {name: path for name, path in shipped.items() if path.is_file()}
     assert DEFAULT_MODEL in present
     for name in present:
-        calibration = shipped_int8(model_weights(name), GraphSpec(scales=1, precision="int8"))
+        calibration = shipped_int8(model_weights(name), GraphSpec(scales=1, precision="int8"), bits)
         assert calibration is not None, f"{present[name].name} was not made for {model_weights(name).name}"
         assert calibration["quantizer"] == "nncf" and calibration["crops"] > 0
+        assert calibration.get("weight_bits", 7) == bits
+        assert shipped_int8_path(model_weights(name), 7).is_file()  # every CPU has a graph
 
 
 def test_a_shipped_graph_serves_only_its_weights_and_spec(box_weights, tmp_path):
@@ -159,14 +213,23 @@ def test_a_shipped_graph_serves_only_its_weights_and_spec(box_weights, tmp_path)
     assert shipped_int8(default, GraphSpec(scales=1, input_dtype="float32", precision="int8")) is None
 
 
-def test_int8_from_the_default_weights_runs_the_shipped_graph(tmp_path):
+@pytest.mark.parametrize("vnni", [False, True])
+def test_int8_from_the_default_weights_runs_the_shipped_graph(tmp_path, monkeypatch, vnni):
+    """An export (portable) takes the 7-bit graph; the cache this CPU runs takes the 8-bit one only with VNNI."""
+    monkeypatch.setattr(graphs, "cpu_flags_vnni", lambda: vnni)
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path / "cache"))
     weights = model_weights(DEFAULT_MODEL)
     spec = GraphSpec(scales=1, precision="int8")
     meta = export_graphs(weights, tmp_path / "g", spec)
     assert meta.calibration["shipped"] == shipped_int8_path(weights).name
     assert (tmp_path / "g" / SEARCH_FILE).read_bytes() == shipped_int8_path(weights).read_bytes()
+    bits = 8 if vnni else 7
+    assert shipped_weight_bits(weights, spec) == bits
     folder = exported_graphs(weights, spec)  # the cache folder of this export says where it came from
-    assert folder.name.endswith("-shipped") and read_graph_meta(folder).calibration["shipped"]
+    assert folder.name.endswith("-shipped-w8" if vnni else "-shipped")
+    assert read_graph_meta(folder).calibration["shipped"] == shipped_int8_path(weights, bits).name
+    assert (folder / SEARCH_FILE).read_bytes() == shipped_int8_path(weights, bits).read_bytes()
+    assert shipped_weight_bits(weights, GraphSpec(targets=2, scales=1, precision="int8")) is None
 
 
 def test_auto_times_openvino_int8_only_for_a_calibrated_graph(monkeypatch):

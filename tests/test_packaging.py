@@ -36,7 +36,7 @@ def test_setup_ships_every_named_model():
 
     tree = ast.parse((ROOT / "setup.py").read_text())
     (shipped,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "SHIPPED"]
-    kept_beside = (embedding_path, settings_path, shipped_int8_path)
+    kept_beside = (embedding_path, settings_path, shipped_int8_path, lambda w: shipped_int8_path(w, 8))
     beside = [f(ROOT / "weights" / file) for file in MODELS.values() for f in kept_beside]
     expected = [*MODELS.values(), *(p.name for p in beside if p.is_file())]
     assert sorted(ast.literal_eval(shipped)) == sorted(expected)

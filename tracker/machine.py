@@ -60,6 +60,13 @@ def cpu_flags_native_bf16() -> bool:
     return flags is None or bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def cpu_flags_vnni() -> bool:
+    """Whether the CPU flags name VNNI (AVX512-VNNI, AVX-VNNI or AMX-INT8): int8 dot products that add uint8 x
+    int8 products in 32 bits, so 8-bit weights cannot saturate; False where Linux lists no flags."""
+    flags = cpu_flags()
+    return flags is not None and bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def cpu_flags() -> set[str] | None:
     """The CPU's feature flags from /proc/cpuinfo, or None where there is no such file (not Linux)."""
     try:

@@ -32,7 +32,7 @@ from ..appearance import embedding_path
 from ..atomic import atomic_folder
 from ..errors import BackendError, InputError, TrackerError
 from ..tuned import settings_path
-from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_int8, weights_sha256
+from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_weight_bits, weights_sha256
 
 
 def missing_packages(spec: GraphSpec, calibration: str | os.PathLike | None = None) -> list[str]:
@@ -64,6 +64,7 @@ def export_graphs(
     out_dir: str | os.PathLike,
     spec: GraphSpec | None = None,
     calibration: str | os.PathLike | None = None,
+    weight_bits: int = 7,
 ) -> GraphMeta:
     """Export ``weights`` to ``exemplar.onnx``, ``search.onnx`` and ``siamtrack_graphs.json`` in ``out_dir``
     (created if missing, with its parents), with the weights' appearance embedding (:mod:`tracker.appearance`)
@@ -72,7 +73,8 @@ def export_graphs(
 
     An int8 export is calibrated on ``calibration``, an annotated dataset or sequence folder of footage like
     the footage it will track (:func:`~tracker.backends.trace.dataset_crops`; needs nncf), or by default on
-    synthetic scenes.
+    synthetic scenes; ``weight_bits`` 8 keeps its dense weights in 8 bits, for CPUs with VNNI only
+    (:func:`~tracker.backends.trace.quantize_search_graph`), and picks the shipped 8-bit graph where there is one.
 
     Raises:
         WeightsError: the weights file is missing or invalid.
@@ -93,7 +95,7 @@ def export_graphs(
     from .trace import trace_graphs  # torch: imported only to export
 
     with atomic_folder(out_dir, last=META_FILE) as tmp:
-        meta = trace_graphs(weights, tmp, spec, calibration)
+        meta = trace_graphs(weights, tmp, spec, calibration, weight_bits)
         for kept_beside in (embedding_path, settings_path):  # what the weights carry besides their tensors
             if kept_beside(weights).is_file():
                 shutil.copyfile(kept_beside(weights), kept_beside(tmp))
@@ -109,9 +111,10 @@ def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
         return weights
     if not weights.is_file():
         raise BackendError(f"weights not found: {weights}")
-    shipped = "-shipped" if spec.precision == "int8" and shipped_int8(weights, spec) is not None else ""
+    bits = shipped_weight_bits(weights, spec) if spec.precision == "int8" else None
+    shipped = {None: "", 7: "-shipped", 8: "-shipped-w8"}[bits]
     folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}{shipped}"
     if (folder / META_FILE).is_file():
         return folder
-    export_graphs(weights, folder, spec)  # atomic: a reader sees a complete folder (metadata last) or none
+    export_graphs(weights, folder, spec, weight_bits=bits or 7)  # atomic: a reader sees a complete folder or none
     return folder

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import ConfigError, ModelConfig
 from ..errors import BackendError
+from ..machine import cpu_flags_vnni
 
 GRAPH_FORMAT = "3"  # bump when the graphs' inputs, outputs, layout or quantization change (3: 7-bit int8 weights)
 META_FILE = "siamtrack_graphs.json"
@@ -115,17 +116,21 @@ def read_graph_meta(folder: str | os.PathLike) -> GraphMeta:
 SHIPPED_INT8_SPEC = GraphSpec(targets=1, scales=1, input_dtype="uint8", precision="int8")
 
 
-def shipped_int8_path(weights: str | os.PathLike) -> Path:
-    """Where a weights file's shipped int8 search graph lives: ``<stem>_int8.onnx`` beside it."""
+def shipped_int8_path(weights: str | os.PathLike, weight_bits: int = 7) -> Path:
+    """Where a weights file's shipped int8 search graph lives beside it: ``<stem>_int8.onnx`` (dense weights in 7
+    bits: right on every x86 CPU) or ``<stem>_int8_w8.onnx`` (8 bits: for CPUs with VNNI only,
+    :func:`~tracker.machine.cpu_flags_vnni`; tracker.backends.trace.quantize_search_graph says why)."""
+    if weight_bits not in (7, 8):
+        raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
     weights = Path(weights)
-    return weights.with_name(f"{weights.stem}_int8.onnx")
+    return weights.with_name(f"{weights.stem}_int8{'_w8' if weight_bits == 8 else ''}.onnx")
 
 
-def shipped_int8(weights: str | os.PathLike, spec: GraphSpec | None = None) -> dict | None:
-    """How the int8 search graph shipped beside ``weights`` was calibrated (its ``siamtrack_calibration``
-    metadata), when there is one made for these weights (their SHA-256) and for ``spec`` (None: any spec it was
-    made for); else None. Reads the graph's metadata only (protobuf, through onnx)."""
-    path = shipped_int8_path(weights)
+def shipped_int8(weights: str | os.PathLike, spec: GraphSpec | None = None, weight_bits: int = 7) -> dict | None:
+    """How the int8 search graph shipped beside ``weights`` with ``weight_bits``-bit dense weights was calibrated
+    (its ``siamtrack_calibration`` metadata), when there is one made for these weights (their SHA-256) and for
+    ``spec`` (None: any spec it was made for); else None. Reads the graph's metadata only (protobuf, through onnx)."""
+    path = shipped_int8_path(weights, weight_bits)
     if not path.is_file() or not Path(weights).is_file():
         return None
     if spec is not None and spec != SHIPPED_INT8_SPEC:
@@ -139,6 +144,14 @@ def shipped_int8(weights: str | os.PathLike, spec: GraphSpec | None = None) -> d
         return json.loads(meta["siamtrack_calibration"])
     except Exception:  # no onnx, or a file that is not such a graph: nothing shipped for these weights
         return None
+
+
+def shipped_weight_bits(weights: str | os.PathLike, spec: GraphSpec | None = None) -> int | None:
+    """The shipped int8 search graph this CPU runs for ``weights`` and ``spec``, by its weight bits: 8 where the
+    CPU has VNNI and that graph is shipped, else 7 where that one is, else None (nothing shipped)."""
+    if cpu_flags_vnni() and shipped_int8(weights, spec, 8) is not None:
+        return 8
+    return 7 if shipped_int8(weights, spec, 7) is not None else None
 
 
 def weights_sha256(path: str | os.PathLike) -> str:

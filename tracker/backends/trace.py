@@ -94,13 +94,18 @@ def _onnx_export(
 
 
 def trace_graphs(
-    weights: str | os.PathLike, out_dir: Path, spec: GraphSpec, calibration: str | os.PathLike | None = None
+    weights: str | os.PathLike,
+    out_dir: Path,
+    spec: GraphSpec,
+    calibration: str | os.PathLike | None = None,
+    weight_bits: int = 7,
 ) -> GraphMeta:
     """Write ``exemplar.onnx`` and ``search.onnx`` for ``weights`` into the existing folder ``out_dir``; returns
-    their metadata (not written). An int8 export is calibrated on ``calibration`` (a dataset folder); without
-    one it takes the int8 search graph shipped for these weights and this spec (:func:`~.graphs.shipped_int8`),
-    else calibrates on synthetic scenes (:func:`quantize_search_graph`). Raises WeightsError for a missing or
-    invalid weights file, InputError for a calibration folder without readable sequences."""
+    their metadata (not written). An int8 export is calibrated on ``calibration`` (a dataset folder), its dense
+    weights in ``weight_bits`` bits (:func:`quantize_search_graph`); without one it takes the int8 search graph
+    shipped for these weights, this spec and ``weight_bits`` (:func:`~.graphs.shipped_int8`), else calibrates on
+    synthetic scenes (7 bits). Raises WeightsError for a missing or invalid weights file, InputError for a
+    calibration folder without readable sequences."""
     model = graph_model(load_weights(weights, device="cpu"), spec.precision)
     cfg = model.config
     dtype = torch.float16 if spec.precision == "fp16" else torch.float32
@@ -119,15 +124,18 @@ def trace_graphs(
         search_graph = SearchGraph(model, dtype, tuple(kernel.shape), spec.scales)
         _onnx_export(exemplar_graph, (exemplar,), out_dir / EXEMPLAR_FILE, ["exemplar"], ["kernel"])
         quantized = None
-        shipped = shipped_int8(weights, spec) if spec.precision == "int8" and calibration is None else None
+        int8_shipped = spec.precision == "int8" and calibration is None
+        shipped = shipped_int8(weights, spec, weight_bits) if int8_shipped else None
         if shipped is not None:  # calibrated on footage when the weights were made: used as shipped
-            shutil.copyfile(shipped_int8_path(weights), out_dir / SEARCH_FILE)
-            quantized = shipped | {"shipped": shipped_int8_path(weights).name}
+            shutil.copyfile(shipped_int8_path(weights, weight_bits), out_dir / SEARCH_FILE)
+            quantized = shipped | {"shipped": shipped_int8_path(weights, weight_bits).name}
         else:
             outputs = list(cfg.outputs)
             _onnx_export(search_graph, (kernel, search), out_dir / SEARCH_FILE, ["kernel", "search"], outputs)
             if spec.precision == "int8":
-                quantized = quantize_search_graph(out_dir / SEARCH_FILE, exemplar_graph, spec, cfg, calibration)
+                quantized = quantize_search_graph(
+                    out_dir / SEARCH_FILE, exemplar_graph, spec, cfg, calibration, weight_bits
+                )
     return GraphMeta(cfg, weights_sha256(weights), spec, OPSET, tuple(kernel.shape), quantized)
 
 
@@ -200,7 +208,12 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def quantize_search_graph(
-    path: Path, exemplar_graph: nn.Module, spec: GraphSpec, cfg: ModelConfig, calibration: str | os.PathLike | None
+    path: Path,
+    exemplar_graph: nn.Module,
+    spec: GraphSpec,
+    cfg: ModelConfig,
+    calibration: str | os.PathLike | None,
+    weight_bits: int = 7,
 ) -> dict:
     """Rewrite ``search.onnx`` with int8 convolutions in QDQ form (ONNX Runtime and OpenVINO run it); returns
     how it was calibrated, for the graphs' metadata.
@@ -213,13 +226,17 @@ def quantize_search_graph(
       outputs) kept in float. On crops of videos it was not calibrated on, this halves the int8 graph's error
       against fp32 (docs/DEPLOY.md, "int8"); on synthetic crops NNCF measured no better than the quantizer above.
 
-    Weights are quantized to 7 bits either way (``reduce_range``, NNCF's overflow fix): x86 CPUs without VNNI
-    multiply uint8 by int8 with instructions that add pairs of products in saturating int16 (ONNX Runtime's
+    Dense weights are quantized to 7 bits by default (``reduce_range``, NNCF's overflow fix): x86 CPUs without
+    VNNI multiply uint8 by int8 with instructions that add pairs of products in saturating int16 (ONNX Runtime's
     documented caveat), and 8-bit weights overflow there (2 x 255 x 127 > 32767), which made the answers
     CPU-dependent (4.3% of the response range on an AVX2-only AMD EPYC against 0.7% on an AVX-512 VNNI Xeon);
-    7-bit weights cannot overflow. NNCF leaves depthwise convolutions at 8 bits: their kernels widen both
-    operands to int16 before multiplying (ONNX Runtime's ``qdwconv_avx2``), so nothing saturates, and 7 bits
-    there doubled the graph's error against fp32 (measured on held-apart crops)."""
+    7-bit weights cannot overflow. ``weight_bits=8`` (NNCF's calibration only) keeps all 8 bits, for CPUs with
+    VNNI, whose dot products add in 32 bits: on footage it was not calibrated on, about 0.6x the 7-bit graph's
+    cls error against fp32 (docs/DEPLOY.md, "int8"). NNCF leaves depthwise convolutions at 8 bits either way:
+    their kernels widen both operands to int16 before multiplying (ONNX Runtime's ``qdwconv_avx2``), so nothing
+    saturates, and 7 bits there doubled the graph's error against fp32 (measured on held-apart crops)."""
+    if weight_bits not in (7, 8) or (weight_bits == 8 and calibration is None):
+        raise ValueError(f"weight_bits 7, or 8 with calibration footage; got {weight_bits}")
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -237,8 +254,8 @@ def quantize_search_graph(
         # shape inference and graph optimisation first, as the quantizers recommend (static shapes: no symbolic)
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
         if calibration is not None:
-            _nncf_quantize(prepared, path, feeds)
-            return {"quantizer": "nncf", "data": str(calibration), "crops": len(feeds)}
+            _nncf_quantize(prepared, path, feeds, weight_bits)
+            return {"quantizer": "nncf", "data": str(calibration), "crops": len(feeds), "weight_bits": weight_bits}
 
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
@@ -256,8 +273,9 @@ def quantize_search_graph(
         prepared.unlink(missing_ok=True)
 
 
-def _nncf_quantize(source: Path, path: Path, feeds: list[dict[str, np.ndarray]]) -> None:
-    """NNCF post-training quantization of the graph in ``source`` on ``feeds``, written to ``path``."""
+def _nncf_quantize(source: Path, path: Path, feeds: list[dict[str, np.ndarray]], weight_bits: int = 7) -> None:
+    """NNCF post-training quantization of the graph in ``source`` on ``feeds``, written to ``path``; dense
+    weights in 7 bits (its overflow fix) or 8."""
     try:
         import nncf
         import onnx
@@ -276,6 +294,8 @@ def _nncf_quantize(source: Path, path: Path, feeds: list[dict[str, np.ndarray]])
     quantized = nncf.quantize(
         model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(feeds),
         fast_bias_correction=False, ignored_scope=nncf.IgnoredScope(patterns=["/head/.*"], validate=False),
-        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
+        advanced_parameters=AdvancedQuantizationParameters(
+            overflow_fix=OverflowFix.ENABLE if weight_bits == 7 else OverflowFix.DISABLE
+        ),
     )  # fmt: skip
     onnx.save(quantized, str(path))
