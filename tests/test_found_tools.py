@@ -1,4 +1,5 @@
-"""tools/calibrate_found.py, tools/score_candidates.py and tools/batch_cost.py at a tiny scale."""
+"""tools/calibrate_found.py, tools/score_candidates.py, tools/batch_cost.py and tools/int8_fidelity.py at a tiny
+scale."""
 
 from __future__ import annotations
 
@@ -59,3 +60,18 @@ def test_batch_cost_times_each_batch(box_weights: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)
     assert [r[0] for r in rows] == ["1", "2"] and all(float(r[1]) > 0 for r in rows)
+
+
+@pytest.mark.slow  # four NNCF quantizations: about 20 s on 2 cores
+def test_int8_fidelity_measures_each_recipe_on_the_other_half(dataset: Path, box_weights: Path) -> None:
+    for module in ("nncf", "openvino", "onnxruntime"):
+        pytest.importorskip(module)
+    args = ["--weights", str(box_weights), "--data", str(dataset), "--recipes", "shipped,w8", "--samples", "6"]
+    done = run_tool("int8_fidelity.py", *args)
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert [r[:2] for r in rows] == [["shipped", "half0"], ["shipped", "half1"], ["w8", "half0"], ["w8", "half1"]]
+    for r in rows:
+        assert 0.0 <= float(r[2].rstrip("%")) <= 100.0 and float(r[3].rstrip("%")) >= 0.0 and float(r[5]) >= 0.0
+    bad = run_tool("int8_fidelity.py", *args[:4], "--recipes", "w9")
+    assert bad.returncode != 0 and "unknown recipe part 'w9'" in bad.stderr

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=400, help="measured crops")
     p.add_argument("--head", choices=("auto", "f32"), default="auto", help="float layers in bf16 where native, or f32")
     args = p.parse_args(argv)
+    recipes = {name: recipe_options(name) for name in args.recipes.split(",")}  # a bad one fails before any work
     import openvino as ov
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -127,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         evals = {h: feeds_of(c) for h, c in measured.items()}
         names = ("cls", "box", "quality")
         refs = {h: [{n: r[n].copy() for n in names} for r in map(reference.infer, evals[h])] for h in (a, b)}
-        for recipe in args.recipes.split(","):
-            opts = recipe_options(recipe)
+        for recipe, opts in recipes.items():
             for cal, ev in ((a, b), (b, a)):
                 out = tmp / "q.onnx"
                 quantize(prepared, out, calib[cal], opts)
