@@ -159,8 +159,12 @@ def test_int8_with_8_bit_weights_for_vnni(box_weights, footage, tmp_path):
     meta = export_graphs(box_weights, tmp_path / "g", spec, footage, weight_bits=8)
     assert meta.calibration["weight_bits"] == 8
     assert 64 < dense_weight_peak(tmp_path / "g") <= 127
-    with pytest.raises(ValueError, match="weight_bits"):
+    with pytest.raises(InputError, match="8-bit int8 weights"):
         export_graphs(box_weights, tmp_path / "h", spec, weight_bits=8)  # 8 bits only with NNCF's calibration
+    with pytest.raises(InputError, match="8-bit int8 weights"):
+        export_graphs(box_weights, tmp_path / "h", GraphSpec(scales=1), weight_bits=8)  # not an int8 export
+    with pytest.raises(InputError, match="must be 7 or 8"):
+        export_graphs(box_weights, tmp_path / "h", spec, footage, weight_bits=6)
     assert not (tmp_path / "h").exists()
     if not machine.cpu_flags_vnni():
         return

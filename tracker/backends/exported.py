@@ -32,7 +32,7 @@ from ..appearance import embedding_path
 from ..atomic import atomic_folder
 from ..errors import BackendError, InputError, TrackerError
 from ..tuned import settings_path
-from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_weight_bits, weights_sha256
+from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_int8, shipped_weight_bits, weights_sha256
 
 
 def missing_packages(spec: GraphSpec, calibration: str | os.PathLike | None = None) -> list[str]:
@@ -78,7 +78,8 @@ def export_graphs(
 
     Raises:
         WeightsError: the weights file is missing or invalid.
-        InputError: ``out_dir`` is a file or cannot be written; ``calibration`` without int8, or not a folder
+        InputError: ``out_dir`` is a file or cannot be written; ``calibration`` or 8-bit weights without int8,
+            8-bit weights with neither calibration nor a shipped 8-bit graph; ``calibration`` not a folder
             of readable annotated sequences.
         TrackerError: a package the export needs is not installed.
     """
@@ -87,6 +88,10 @@ def export_graphs(
         raise InputError("calibration footage is for an int8 export only")
     if calibration is not None and not Path(calibration).is_dir():
         raise InputError(f"calibration folder not found: {calibration}")
+    if weight_bits not in (7, 8):
+        raise InputError(f"int8 weight bits must be 7 or 8, got {weight_bits!r}")
+    if weight_bits == 8 and (spec.precision != "int8" or (calibration is None and not shipped_int8(weights, spec, 8))):
+        raise InputError("8-bit int8 weights are for an int8 export calibrated on footage (or shipped for the weights)")
     missing = missing_packages(spec, calibration)
     if missing:
         extra = "int8" if "nncf" in missing else "onnx"
