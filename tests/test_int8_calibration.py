@@ -118,10 +118,7 @@ def test_int8_calibrated_on_footage(box_weights, footage, tmp_path, capsys):
     assert {o.name for o in graph.output} == {"cls", "box", "quality"}
     # 7-bit weights where int16 pair sums could saturate (convolutions over channels); depthwise ones (group > 1)
     # stay at 8 bits, their kernels widen to int16 before multiplying
-    tensors = {t.name: t for t in graph.initializer}
-    dense = [n for n in convs if n.name in quantized and all(a.i == 1 for a in n.attribute if a.name == "group")]
-    weights = [onnx.numpy_helper.to_array(tensors[producers[n.input[1]].input[0]]) for n in dense]
-    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    assert dense_weight_peak(out) <= 64
 
     # crops of the footage it was calibrated on, int8 against torch fp32
     exemplars, searches = dataset_crops(footage, GraphSpec(scales=1), load_weights(box_weights).config)[-1]

@@ -13,7 +13,6 @@ the median quality error there.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -23,54 +22,32 @@ import numpy as np
 from tracker.backends.exported import exported_graphs
 from tracker.backends.graphs import EXEMPLAR_FILE, SEARCH_FILE, GraphSpec, read_graph_meta
 from tracker.backends.openvino_backend import native_bf16
-from tracker.backends.trace import dataset_crops
+from tracker.backends.trace import dataset_crops, nncf_quantize
 from tracker.shipped import resolve_weights
 
 FP32 = GraphSpec(targets=1, scales=1, input_dtype="uint8", precision="fp32")
-HEAD = "/head/.*"
 
 
-def recipe_options(name: str) -> dict:
-    """NNCF options of a recipe: ``shipped`` (the recipe of tracker.backends.trace), ``w8`` (8-bit dense weights,
-    no overflow fix: VNNI CPUs only), ``crops<N>`` (N calibration crops), ``float:<regex>`` (those layers kept in
-    float besides the head), ``mixed`` (NNCF's mixed preset); joined with ``+``."""
-    opts = {"overflow": "enable", "crops": 128, "ignored": [HEAD], "preset": "performance"}
+def recipe_options(name: str) -> tuple[int, dict]:
+    """The calibration crops and the options of :func:`tracker.backends.trace.nncf_quantize` for a recipe:
+    ``shipped`` (the shipped recipe), ``w8`` (8-bit dense weights, no overflow fix: VNNI CPUs only), ``crops<N>``
+    (N calibration crops), ``float:<regex>`` (those layers kept in float besides the head), ``mixed`` (NNCF's
+    mixed preset); joined with ``+``."""
+    crops, opts = 128, {"weight_bits": 7, "float_layers": (), "mixed": False}
     for part in name.split("+"):
         if part == "shipped":
             continue
         elif part == "w8":
-            opts["overflow"] = "disable"
+            opts["weight_bits"] = 8
         elif part.startswith("crops"):
-            opts["crops"] = int(part[5:])
+            crops = int(part[5:])
         elif part.startswith("float:"):
-            opts["ignored"].append(part[6:])
+            opts["float_layers"] += (part[6:],)
         elif part == "mixed":
-            opts["preset"] = "mixed"
+            opts["mixed"] = True
         else:
             raise SystemExit(f"unknown recipe part {part!r}")
-    return opts
-
-
-def quantize(prepared: Path, out: Path, feeds: list[dict], opts: dict) -> None:
-    import nncf
-    import onnx
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-
-    model = onnx.load(str(prepared))
-    outputs = {o.name for o in model.graph.output}
-    for node in model.graph.node:  # as tracker.backends.trace._nncf_quantize
-        if node.op_type == "Cast" and node.output[0] in outputs:
-            node.op_type = "Identity"
-            del node.attribute[:]
-    nncf.set_log_level(logging.ERROR)
-    preset = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
-    overflow = {"enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE}[opts["overflow"]]
-    q = nncf.quantize(
-        model, nncf.Dataset(feeds[: opts["crops"]]), preset=preset[opts["preset"]], subset_size=opts["crops"],
-        fast_bias_correction=False, ignored_scope=nncf.IgnoredScope(patterns=opts["ignored"], validate=False),
-        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=overflow),
-    )  # fmt: skip
-    onnx.save(q, str(out))
+    return crops, opts
 
 
 def halves(root: Path, tmp: Path) -> tuple[Path, Path]:
@@ -128,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         evals = {h: feeds_of(c) for h, c in measured.items()}
         names = ("cls", "box", "quality")
         refs = {h: [{n: r[n].copy() for n in names} for r in map(reference.infer, evals[h])] for h in (a, b)}
-        for recipe, opts in recipes.items():
+        for recipe, (crops_used, opts) in recipes.items():
             for cal, ev in ((a, b), (b, a)):
                 out = tmp / "q.onnx"
-                quantize(prepared, out, calib[cal], opts)
+                nncf_quantize(prepared, out, calib[cal][:crops_used], **opts)
                 req = core.compile_model(str(out), "CPU", head).create_infer_request()
                 peak, cls_e, box_e, q_e = [], [], [], []
                 for f, ref in zip(evals[ev], refs[ev], strict=True):

@@ -235,8 +235,6 @@ def quantize_search_graph(
     cls error against fp32 (docs/DEPLOY.md, "int8"). NNCF leaves depthwise convolutions at 8 bits either way:
     their kernels widen both operands to int16 before multiplying (ONNX Runtime's ``qdwconv_avx2``), so nothing
     saturates, and 7 bits there doubled the graph's error against fp32 (measured on held-apart crops)."""
-    if weight_bits not in (7, 8) or (weight_bits == 8 and calibration is None):
-        raise ValueError(f"weight_bits 7, or 8 with calibration footage; got {weight_bits}")
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -254,7 +252,7 @@ def quantize_search_graph(
         # shape inference and graph optimisation first, as the quantizers recommend (static shapes: no symbolic)
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
         if calibration is not None:
-            _nncf_quantize(prepared, path, feeds, weight_bits)
+            nncf_quantize(prepared, path, feeds, weight_bits)
             return {"quantizer": "nncf", "data": str(calibration), "crops": len(feeds), "weight_bits": weight_bits}
 
         class Reader(CalibrationDataReader):
@@ -273,9 +271,18 @@ def quantize_search_graph(
         prepared.unlink(missing_ok=True)
 
 
-def _nncf_quantize(source: Path, path: Path, feeds: list[dict[str, np.ndarray]], weight_bits: int = 7) -> None:
-    """NNCF post-training quantization of the graph in ``source`` on ``feeds``, written to ``path``; dense
-    weights in 7 bits (its overflow fix) or 8."""
+def nncf_quantize(
+    source: Path,
+    path: Path,
+    feeds: list[dict[str, np.ndarray]],
+    weight_bits: int = 7,
+    float_layers: tuple[str, ...] = (),
+    mixed: bool = False,
+) -> None:
+    """NNCF post-training quantization of the graph in ``source`` on ``feeds``, written to ``path``: the recipe
+    of :func:`quantize_search_graph` (dense weights in 7 bits, its overflow fix, or 8; the head's layers in
+    float), with the variants ``tools/int8_fidelity.py`` measures: more layers kept in float (``float_layers``,
+    node-name patterns) and NNCF's mixed preset instead of its performance one."""
     try:
         import nncf
         import onnx
@@ -292,8 +299,9 @@ def _nncf_quantize(source: Path, path: Path, feeds: list[dict[str, np.ndarray]],
             del node.attribute[:]
     nncf.set_log_level(logging.ERROR)
     quantized = nncf.quantize(
-        model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(feeds),
-        fast_bias_correction=False, ignored_scope=nncf.IgnoredScope(patterns=["/head/.*"], validate=False),
+        model, nncf.Dataset(feeds), subset_size=len(feeds), fast_bias_correction=False,
+        preset=nncf.QuantizationPreset.MIXED if mixed else nncf.QuantizationPreset.PERFORMANCE,
+        ignored_scope=nncf.IgnoredScope(patterns=["/head/.*", *float_layers], validate=False),
         advanced_parameters=AdvancedQuantizationParameters(
             overflow_fix=OverflowFix.ENABLE if weight_bits == 7 else OverflowFix.DISABLE
         ),
