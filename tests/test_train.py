@@ -175,6 +175,32 @@ def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
         Trainer(tiny_config(steps=2, teacher="accurate"), cache, tmp_path / "named")
 
 
+def test_weight_average_follows_the_steps_and_resumes(cache, tmp_path):
+    """ema: after each step the average moves (1 - ema) of the way to the new weights, BatchNorm statistics too;
+    ema.safetensors and the checkpoint carry it, and last.safetensors stays the plain weights."""
+    trainer = Trainer(tiny_config(steps=3, ema=0.5), cache, tmp_path / "run")
+    batch = [torch.stack(t) for t in zip(*[trainer._loader().dataset[i] for i in range(2)], strict=True)]
+    expected = None
+    for _ in range(3):
+        trainer.train_step(batch)
+        now = {k: v.detach().clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
+        expected = now if expected is None else {k: 0.5 * expected[k] + 0.5 * now[k] for k in now}
+    average = trainer.ema.module.state_dict()
+    assert any("running_mean" in k for k in expected)
+    assert all(torch.allclose(average[k], expected[k], atol=1e-6) for k in expected)
+    assert any(not torch.allclose(average[k], now[k]) for k in now)  # an average, not the last step's weights
+    trainer.save()
+    saved = load_weights(tmp_path / "run" / "ema.safetensors").state_dict()
+    assert all(torch.allclose(saved[k], average[k]) for k in expected)
+    plain = load_weights(tmp_path / "run" / "last.safetensors").state_dict()
+    assert all(torch.allclose(plain[k], now[k]) for k in now)
+    resumed = Trainer(tiny_config(steps=3, ema=0.5), cache, tmp_path / "run", resume=True)
+    again = resumed.ema.module.state_dict()
+    assert all(torch.equal(again[k], average[k]) for k in expected)
+    with pytest.raises(ConfigError, match="ema"):
+        TrainConfig(ema=1.0)
+
+
 @pytest.mark.slow
 def test_checkpoint_resume_continues_at_same_step(cache, tmp_path):
     out = tmp_path / "run"

@@ -138,7 +138,7 @@ def held_apart(sequences: list, names: tuple[str, ...]) -> list:
     return found
 
 
-RUN_FILES = ("checkpoint.pt", "last.safetensors", "best.safetensors", "log.csv", "config.json")
+RUN_FILES = ("checkpoint.pt", "last.safetensors", "ema.safetensors", "best.safetensors", "log.csv", "config.json")
 
 
 def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
@@ -184,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TrackerError, OSError, ValueError, json.JSONDecodeError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
-    best = out / "best.safetensors"
-    written = best if best.is_file() else out / "last.safetensors"
+    # what rank 0 wrote (another rank may finish before it has): the best, else the average, else the last step
+    names = ("best.safetensors", "ema.safetensors")
+    written = next((out / n for n in names if (out / n).is_file()), out / "last.safetensors")
     print(f"train: step {trainer.step} of {cfg.steps}; weights: {written}")
     return 0
 

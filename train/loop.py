@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
@@ -63,6 +64,10 @@ class TrainConfig:
     # distill_weight of 0: labels only
     teacher: str | None = None
     distill_weight: float = 1.0
+    # exponential moving average of the weights (and BatchNorm statistics), updated after every step with this
+    # decay (0: off). With it on, ema.safetensors holds the average, and validation and best.safetensors use it;
+    # last.safetensors stays the last step's weights, so one run compares the two at the same data and seed
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad", "distill_weight"):
@@ -79,6 +84,7 @@ class TrainConfig:
             (self.weight_decay >= 0 and 0 <= self.momentum < 1, "need weight_decay >= 0 and 0 <= momentum < 1"),
             (self.clip_grad > 0, "clip_grad must be > 0"),
             (self.distill_weight >= 0, "distill_weight must be >= 0"),
+            (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
             (self.pretrained is None or BACKBONES[self.model.backbone].pretrained, "pretrained needs a MobileNet"),
         ]
@@ -196,6 +202,9 @@ class Trainer:
         distil = cfg.teacher and cfg.distill_weight > 0  # a teacher of weight 0 would run for nothing
         self.teacher = load_teacher(cfg.teacher, cfg.model, self.device) if distil else None
         self.optimizer = make_optimizer(self.model, cfg)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        )
         self.step, self.best_auc = 0, -1.0
         self.cache_dir = cache_dir
         out.mkdir(parents=True, exist_ok=True)
@@ -206,6 +215,8 @@ class Trainer:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and dicts, no pickled code
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["ema"])
         self.step, self.best_auc = ckpt["step"], ckpt["best_auc"]
         torch.set_rng_state(ckpt["torch_rng"])
 
@@ -220,8 +231,18 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
         }
+        if self.ema is not None:
+            ckpt["ema"] = self.ema.state_dict()
         _atomic_torch_save(ckpt, self.out / "checkpoint.pt")
         save_weights(self.model, self.out / "last.safetensors", {"step": str(self.step)})
+        if self.ema is not None:
+            meta = {"step": str(self.step), "ema": str(self.cfg.ema)}
+            save_weights(self.ema.module, self.out / "ema.safetensors", meta)
+
+    @property
+    def shipped_model(self) -> SiamFC:
+        """The network a run's validation and best.safetensors use: the weight average when ``ema`` is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _loader(self) -> DataLoader:
         cfg = self.cfg
@@ -260,6 +281,8 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step += 1
         return loss.item()
 
@@ -303,8 +326,9 @@ class Trainer:
 
     def _validate(self) -> dict:
         self.net.eval()
-        save_weights(self.model, self.out / "last.safetensors", {"step": str(self.step)})
-        result = self.validate(self.out / "last.safetensors")
+        name = "ema.safetensors" if self.ema is not None else "last.safetensors"
+        save_weights(self.shipped_model, self.out / name, {"step": str(self.step)})
+        result = self.validate(self.out / name)
         self.net.train()
         tqdm.write(f"step {self.step}: validation AUC {result['auc']:.3f}, precision {result['precision']:.3f}")
         if result["auc"] > self.best_auc:
@@ -314,5 +338,5 @@ class Trainer:
                 "dev_auc": f"{result['auc']:.4f}",
                 "dev_precision": f"{result['precision']:.4f}",
             }
-            save_weights(self.model, self.out / "best.safetensors", meta)
+            save_weights(self.shipped_model, self.out / "best.safetensors", meta)
         return result
