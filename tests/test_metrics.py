@@ -151,3 +151,25 @@ def test_sequences_of_varying_image_size_are_tracked_on_one_canvas():
     assert placed[1][0, 0].tolist() == [200] * 3 and placed[1][:, 15:45].min() == 200  # padded with its own mean
     same = [np.zeros((40, 60, 3), np.uint8)] * 2
     assert on_one_canvas(same, boxes)[0] is same  # a video comes back as it is
+
+
+def test_a_moving_canvas_carries_the_images_and_their_boxes_like_a_camera():
+    from tracker.eval.run import canvas_path, on_one_canvas
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (40 + i % 3, 60, 3), dtype=np.uint8) for i in range(60)]
+    boxes = np.tile([20.0, 15.0, 10.0, 8.0], (60, 1))
+    still, still_boxes = on_one_canvas(frames, boxes)
+    placed, moved = on_one_canvas(frames, boxes, motion=2.0, seed=3)
+    assert {f.shape for f in placed} == {(42 + 2 * 21, 60 + 2 * 30, 3)}  # a canvas twice the images' size
+    for f, box, image in zip(placed, moved, frames, strict=True):  # each image lies where its box says
+        x, y = int(box[0] - 20), int(box[1] - 15)
+        assert np.array_equal(f[y : y + image.shape[0], x : x + 60], image)
+    steps = np.abs(np.diff(moved[:, :2], axis=0))
+    assert steps.max() > 2 and (moved[:, 2:] == boxes[:, 2:]).all()  # the target moves; its size does not
+    np.testing.assert_array_equal(moved[0, :2] - still_boxes[0, :2], [30, 21])  # the first image stays centred
+    again = on_one_canvas(frames, boxes, motion=2.0, seed=3)[1]
+    assert np.array_equal(again, moved) and not np.array_equal(on_one_canvas(frames, boxes, 2.0, seed=4)[1], moved)
+    path = canvas_path(500, 5.0, np.array([7, 4]))
+    assert (np.abs(path) <= [7, 4]).all() and (np.abs(path) == [7, 4]).any()  # it stays on the canvas
+    assert not canvas_path(10, 0.0, np.array([7, 4])).any()

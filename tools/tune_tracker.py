@@ -81,7 +81,7 @@ def tune(args: argparse.Namespace) -> dict:
         start = int(np.argmax(seq.visible))
         total = len(seq) - start if args.max_frames is None else min(len(seq) - start, args.max_frames + 1)
         with tqdm(total=total, desc=seq.name, unit="frame", file=sys.stderr, mininterval=0.5) as bar:
-            run = run_lockstep(seq, trackers, args.max_frames, progress=bar.update)
+            run = run_lockstep(seq, trackers, args.max_frames, progress=bar.update, motion=args.canvas_motion)
         # the init frame is scored too (its box is the ground truth), as tracker.evaluation.run_sequence does
         gt = np.vstack([seq.boxes[start], run.gt])
         for k in range(len(configs)):
@@ -100,6 +100,7 @@ def tune(args: argparse.Namespace) -> dict:
         "data": str(args.data),
         "sequences": [s.name for s in sequences],
         "max_frames": args.max_frames,
+        "canvas_motion": args.canvas_motion,
         "threads": args.threads,
         "grid": grid,
         "defaults": defaults,
@@ -175,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-frames", type=int, help="update() frames per sequence after the init frame")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: leave the process setting)")
+    parser.add_argument(
+        "--canvas-motion",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="sequences of regions cut around the target: move the images over their canvas as a camera would "
+        "(spread of the per-frame change of velocity in pixels; default 0: each image centred)",
+    )
     parser.add_argument("--out", type=Path, help="write every configuration's results to this JSON file")
     parser.add_argument(
         "--save", action="store_true", help="write the best configuration beside the weights (tracker.tuned)"

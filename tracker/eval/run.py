@@ -8,6 +8,7 @@ A tracker here is anything with ``init(frame, box)`` and ``update(frame)`` retur
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -30,20 +31,30 @@ def load_frames(seq: Sequence) -> list[np.ndarray]:
     return frames
 
 
-def on_one_canvas(frames: list[np.ndarray], boxes: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+def on_one_canvas(
+    frames: list[np.ndarray], boxes: np.ndarray, motion: float = 0.0, seed: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames of one size, and their boxes (N, 4; x, y, w, h, 0-based pixels). A sequence whose images differ
     in size (regions cut around the target, as in some training sets) is laid out on one canvas of the largest
     height and width, each image centred on its own mean colour and its box moved with it; a video (one size)
-    comes back as it is."""
+    comes back as it is.
+
+    Cut around the target, such a sequence shows it in about the same place in every frame, which no video does
+    (and which flatters a strong motion prior). ``motion`` > 0 moves the images over a canvas twice that size
+    instead, as a camera would (:func:`canvas_path`: ``motion`` pixels is the spread of the per-frame change of
+    velocity, ``seed`` draws the path); the first image stays centred."""
     shapes = {f.shape[:2] for f in frames}
     if len(shapes) <= 1:
         return frames, boxes
     height, width = max(h for h, _ in shapes), max(w for _, w in shapes)
+    margin = np.array([width, height]) // 2 if motion > 0 else np.zeros(2, int)
+    path = canvas_path(len(frames), motion, margin, seed)
+    height, width = height + 2 * margin[1], width + 2 * margin[0]
     placed, moved = [], boxes.astype(np.float64)
     for i, f in enumerate(frames):
         f = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f
         h, w = f.shape[:2]
-        oy, ox = (height - h) // 2, (width - w) // 2
+        ox, oy = (width - w) // 2 + path[i, 0], (height - h) // 2 + path[i, 1]
         canvas = np.empty((height, width, 3), np.uint8)
         canvas[:] = f.reshape(-1, 3).mean(0).astype(np.uint8)
         canvas[oy : oy + h, ox : ox + w] = f
@@ -51,6 +62,26 @@ def on_one_canvas(frames: list[np.ndarray], boxes: np.ndarray) -> tuple[list[np.
         if i < len(moved):
             moved[i, :2] += (ox, oy)
     return placed, moved
+
+
+def canvas_path(n: int, motion: float, margin: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n, 2) integer offsets (x, y pixels) from the canvas's centre: a camera's smooth drift, the velocity an
+    AR(1) process (0.9 of the last frame's plus a normal step of spread ``motion``) and the position reflected
+    at +-``margin``; all zeros when ``motion`` is 0. The first offset is 0."""
+    path = np.zeros((n, 2))
+    if motion <= 0:
+        return path.astype(int)
+    rng = np.random.default_rng(seed)
+    position, velocity = np.zeros(2), np.zeros(2)
+    for i in range(1, n):
+        velocity = 0.9 * velocity + rng.normal(0.0, motion, 2)
+        position = position + velocity
+        for k in range(2):  # reflect at the margin, turning the velocity round
+            if abs(position[k]) > margin[k]:
+                position[k] = np.sign(position[k]) * (2 * margin[k] - abs(position[k]))
+                velocity[k] = -velocity[k]
+        path[i] = np.clip(position, -margin, margin)
+    return np.round(path).astype(int)
 
 
 def run_sequence(
@@ -117,6 +148,7 @@ def run_lockstep(
     trackers: list,
     max_frames: int | None = None,
     progress: Callable[[], None] | None = None,
+    motion: float = 0.0,
 ) -> LockstepRun:
     """Run K trackers side by side over ``seq`` from its first frame with a visible target, each frame read
     once and given to every tracker in turn, so sweeping K configurations costs one decode per frame and no
@@ -124,7 +156,8 @@ def run_lockstep(
 
     A sequence whose images differ in size (regions cut around the target) is tracked on one canvas, as
     :func:`run_sequence` tracks it: its frames are then read once more and kept, and boxes (the ground truth's
-    too) are in the canvas's pixels. ``max_frames`` caps the update() frames after the init frame (None: to the
+    too) are in the canvas's pixels, the images moving over it by ``motion`` (:func:`on_one_canvas`; the path
+    drawn from the sequence's name). ``max_frames`` caps the update() frames after the init frame (None: to the
     end); ``progress`` is called once a frame, the init frame included. Raises ValueError if the target is never
     visible, OSError for an unreadable frame.
     """
@@ -138,7 +171,7 @@ def run_lockstep(
     try:
         found, boxes = _lockstep(trackers, first, truth[0], frames, len(paths) - 1, progress)
     except _SizeChanged:
-        placed, truth = on_one_canvas([_read(path) for path in paths], truth)
+        placed, truth = on_one_canvas([_read(path) for path in paths], truth, motion, zlib.crc32(seq.name.encode()))
         found, boxes = _lockstep(trackers, placed[0], truth[0], iter(placed[1:]), len(paths) - 1, progress)
     return LockstepRun(start, found, boxes, truth[1:])
 
