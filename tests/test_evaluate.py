@@ -157,6 +157,9 @@ def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:
     bad = subprocess.run([*script, *grid], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown TrackerConfig field 'windw'")
     assert len(bad.stderr.splitlines()) == 1
+    for motion in ("-1", "nan"):
+        bad = subprocess.run([*script, "--canvas-motion", motion], capture_output=True, text=True)
+        assert bad.returncode == 2 and bad.stderr.startswith("error: --canvas-motion must be a finite number >= 0")
 
 
 def test_readme_updater(tmp_path: Path) -> None:

@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.overwrite and not args.save:
             raise InputError("--overwrite is for --save")
+        if not 0 <= args.canvas_motion < float("inf"):
+            raise InputError(f"--canvas-motion must be a finite number >= 0, got {args.canvas_motion}")
         if args.save and settings_path(args.weights).exists() and not args.overwrite:
             raise InputError(f"{settings_path(args.weights)} exists; add --overwrite to replace it")
         untunable = [name for name in parse_grid(args.grid) if name not in TUNABLE]
