@@ -234,10 +234,17 @@ class Trainer:
         if self.ema is not None:
             ckpt["ema"] = self.ema.state_dict()
         _atomic_torch_save(ckpt, self.out / "checkpoint.pt")
-        save_weights(self.model, self.out / "last.safetensors", {"step": str(self.step)})
-        if self.ema is not None:
-            meta = {"step": str(self.step), "ema": str(self.cfg.ema)}
-            save_weights(self.ema.module, self.out / "ema.safetensors", meta)
+        self._write_weights()
+
+    def _write_weights(self) -> Path:
+        """Write last.safetensors (and, with ``ema`` on, ema.safetensors); returns the file that validation and
+        best.safetensors use."""
+        step = {"step": str(self.step)}
+        save_weights(self.model, self.out / "last.safetensors", step)
+        if self.ema is None:
+            return self.out / "last.safetensors"
+        save_weights(self.ema.module, self.out / "ema.safetensors", {**step, "ema": str(self.cfg.ema)})
+        return self.out / "ema.safetensors"
 
     @property
     def shipped_model(self) -> SiamFC:
@@ -326,9 +333,7 @@ class Trainer:
 
     def _validate(self) -> dict:
         self.net.eval()
-        name = "ema.safetensors" if self.ema is not None else "last.safetensors"
-        save_weights(self.shipped_model, self.out / name, {"step": str(self.step)})
-        result = self.validate(self.out / name)
+        result = self.validate(self._write_weights())
         self.net.train()
         tqdm.write(f"step {self.step}: validation AUC {result['auc']:.3f}, precision {result['precision']:.3f}")
         if result["auc"] > self.best_auc:
