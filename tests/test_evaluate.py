@@ -15,7 +15,7 @@ from synthetic import make_sequence
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import Sequence
 from tracker.eval import evaluate
-from tracker.eval.run import on_one_canvas, run_lockstep, run_sequence
+from tracker.eval.run import on_one_canvas, run_lockstep, run_sequence, temporal_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -74,6 +74,8 @@ def test_evaluate_writes_results_and_plots(tiny_dataset: Path, handset_weights: 
         (["--trackers", "siamtrack,GOTURN"], "unknown tracker GOTURN"),
         (["--trackers", "Nano"], "--nano-dir"),
         (["--trackers", "nano", "--nano-dir", "."], "NanoTrack file(s) not found"),
+        (["--trackers", "MIL", "--starts", "0"], "--starts must be at least 1, got 0"),
+        (["--trackers", "MIL", "--starts", "3", "--absence"], "--starts is for the one-pass evaluation"),
     ],
 )
 def test_evaluate_input_errors(
@@ -82,6 +84,32 @@ def test_evaluate_input_errors(
     assert evaluate.main([str(tiny_dataset), *extra, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_temporal_runs_start_on_visible_frames_and_track_to_the_end() -> None:
+    boxes = np.tile([10.0, 10.0, 5.0, 5.0], (12, 1))
+    boxes[3:7] = np.nan  # the target absent from frame 3 to 6
+    seq = Sequence("s", [Path(f"{i}.jpg") for i in range(12)], boxes)
+    runs = temporal_runs(seq, 4)  # 0, 3 (absent: 7), 6 (absent: 7 again, dropped), 9
+    assert [r.name for r in runs] == ["s@0", "s@7", "s@9"]
+    assert [len(r) for r in runs] == [12, 5, 3] and runs[1].frames[0] == Path("7.jpg")
+    assert np.array_equal(runs[2].boxes, boxes[9:]) and temporal_runs(seq, 1) == [seq]
+    assert [r.name for r in temporal_runs(seq, 12)][-1] == "s@10"  # a run tracks at least one frame
+
+
+def test_evaluate_several_starts_scores_every_run(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tre"
+    assert evaluate.main([str(tiny_dataset), "--trackers", "MIL", "--starts", "3", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["runs"] == {"alpha": ["alpha@0", "alpha@5", "alpha@10"], "beta": ["beta@0", "beta@5", "beta@10"]}
+    runs = results["trackers"]["MIL"]["sequences"]
+    assert set(runs) == set(results["sequences"]) and runs["alpha@5"]["frames"] == 10
+    overall = results["trackers"]["MIL"]["overall"]
+    assert overall["auc"] == pytest.approx(np.mean([r["auc"] for r in runs.values()]), abs=1e-6)
+    table = (out / "results.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| beta |"))
+    assert f"{np.mean([runs[f'beta@{s}']['auc'] for s in (0, 5, 10)]):.3f}" in row
+    assert "6 runs of 2 sequences" in table and "temporal robustness" in table
 
 
 def test_evaluate_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

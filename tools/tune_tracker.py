@@ -72,7 +72,7 @@ def tune(args: argparse.Namespace) -> dict:
     configs = [TrackerConfig(**combo, threads=args.threads) for combo in combos]  # ConfigError on bad values
     if not Path(args.data).is_dir():
         raise InputError(f"data folder not found: {args.data}")
-    sequences = select(read_dataset(args.data), args.sequences, None)
+    sequences = select(read_dataset(args.data), args.sequences, None, args.starts)
     # init() fully resets a tracker, so one per configuration serves every sequence
     trackers = [SiamFCTracker(args.weights, backend="torch", device="cpu", config=c) for c in configs]
     per_seq: list[dict[str, dict]] = [{} for _ in configs]
@@ -100,6 +100,7 @@ def tune(args: argparse.Namespace) -> dict:
         "data": str(args.data),
         "sequences": [s.name for s in sequences],
         "max_frames": args.max_frames,
+        "starts": args.starts,
         "canvas_motion": args.canvas_motion,
         "threads": args.threads,
         "grid": grid,
@@ -156,12 +157,13 @@ def report(results: dict) -> str:
     for name in results["sequences"]:
         lines.append(f"| {name} | " + " | ".join(f"{r['sequences'][name]['auc']:.3f}" for r in shown.values()) + " |")
     best = ", ".join(f"{k}={v:g}" for k, v in rows[0]["config"].items())
+    unit = "sequence(s)" if results.get("starts", 1) == 1 else f"runs ({results['starts']} starts a sequence)"
     if rows[0]["default"]:
         best = f"{best} (the defaults)" if best else "the defaults"
     lines += [
         "",
-        f"best: {best}. {len(rows)} configuration(s), {len(results['sequences'])} sequence(s), means over "
-        f"sequences; {results['elapsed_s']:.0f} s.",
+        f"best: {best}. {len(rows)} configuration(s), {len(results['sequences'])} {unit}, means over them; "
+        f"{results['elapsed_s']:.0f} s.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -176,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-frames", type=int, help="update() frames per sequence after the init frame")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: leave the process setting)")
+    parser.add_argument(
+        "--starts", type=int, default=1, help="N runs of each sequence, from 0, 1/N ... of it to the end (OTB's "
+        "temporal robustness evaluation, as python -m tracker.evaluate --starts); scores are means over runs"
+    )  # fmt: skip
     parser.add_argument(
         "--canvas-motion",
         type=float,

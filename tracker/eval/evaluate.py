@@ -34,7 +34,7 @@ from ..tracker import SiamFCTracker
 from . import absence
 from .metrics import EARLY_SHARE, FAIL_AUC
 from .peers import PEERS, peer_factory
-from .run import load_frames, overall, run_sequence
+from .run import load_frames, overall, run_sequence, temporal_runs
 
 PROG = "python -m tracker.evaluate"
 # siamtrack-nolost: lost mode off (found thresholds 0); siamtrack-verify: with the appearance verifier and the
@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/dev")
     p.add_argument("--sequences", help="comma-separated sequence names to keep (default: all)")
     p.add_argument("--max-frames", type=int, help="track only the first N frames of each sequence (smoke runs)")
+    p.add_argument(
+        "--starts", type=int, default=1, help="OTB's temporal robustness evaluation: N runs of each sequence, "
+        "from the first visible frame at or after 0, 1/N, 2/N ... of it, to the end (default 1: one pass)"
+    )  # fmt: skip
     a = p.add_argument_group("absence benchmark")
     a.add_argument("--absence", action="store_true", help="score lost-target reports instead (tracker.absence)")
     absence.add_splice_arguments(a)
@@ -134,8 +138,12 @@ def tracker_settings(path: Path | None) -> dict:
     return data
 
 
-def select(sequences: list[Sequence], names: str | None, max_frames: int | None) -> list[Sequence]:
-    """Keep the sequences named in ``names`` (comma-separated) that show the target, cut to ``max_frames``."""
+def select(sequences: list[Sequence], names: str | None, max_frames: int | None, starts: int = 1) -> list[Sequence]:
+    """Keep the sequences named in ``names`` (comma-separated) that show the target, cut to ``max_frames``;
+    ``starts`` > 1: each as its runs of the temporal robustness evaluation (:func:`~tracker.eval.run.temporal_runs`).
+    Raises InputError for an unknown name, ``starts`` below 1 or nothing to evaluate."""
+    if starts < 1:
+        raise InputError(f"--starts must be at least 1, got {starts}")
     if names:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         missing = sorted(set(wanted) - {s.name for s in sequences})
@@ -149,7 +157,7 @@ def select(sequences: list[Sequence], names: str | None, max_frames: int | None)
     sequences = [s for s in sequences if s.visible.any()]
     if not sequences:
         raise InputError("no sequence with a visible target to evaluate")
-    return sequences
+    return [run for s in sequences for run in temporal_runs(s, starts)]
 
 
 def _plain(value: object) -> object:
@@ -197,10 +205,15 @@ def markdown(results: dict) -> str:
     o = rows[0][1]["overall"]
     found = ", ".join(f"{n} {_rate(r['overall']['present_found'], o['present_frames'])}" for n, r in rows)
     siams = [(n, results[n]) for n in results if n.startswith("siamtrack") and isinstance(results[n], dict)]
+    starts = results.get("starts", 1)
+    unit = "sequences" if starts == 1 else f"runs of {len(results['runs'])} sequences"
+    protocol = "OTB one-pass from the first visible frame"
+    if starts > 1:
+        protocol = f"OTB temporal robustness, up to {starts} runs a sequence, from 0, 1/{starts} ... of it to the end"
     lines += [
         "",
-        f"{len(results['sequences'])} sequences, {o['frames']} frames with the target and {o['absent_frames']} "
-        f"without; OTB one-pass from the first visible frame; AUC, precision and IoU are means over sequences "
+        f"{len(results['sequences'])} {unit}, {o['frames']} frames with the target and {o['absent_frames']} "
+        f"without; {protocol}; AUC, precision and IoU are means over {unit} "
         f"and exclude frames without the target. fps: median update() over all frames, decode excluded, "
         f"{results['threads']} thread(s). Absent-frame accuracy: share of target-absent frames where the "
         f"tracker said not found. Found on frames with the target: {found}.",
@@ -215,13 +228,17 @@ def markdown(results: dict) -> str:
 
 
 def per_sequence_table(results: dict, names: list[str]) -> str:
-    """Success AUC per sequence (rows) and tracker (columns, in ``names`` order), failures marked."""
+    """Success AUC per sequence (rows) and tracker (columns, in ``names`` order), failures marked; with several
+    starts (``--starts``), the mean over a sequence's runs and how many of them failed."""
+    runs = results.get("runs") or {seq: [seq] for seq in results["sequences"]}
     lines = ["| sequence | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for seq in results["sequences"]:
+    for seq, names_of_runs in runs.items():
         cells = []
         for name in names:
-            r = results["trackers"][name]["sequences"][seq]
-            cells.append(f"{r['auc']:.3f}" + (" (failed)" if r["failed"] else ""))
+            rs = [results["trackers"][name]["sequences"][run] for run in names_of_runs]
+            failed = sum(bool(r["failed"]) for r in rs)
+            mark = (" (failed)" if failed else "") if len(rs) == 1 else (f" ({failed} failed)" if failed else "")
+            cells.append(f"{np.mean([r['auc'] for r in rs]):.3f}" + mark)
         lines.append(f"| {seq} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -230,10 +247,21 @@ def prepare(args: argparse.Namespace) -> tuple[int, dict, dict, list]:
     """Thread count, tracker factories (with their notes) and the selected sequences of a run."""
     if not args.data_dir.is_dir():
         raise InputError(f"data folder not found: {args.data_dir}")
+    if args.absence and args.starts != 1:
+        raise InputError("--starts is for the one-pass evaluation, not --absence")
+    sequences = select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames, args.starts)
     threads = args.threads or torch.get_num_threads()
     set_threads(threads)
     factories, notes = make_factories(args, threads)
-    return threads, factories, notes, select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames)
+    return threads, factories, notes, sequences
+
+
+def runs_of(runs: list[Sequence], starts: int) -> dict[str, list[str]]:
+    """The runs of each sequence (``--starts``): ``{"seq": ["seq@0", "seq@40", ...]}``; one start: its own."""
+    grouped: dict[str, list[str]] = {}
+    for run in runs:
+        grouped.setdefault(run.name.rpartition("@")[0] if starts > 1 else run.name, []).append(run.name)
+    return grouped
 
 
 def evaluate_all(args: argparse.Namespace) -> dict:
@@ -253,6 +281,8 @@ def evaluate_all(args: argparse.Namespace) -> dict:
         "data_dir": str(args.data_dir),
         "format": args.format,
         "sequences": [s.name for s in sequences],
+        "starts": args.starts,
+        "runs": runs_of(sequences, args.starts),
         "max_frames": args.max_frames,
         "threads": threads,
         "machine": machine_info(),

@@ -84,6 +84,23 @@ def canvas_path(n: int, motion: float, margin: np.ndarray, seed: int = 0) -> np.
     return np.round(path).astype(int)
 
 
+def temporal_runs(seq: Sequence, n: int) -> list[Sequence]:
+    """OTB's temporal robustness evaluation (TRE): ``n`` runs of ``seq``, the k-th (k = 0 ... n-1) starting at
+    the first frame with a visible target at or after k/n of its length and tracking to the end, named
+    ``<name>@<start frame>`` (0-based); starts that coincide or have no visible frame left are dropped. One
+    run from the start decides many a sequence by a few frames (a distractor taken or not); several starts
+    measure the same tracker over more of those moments. ``n`` = 1 gives ``[seq]``."""
+    if n <= 1:
+        return [seq]
+    visible = seq.visible
+    starts = []
+    for k in range(n):
+        after = np.flatnonzero(visible[k * len(seq) // n : len(seq) - 1])  # a run tracks at least one frame
+        if len(after):
+            starts.append(k * len(seq) // n + int(after[0]))
+    return [Sequence(f"{seq.name}@{s}", seq.frames[s:], seq.boxes[s:]) for s in dict.fromkeys(starts)]
+
+
 def run_sequence(
     tracker, seq: Sequence, frames: list[np.ndarray] | None = None, progress: Callable[[], None] | None = None
 ) -> dict:
