@@ -188,6 +188,8 @@ def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:
     for motion in ("-1", "nan"):
         bad = subprocess.run([*script, "--canvas-motion", motion], capture_output=True, text=True)
         assert bad.returncode == 2 and bad.stderr.startswith("error: --canvas-motion must be a finite number >= 0")
+    bad = subprocess.run([*script, "--starts", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr == "error: --starts must be at least 1, got 0\n"
 
 
 def test_readme_updater(tmp_path: Path) -> None:

@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.overwrite and not args.save:
             raise InputError("--overwrite is for --save")
+        if args.starts < 1:
+            raise InputError(f"--starts must be at least 1, got {args.starts}")
         if not 0 <= args.canvas_motion < float("inf"):
             raise InputError(f"--canvas-motion must be a finite number >= 0, got {args.canvas_motion}")
         if args.save and settings_path(args.weights).exists() and not args.overwrite:
