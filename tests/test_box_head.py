@@ -175,6 +175,26 @@ def test_decoder_reads_the_box_at_the_best_cell():
     np.testing.assert_allclose(peak.size, st.size * (1 - score) + np.array([40.0, 60.0]) / to_crop * score, atol=1e-6)
 
 
+@pytest.mark.parametrize("aspect_rate", [0.0, 0.5])
+def test_aspect_rate_slows_the_aspect_ratio_and_keeps_the_size_update(aspect_rate):
+    frame = np.zeros((240, 320, 3), np.uint8)
+    outputs = {"cls": np.full((1, 16, 16), 5.0, np.float32), "quality": np.full((1, 16, 16), 5.0, np.float32)}
+    outputs["box"] = np.broadcast_to(np.array([30.0, 20.0, 10.0, 40.0], np.float32)[:, None, None], (4, 16, 16))[None]
+    peaks = []
+    for rate in (None, aspect_rate):
+        search = BoxSearch(TrackerConfig(window_influence=0.0, penalty_k=0.0, box_lr=0.5, aspect_rate=rate), BOX)
+        st = search.start(frame, (100, 80, 40, 30))
+        peaks.append(search.plan(frame, st).decode({k: v.copy() for k, v in outputs.items()}))
+    assert np.prod(peaks[1].size) == pytest.approx(np.prod(peaks[0].size))  # the same size (sqrt(w h))...
+    rate = 0.5 / (1 + np.exp(-5.0)) ** 2  # box_lr x the cell's score
+    # ...and the aspect ratio at aspect_rate x that rate, in log space, from the first box's 4:3 to the regressed 2:3
+    log_aspect = np.log(4 / 3) + aspect_rate * rate * (np.log(40 / 60) - np.log(4 / 3))
+    assert np.log(peaks[1].size[0] / peaks[1].size[1]) == pytest.approx(log_aspect)
+    assert peaks[0].size[0] / peaks[0].size[1] < peaks[1].size[0] / peaks[1].size[1] <= 4 / 3 + 1e-9
+    with pytest.raises(ConfigError, match="aspect_rate"):
+        TrackerConfig(aspect_rate=1.5)
+
+
 def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
     from tracker.heads.fc import SiamFCSearch
 

@@ -203,6 +203,10 @@ class TrackerConfig:
     # window_influence 0.21, lr 0.52), none of them chosen on dev (weights/README.md)
     penalty_k: float | None = None
     box_lr: float | None = None
+    # box head: how fast the box's aspect ratio follows the regressed one, as a share of the rate its size follows
+    # it. None: the weights' own (tracker.tuned), else 1: width and height each follow at the box's rate. Below 1
+    # the size (sqrt(w h)) follows as before and the aspect ratio more slowly; 0 keeps the first box's, as SiamFC
+    aspect_rate: float | None = None
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
     # found: the score high enough and the peak sharp. None: the head's own value (the heads' scores differ: the
@@ -265,6 +269,8 @@ class TrackerConfig:
             raise ConfigError(f"penalty_k must be >= 0, got {self.penalty_k}")
         if self.box_lr is not None and not 0.0 < self.box_lr <= 1.0:
             raise ConfigError(f"box_lr must be in (0, 1], got {self.box_lr}")
+        if self.aspect_rate is not None and not 0.0 <= self.aspect_rate <= 1.0:
+            raise ConfigError(f"aspect_rate must be in [0, 1], got {self.aspect_rate}")
         if self.response_up < 1:
             raise ConfigError(f"response_up must be >= 1, got {self.response_up}")
         if not 0 < self.min_scale <= 1.0 <= self.max_scale:

@@ -55,12 +55,14 @@ class BoxSearch(TargetSearch):
     WINDOW_INFLUENCE = 0.21  # SiamFC++'s published value
     # where neither TrackerConfig nor the weights' settings file (tracker.tuned) sets them: SiamFC++'s published values
     PENALTY_K, BOX_LR = 0.04, 0.52
+    ASPECT_RATE = 1.0  # the aspect ratio follows the regressed box as fast as the size does
 
     def __init__(self, config: TrackerConfig, model_config: ModelConfig) -> None:
         super().__init__(config, model_config)
         self.crops_per_target = crops_per_target(config)
         self.penalty_k = self.PENALTY_K if config.penalty_k is None else config.penalty_k
         self.box_lr = self.BOX_LR if config.box_lr is None else config.box_lr
+        self.aspect_rate = self.ASPECT_RATE if config.aspect_rate is None else config.aspect_rate
         r = model_config.response_size
         self._offsets = grid_offsets(r, model_config.stride)  # each cell's displacement from the crop's centre
         window = pp.hann_window(r)
@@ -97,7 +99,13 @@ class BoxSearch(TargetSearch):
             iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
             rate = float(penalty[iy, ix] * score[iy, ix] * self.box_lr)
             center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
-            size = st.size * (1 - rate) + np.array([w[iy, ix], h[iy, ix]]) / to_crop * rate
+            regressed = np.array([w[iy, ix], h[iy, ix]]) / to_crop
+            size = st.size * (1 - rate) + regressed * rate
+            if self.aspect_rate != 1.0:  # the size as above, the aspect ratio at its own rate (in log space)
+                log_aspect = np.log(st.size[0] / st.size[1])
+                regressed = np.maximum(regressed, 1e-6)
+                log_aspect += self.aspect_rate * rate * (np.log(regressed[0] / regressed[1]) - log_aspect)
+                size = np.sqrt(size[0] * size[1]) * np.exp(np.array([0.5, -0.5]) * log_aspect)
             psr = pp.peak_to_sidelobe(logits, cfg.psr_exclude)
             return Peak(center, size, float(score[iy, ix]), psr)
 
