@@ -173,6 +173,18 @@ def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
         Trainer(tiny_config(steps=2, teacher=str(other)), cache, tmp_path / "bad")
     with pytest.raises(ConfigError, match="head 'box'"):  # a shipped model by name: the box head's, not this fc
         Trainer(tiny_config(steps=2, teacher="accurate"), cache, tmp_path / "named")
+    # several teachers: their maps averaged, each output the mean of theirs
+    second = tmp_path / "second.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.125)), second)  # another random start
+    cfg = TrainConfig.from_dict({**tiny_config(steps=2).to_dict(), "teacher": [str(teacher), str(second)]})
+    ensemble = Trainer(cfg, cache, tmp_path / "ensemble").teacher
+    z, x = batch[0][:1].float(), batch[1][:1].float()
+    members = [load_weights(path).eval() for path in (teacher, second)]
+    with torch.no_grad():
+        expected = {k: (members[0](z, x)[k] + members[1](z, x)[k]) / 2 for k in ("response",)}
+        np.testing.assert_allclose(ensemble(z, x)["response"], expected["response"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="non-empty list"):
+        tiny_config(steps=2, teacher=())
 
 
 def test_weight_average_follows_the_steps_and_resumes(cache, tmp_path):

@@ -85,8 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--teacher",
+        nargs="+",
         help="a trained model (weights file or shipped name) whose maps the model also learns (distillation; same "
-        "head)",
+        "head); several: their maps averaged",
     )
     p.add_argument(
         "--distill-weight", type=float, help=f"weight of the distillation loss (default {d.distill_weight:g})"
@@ -109,6 +110,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
                 "backbone_lr", "loss", "holdout", "teacher", "distill_weight"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
+    if isinstance(cfg.get("teacher"), list) and len(cfg["teacher"]) == 1:
+        cfg["teacher"] = cfg["teacher"][0]
     for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "head"):
         if getattr(args, key) is not None:
             cfg.setdefault("model", {})[key] = getattr(args, key)

@@ -60,9 +60,9 @@ class TrainConfig:
     # best checkpoint (so that dev stays for reporting)
     holdout: tuple[str, ...] = ()
     # distillation: a trained model (a weights file, or a shipped model's name) whose head maps on the same pairs
-    # the model also learns (TRAIN_HEADS' distill loss, times distill_weight, added to the label loss); None, or a
-    # distill_weight of 0: labels only
-    teacher: str | None = None
+    # the model also learns (TRAIN_HEADS' distill loss, times distill_weight, added to the label loss); several
+    # (a list): their maps averaged, an ensemble as teacher; None, or a distill_weight of 0: labels only
+    teacher: str | tuple[str, ...] | None = None
     distill_weight: float = 1.0
     # exponential moving average of the weights (and BatchNorm statistics), updated after every step with this
     # decay (0: off). With it on, ema.safetensors holds the average, and validation and best.safetensors use it;
@@ -87,6 +87,12 @@ class TrainConfig:
             (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
             (self.pretrained is None or BACKBONES[self.model.backbone].pretrained, "pretrained needs a MobileNet"),
+            (
+                self.teacher is None
+                or isinstance(self.teacher, str)
+                or (isinstance(self.teacher, tuple) and self.teacher and all(isinstance(t, str) for t in self.teacher)),
+                "teacher must be a weights file or a shipped model's name, or a non-empty list of them",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -114,6 +120,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.pairs: {e}") from None
         if "holdout" in d:
             d["holdout"] = tuple(d["holdout"])
+        if isinstance(d.get("teacher"), list):
+            d["teacher"] = tuple(d["teacher"])
         return cls(model=model, pairs=pairs_cfg, **d)
 
 
@@ -135,9 +143,24 @@ def backbone_layers(model: SiamFC) -> list[torch.nn.Module]:
     return list(getattr(model.backbone, "features", []))
 
 
-def load_teacher(path: str, student: ModelConfig, device: torch.device) -> SiamFC:
-    """The frozen teacher of a distillation run. Its maps must lie on the student's grid: the same head, crop
-    sizes and stride (the backbone, widths, neck and tower may differ)."""
+class TeacherEnsemble(torch.nn.Module):
+    """Several teachers as one: each head output (logits, box distances) is the mean of theirs."""
+
+    def __init__(self, teachers: list[SiamFC]) -> None:
+        super().__init__()
+        self.teachers = torch.nn.ModuleList(teachers)
+
+    def forward(self, exemplar: torch.Tensor, search: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = [t(exemplar, search) for t in self.teachers]
+        return {k: torch.stack([o[k] for o in outputs]).mean(0) for k in outputs[0]}
+
+
+def load_teacher(path: str | tuple[str, ...], student: ModelConfig, device: torch.device) -> torch.nn.Module:
+    """The frozen teacher of a distillation run (several: a :class:`TeacherEnsemble`). Its maps must lie on the
+    student's grid: the same head, crop sizes and stride (the backbone, widths, neck and tower may differ)."""
+    if not isinstance(path, str):
+        members = [load_teacher(p, student, device) for p in path]
+        return members[0] if len(members) == 1 else TeacherEnsemble(members).eval()
     teacher = load_weights(resolve_weights(path), device="cpu")
     t = teacher.config
     for key in ("head", "exemplar_size", "search_size", "stride"):
