@@ -9,7 +9,7 @@ Usage:
 
     python tools/tune_tracker.py --weights weights/siamfc.safetensors --data ../shared/data/dev \\
         --grid window_influence=0.1,0.176,0.25 --grid scale_lr=0.4,0.59 [--sequences a,b] [--max-frames N] \\
-        [--threads 2] [--out results/tune.json]
+        [--threads 2] [--starts N] [--out results/tune.json]
 
 Tune on the dev set only; a test-set number from the chosen configuration is then an honest one.
 """
