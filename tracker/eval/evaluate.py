@@ -268,8 +268,13 @@ def evaluate_all(args: argparse.Namespace) -> dict:
     """Run every tracker on every sequence and return the results (per-frame arrays included)."""
     threads, factories, notes, sequences = prepare(args)
     per: dict[str, dict[str, dict]] = {name: {} for name in factories}
+    paths: list[Path] = []  # the frames last decoded, and their images
+    images: list[np.ndarray] = []
     for seq in sequences:
-        frames = load_frames(seq)  # decoded once, shared by every tracker
+        n = len(seq.frames)
+        if not (0 < n <= len(paths) and paths[-n:] == seq.frames):  # a later start's run: the end of the last one
+            paths, images = seq.frames, load_frames(seq)
+        frames = images[-n:]  # decoded once, shared by every tracker and by a sequence's runs (--starts)
         tracked = len(frames) - int(np.argmax(seq.visible))  # from the first visible frame on
         for name, make in factories.items():
             with tqdm(total=tracked, desc=f"{name} {seq.name}", unit="frame", file=sys.stderr, mininterval=0.5) as bar:
