@@ -195,6 +195,62 @@ def test_aspect_rate_slows_the_aspect_ratio_and_keeps_the_size_update(aspect_rat
         TrackerConfig(aspect_rate=1.5)
 
 
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_box_calibration_corrects_the_regressed_box_by_its_error_on_the_first_frame(share):
+    """A network that regresses the 40x30 target as 40x60 on its first frame is corrected by that error's share."""
+    frame = np.zeros((240, 320, 3), np.uint8)
+    config = TrackerConfig(window_influence=0.0, penalty_k=0.0, box_lr=1.0, box_calibration=share)
+    search = BoxSearch(config, BOX)
+    st = search.start(frame, (100, 80, 40, 30))
+    to_crop = BOX.search_size / search._search_side(st.size)  # frame pixels -> search-crop pixels
+    regressed = np.array([40.0, 60.0]) * to_crop  # crop pixels: the right width, twice the height
+    outputs = {"cls": np.full((1, 16, 16), 5.0, np.float32), "quality": np.full((1, 16, 16), 5.0, np.float32)}
+    ltrb = np.array([regressed[0] / 2, regressed[1] / 2] * 2, np.float32)
+    outputs["box"] = np.broadcast_to(ltrb[:, None, None], (4, 16, 16))[None]
+    search.calibration(frame, st).decode(outputs)
+    np.testing.assert_allclose(st.box_gain, [1.0, 0.5**share], rtol=1e-5)
+    peak = search.plan(frame, st).decode(outputs)  # the next frame: the same regression, corrected
+    rate = 1 / (1 + np.exp(-5.0)) ** 2  # box_lr x the cell's score
+    np.testing.assert_allclose(peak.size, st.size * (1 - rate) + np.array([40, 60]) * st.box_gain * rate, rtol=1e-5)
+    # off by default, and for a share of 0
+    for off in (None, 0.0):
+        assert BoxSearch(TrackerConfig(box_calibration=off), BOX).calibration(frame, st) is None
+    with pytest.raises(ConfigError, match="box_calibration"):
+        TrackerConfig(box_calibration=1.5)
+
+
+def test_box_calibration_gain_is_bounded():
+    frame = np.zeros((240, 320, 3), np.uint8)
+    outputs = {"cls": np.zeros((1, 16, 16), np.float32), "quality": np.zeros((1, 16, 16), np.float32)}
+    outputs["box"] = np.full((1, 4, 16, 16), 0.01, np.float32)  # a box of almost nothing
+    search = BoxSearch(TrackerConfig(box_calibration=1.0), BOX)
+    st = search.start(frame, (100, 80, 40, 30))
+    search.calibration(frame, st).decode(outputs)
+    np.testing.assert_allclose(st.box_gain, [2.0, 2.0])
+
+
+def test_box_calibration_in_the_tracker_and_in_multitracker(box_weights):
+    """The trackers score the first frame's crop at init; MultiTracker follows each target as SiamFCTracker does."""
+    from synthetic import make_sequence
+
+    from tracker import MultiTracker
+
+    frames, gt = make_sequence(6, seed=0)
+    config = TrackerConfig(box_calibration=1.0)
+    single = SiamFCTracker(box_weights, backend="torch", config=config)
+    single.init(frames[0], gt[0])
+    assert single._state.box_gain is not None and np.all(
+        (0.5 <= single._state.box_gain) & (single._state.box_gain <= 2)
+    )
+    mt = MultiTracker(box_weights, backend="torch", config=config)
+    (i,) = mt.add(frames[0], [gt[0]])
+    np.testing.assert_allclose(mt._targets[i].box_gain, single._state.box_gain, rtol=1e-5)
+    for frame in frames[1:]:
+        a, b = single.update(frame), mt.update(frame)[i]
+        np.testing.assert_allclose(b.box, a.box, atol=1e-3)
+        assert np.isfinite(a.box).all() and a.box[2] >= 1 and a.box[3] >= 1
+
+
 def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
     from tracker.heads.fc import SiamFCSearch
 

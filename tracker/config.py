@@ -207,6 +207,11 @@ class TrackerConfig:
     # it. None: the weights' own (tracker.tuned), else 1: width and height each follow at the box's rate. Below 1
     # the size (sqrt(w h)) follows as before and the aspect ratio more slowly; 0 keeps the first box's, as SiamFC
     aspect_rate: float | None = None
+    # box head: at init the first frame is searched around the given box, and the regressed box there is compared
+    # with the given one; this share (in log space) of that width and height error corrects every later
+    # regression of the target (a network that regresses a pedestrian too wide and too short does so on its first
+    # frame too). None: the weights' own (tracker.tuned), else 0: off. The gain is kept within [0.5, 2]
+    box_calibration: float | None = None
     min_scale: float = 0.2  # target size clamp, relative to the initial size
     max_scale: float = 5.0
     # found: the score high enough and the peak sharp. None: the head's own value (the heads' scores differ: the
@@ -271,6 +276,8 @@ class TrackerConfig:
             raise ConfigError(f"box_lr must be in (0, 1], got {self.box_lr}")
         if self.aspect_rate is not None and not 0.0 <= self.aspect_rate <= 1.0:
             raise ConfigError(f"aspect_rate must be in [0, 1], got {self.aspect_rate}")
+        if self.box_calibration is not None and not 0.0 <= self.box_calibration <= 1.0:
+            raise ConfigError(f"box_calibration must be in [0, 1], got {self.box_calibration}")
         if self.response_up < 1:
             raise ConfigError(f"response_up must be >= 1, got {self.response_up}")
         if not 0 < self.min_scale <= 1.0 <= self.max_scale:

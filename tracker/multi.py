@@ -128,6 +128,19 @@ class MultiTracker(BackendInfo):
                 self._search.remember(st, vector)
             self._kernels.update((i, kernels[j : j + 1]) for j, i in enumerate(ids))
         self._targets.update(zip(ids, states, strict=True))
+        try:  # a head that calibrates itself on each target's own frame (box_calibration), all of them in one batch
+            calibrations = {i: self._search.calibration(frame, st) for i, st in zip(ids, states, strict=True)}
+            plans = {i: plan for i, plan in calibrations.items() if plan is not None}
+            if plans:
+                outputs = self._score(plans)
+                for i, plan in plans.items():
+                    plan.decode(outputs[i])
+        except BaseException:
+            for i in ids:
+                self._targets.pop(i)
+                self._kernels.pop(i, None)
+            self._layout = ()  # the next call's kernels are built anew
+            raise
         self._next_id += len(states)
         if self._targets:
             self._frame_shape = (frame.shape[0], frame.shape[1])

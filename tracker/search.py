@@ -53,6 +53,7 @@ class TargetState:
     similarity: float | None = None  # the last similarity the verifier measured
     verified: int = 0  # the value of ``tracked`` at the last frame the verifier ran on
     verified_box: tuple[np.ndarray, np.ndarray] | None = None  # (center, size) at the last frame found and verified
+    box_gain: np.ndarray | None = None  # (w, h) factors on every regressed box, set at init (box_calibration)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class TargetSearch:
                 f"{frame.shape[1]}x{frame.shape[0]}; {restart}"
             )
         return frame
+
+    def calibration(self, frame: np.ndarray, st: TargetState) -> SearchPlan | None:
+        """The crops to score on the first frame, right after :meth:`start`, for a head that calibrates itself on
+        the target (its decode updates ``st``); None for a head that does not, or with calibration off."""
+        return None
 
     def plan(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
         """The crops to score: near the last position at several scales while tracking; a widening grid while

@@ -97,8 +97,13 @@ class Tracker(BackendInfo):
             InputError: a malformed frame; a box that is not 4 finite numbers with w, h > 0, or that lies
                 entirely outside the frame.
         """
-        state = self._search.start(as_frame(frame), box)
+        frame = as_frame(frame)
+        state = self._search.start(frame, box)
         kernel = self._run(self._backend.embed, state.exemplar[None])
+        calibration = self._search.calibration(frame, state)
+        if calibration is not None:  # the head measures itself on the target's own frame
+            outputs = self._run(self._backend.score, kernel, calibration.crops)
+            calibration.decode(pp.finite_outputs(outputs))
         if self._embedding is not None:
             self._search.remember(state, self._embedding(to_array(kernel))[0])
         self._state, self._kernels = state, {1: kernel}

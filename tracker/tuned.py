@@ -22,7 +22,7 @@ from .errors import InputError, WeightsError
 
 FORMAT = "siamtrack-settings"
 # the fields a weights file may carry: the box decoder's (None in TrackerConfig until a file or the head fills them)
-TUNABLE = ("penalty_k", "box_lr", "window_influence", "aspect_rate")
+TUNABLE = ("penalty_k", "box_lr", "window_influence", "aspect_rate", "box_calibration")
 
 
 def settings_path(weights: str | os.PathLike) -> Path:

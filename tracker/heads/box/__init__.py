@@ -18,6 +18,7 @@ from ...geometry import crop_and_resize, grid_offsets
 from ...search import Peak, SearchPlan, TargetSearch, TargetState
 
 PROB_EPS = 1e-7  # probabilities are kept this far from 0 and 1 before they are turned back into logits
+BOX_GAIN = (0.5, 2.0)  # the range of a target's width and height correction (TrackerConfig.box_calibration)
 
 
 def build(config: ModelConfig, channels: int):  # -> BoxHead (torch, imported here only)
@@ -63,6 +64,7 @@ class BoxSearch(TargetSearch):
         self.penalty_k = self.PENALTY_K if config.penalty_k is None else config.penalty_k
         self.box_lr = self.BOX_LR if config.box_lr is None else config.box_lr
         self.aspect_rate = self.ASPECT_RATE if config.aspect_rate is None else config.aspect_rate
+        self.box_calibration = config.box_calibration or 0.0
         r = model_config.response_size
         self._offsets = grid_offsets(r, model_config.stride)  # each cell's displacement from the crop's centre
         window = pp.hann_window(r)
@@ -80,23 +82,10 @@ class BoxSearch(TargetSearch):
 
     def _track(self, frame: np.ndarray, st: TargetState) -> SearchPlan:
         """One crop around the last position, at the last size's scale; the best penalised cell's box, smoothed."""
-        cfg, mcfg = self.config, self.model_config
-        side = self._search_side(st.size)
-        crop = crop_and_resize(frame, st.center, side, mcfg.search_size, st.pad_value)
-        to_crop = mcfg.search_size / side  # frame pixels -> search-crop pixels
+        crop, to_crop = self._crop(frame, st)
 
         def decode(outputs: dict[str, np.ndarray]) -> Peak:
-            score = self.probability(outputs)[0]
-            logits = _logit(score)
-            cx, cy, w, h = decode_boxes(outputs["box"][0], self._offsets)
-            tw, th = st.size * to_crop
-            # penalty on the change of size (of the context square, as SiamFC measures it) and of aspect ratio
-            size_change = _change(_context_side(w, h, cfg.context) / _context_side(tw, th, cfg.context))
-            ratio_change = _change((tw / th) / np.maximum(w / np.maximum(h, 1e-6), 1e-6))
-            penalty = np.exp(-(size_change * ratio_change - 1) * self.penalty_k)
-            influence = self.window_influence
-            pscore = penalty * score * (1 - influence) + self._cell_window * influence
-            iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+            score, (cx, cy, w, h), penalty, (iy, ix) = self._best(outputs, st, to_crop)
             rate = float(penalty[iy, ix] * score[iy, ix] * self.box_lr)
             center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
             regressed = np.array([w[iy, ix], h[iy, ix]]) / to_crop
@@ -106,10 +95,54 @@ class BoxSearch(TargetSearch):
                 regressed = np.maximum(regressed, 1e-6)
                 log_aspect += self.aspect_rate * rate * (np.log(regressed[0] / regressed[1]) - log_aspect)
                 size = np.sqrt(size[0] * size[1]) * np.exp(np.array([0.5, -0.5]) * log_aspect)
-            psr = pp.peak_to_sidelobe(logits, cfg.psr_exclude)
+            psr = pp.peak_to_sidelobe(_logit(score), self.config.psr_exclude)
             return Peak(center, size, float(score[iy, ix]), psr)
 
         return SearchPlan(crop[None], decode)
+
+    def calibration(self, frame: np.ndarray, st: TargetState) -> SearchPlan | None:
+        """With ``box_calibration``, the first frame's crop around the given box; its decode sets ``st.box_gain``
+        to that share (in log space) of the given box's width and height over the regressed box's, kept within
+        ``BOX_GAIN``. None without it."""
+        if not self.box_calibration:
+            return None
+        crop, to_crop = self._crop(frame, st)
+
+        def decode(outputs: dict[str, np.ndarray]) -> Peak:
+            score, (cx, cy, w, h), _, (iy, ix) = self._best(outputs, st, to_crop, gain=False)
+            regressed = np.maximum(np.array([w[iy, ix], h[iy, ix]]) / to_crop, 1e-6)
+            gain = np.exp(self.box_calibration * np.log(st.size / regressed))
+            st.box_gain = np.clip(gain, *BOX_GAIN)
+            center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
+            return Peak(center, regressed, float(score[iy, ix]), 0.0)
+
+        return SearchPlan(crop[None], decode)
+
+    def _crop(self, frame: np.ndarray, st: TargetState) -> tuple[np.ndarray, float]:
+        """The search crop around the last position at the last size's scale, and its scale (crop px / frame px)."""
+        side = self._search_side(st.size)
+        crop = crop_and_resize(frame, st.center, side, self.model_config.search_size, st.pad_value)
+        return crop, self.model_config.search_size / side
+
+    def _best(
+        self, outputs: dict[str, np.ndarray], st: TargetState, to_crop: float, gain: bool = True
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, tuple[int, int]]:
+        """The score map, the boxes ``(cx, cy, w, h)`` (crop pixels from its centre; w and h times the target's
+        ``box_gain`` where ``gain``), the size and aspect penalty, and the best penalised cell ``(iy, ix)``."""
+        cfg = self.config
+        score = self.probability(outputs)[0]
+        cx, cy, w, h = decode_boxes(outputs["box"][0], self._offsets)
+        if gain and st.box_gain is not None:
+            w, h = w * st.box_gain[0], h * st.box_gain[1]
+        tw, th = st.size * to_crop
+        # penalty on the change of size (of the context square, as SiamFC measures it) and of aspect ratio
+        size_change = _change(_context_side(w, h, cfg.context) / _context_side(tw, th, cfg.context))
+        ratio_change = _change((tw / th) / np.maximum(w / np.maximum(h, 1e-6), 1e-6))
+        penalty = np.exp(-(size_change * ratio_change - 1) * self.penalty_k)
+        influence = self.window_influence
+        pscore = penalty * score * (1 - influence) + self._cell_window * influence
+        iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+        return score, (cx, cy, w, h), penalty, (int(iy), int(ix))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
