@@ -19,6 +19,7 @@ SHIPPED = [
     "mobilenetv2_box_appearance.safetensors",
     "mobilenetv1_box_appearance.safetensors",
     "mobilenetv2_box_settings.json",
+    "mobilenetv1_box_settings.json",
     "mobilenetv2_box_int8.onnx",
     "mobilenetv1_box_int8.onnx",
     "mobilenetv2_box_int8_w8.onnx",
