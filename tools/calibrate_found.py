@@ -1,8 +1,8 @@
 """Calibrate the ``found`` thresholds of TrackerConfig with the absence benchmark (``tracker.absence``).
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
-``redetect_fraction`` and the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every`` is
-one tracker;
+``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every``, and
+the box head's ``box_calibration`` is one tracker;
 all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
 decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
 reported lost, returns re-acquired within 10 frames, success AUC on the visible frames.
@@ -28,7 +28,7 @@ from tracker.datasets import read_dataset
 from tracker.eval import absence
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
-          "verify_redetect", "verify_every")  # fmt: skip
+          "verify_redetect", "verify_every", "box_calibration")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         "--verify-every", type=lambda t: [int(v) for v in t.split(",")], default=[1],
         help="verify_every values (frames between two verifications while tracking; default 1)",
     )  # fmt: skip
+    parser.add_argument("--box-calibration", type=values, default=values("head"),
+                        help="box_calibration values ('head': the weights' own)")  # fmt: skip
     absence.add_splice_arguments(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
                         "python -m tracker.evaluate --absence --same-size)")  # fmt: skip
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
-        args.verify_every)]  # fmt: skip
+        args.verify_every, args.box_calibration)]  # fmt: skip
     # a re-detection's similarity and the verifier's schedule mean nothing without the verifier
     grid = [
         g
