@@ -127,6 +127,32 @@ def test_region_pairs_centre_the_box_on_the_exemplars_content(cache, kind):
     assert hits >= 0.7 * len(ds)  # the rest: flat patches, which match anywhere
 
 
+@pytest.mark.parametrize("kind", ["self", "region", "pos"])
+def test_region_boxes_off_leaves_region_pairs_without_a_box(cache, kind):
+    """PairConfig(region_boxes=False): self and region pairs keep their cls labels and lose their box targets, so
+    the box head's loss trains cls on them and nothing else; pairs of the annotated target keep their boxes."""
+    import torch
+
+    from train.losses import box_head_loss
+
+    model = ModelConfig(backbone="mobilenetv2", head="box", stride=16, neck=64)
+    only = ONLY[kind] if kind != "pos" else ONLY["self"] | {"p_self": 0.0}
+    on, off = (PairDataset(cache, 4, model, PairConfig(**only, region_boxes=b), seed=3) for b in (True, False))
+    for i in range(len(on)):
+        a, b = on[i], off[i]
+        assert torch.equal(a[2], b[2]) and a[2].sum() > 0  # the same positives
+        assert torch.isfinite(a[4]).all()
+        assert torch.isnan(b[4]).all() if kind != "pos" else torch.equal(a[4], b[4])
+    labels, weights, boxes, quality = (torch.stack([off[i][k] for i in range(len(off))]) for k in range(2, 6))
+    outputs = {"cls": torch.zeros(4, 1, 16, 16, requires_grad=True), "box": torch.ones(4, 4, 16, 16) * 10,
+               "quality": torch.zeros(4, 1, 16, 16, requires_grad=True)}  # fmt: skip
+    loss = box_head_loss(outputs, labels, weights, boxes, quality)
+    loss.backward()
+    assert torch.isfinite(loss) and outputs["cls"].grad.abs().sum() > 0
+    grad = outputs["quality"].grad  # None where no positive has a box
+    assert (grad is not None and bool(grad.abs().sum() > 0)) == (kind == "pos")
+
+
 def test_held_apart_videos_give_no_pairs(cache):
     model = ModelConfig()
     ds = PairDataset(cache, 4, model, exclude=("seq0",))

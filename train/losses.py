@@ -152,9 +152,10 @@ def box_head_loss(
 ) -> torch.Tensor:
     """The box head's loss (train.pairs.make_box_labels gives the targets): ``LOSSES[classification]`` on ``cls``,
     plus, at the positive cells, GIoU of ``box`` against ``boxes`` (B, 4, R, R) and BCE of ``quality`` against the
-    centre-ness targets ``quality`` (B, R, R)."""
+    centre-ness targets ``quality`` (B, R, R); positives whose ``boxes`` are NaN (pairs without a known box,
+    ``PairConfig.region_boxes``) train ``cls`` only."""
     loss = LOSSES[classification](outputs["cls"], labels, weights)
-    pos = labels > 0.5
+    pos = (labels > 0.5) & torch.isfinite(boxes).all(1)  # a pair whose box is unknown (NaN) trains cls only
     if pos.any():
         pred = outputs["box"].float().permute(0, 2, 3, 1)[pos]
         loss = loss + BOX_WEIGHT * giou_loss(pred, boxes.permute(0, 2, 3, 1)[pos])

@@ -39,6 +39,10 @@ class PairConfig:
     p_self: float = 0.0
     p_region: float = 0.0
     region_gap: int = 3
+    # box head: whether self and region pairs train the box and quality maps too (True) or only cls (False). A
+    # region has no visible edges, so the exemplar does not show the width and height its label gives it; the
+    # regression can only learn the mean shape from those pairs, and leans every box towards it
+    region_boxes: bool = True
     rotation: float = 0.0  # self pairs: the search image turned by up to this many degrees
     scale_range: float = 0.25  # search scale jitter: exp(U(-ln(1+r), ln(1+r)))
     stretch: float = 0.15  # aspect stretch jitter, same form
@@ -190,6 +194,8 @@ class PairDataset(Dataset):
         exemplar = augment.photometric(np.ascontiguousarray(exemplar), rng, grey)
         search = augment.photometric(np.ascontiguousarray(search), rng, grey)
         targets = TRAIN_HEADS[m.head].labels(m, cfg, None if target is None else (*target, tw, th), s)
+        if kind in ("self", "region") and not cfg.region_boxes and m.head == "box":
+            targets = (*targets[:2], np.full_like(targets[2], np.nan), *targets[3:])  # no box: the loss skips it
         return (
             torch.from_numpy(exemplar).permute(2, 0, 1),
             torch.from_numpy(search).permute(2, 0, 1),
