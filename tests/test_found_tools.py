@@ -39,10 +39,11 @@ def test_calibrate_found_scores_every_combination(dataset: Path, handset_weights
     rows = table_rows(done.stdout)
     assert [r[:4] for r in rows] == [["0", "0", "head", "0.5"], ["0", "0", "head", "1"],
                                      ["0.5", "0", "head", "0.5"], ["0.5", "0", "head", "1"]]  # fmt: skip
-    assert {tuple(r[4:7]) for r in rows} == {("off", "off", "1")}  # no verifier asked for
+    # no verifier asked for, and the box calibration the weights' own
+    assert {tuple(r[4:8]) for r in rows} == {("off", "off", "1", "head")}
     for r in rows:
-        assert 0.0 <= float(r[7]) <= 1.0 and r[8].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
-    assert rows[0][8] == rows[1][8] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
+        assert 0.0 <= float(r[8]) <= 1.0 and r[9].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
+    assert rows[0][9] == rows[1][9] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
 
 
 def test_score_candidates_reads_the_box_heads_outputs(dataset: Path, box_weights: Path) -> None:
