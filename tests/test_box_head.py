@@ -251,6 +251,28 @@ def test_box_calibration_in_the_tracker_and_in_multitracker(box_weights):
         assert np.isfinite(a.box).all() and a.box[2] >= 1 and a.box[3] >= 1
 
 
+def test_a_failed_calibration_adds_no_target(box_weights):
+    """MultiTracker.add with box_calibration: a backend failure while the new targets calibrate leaves the tracker
+    as it was, and it keeps tracking the targets it held."""
+    from synthetic import make_sequence
+
+    from tracker import MultiTracker
+    from tracker.errors import BackendError
+
+    frames, gt = make_sequence(4, seed=0)
+    mt = MultiTracker(box_weights, backend="torch", config=TrackerConfig(box_calibration=1.0))
+    (first,) = mt.add(frames[0], [gt[0]])
+    score = mt._backend.score
+    mt._backend.score = lambda kernel, crops: (_ for _ in ()).throw(RuntimeError("out of memory"))
+    with pytest.raises(BackendError, match="out of memory"):
+        mt.add(frames[0], [(20, 20, 30, 30), (200, 100, 40, 40)])
+    assert mt.ids == [first]
+    mt._backend.score = score
+    result = mt.update(frames[1])[first]
+    assert list(mt.add(frames[1], [(20, 20, 30, 30)])) == [first + 1]
+    assert np.isfinite(result.box).all() and result.box[2] >= 1
+
+
 def test_box_score_is_the_probability_and_found_uses_the_heads_thresholds():
     from tracker.heads.fc import SiamFCSearch
 
