@@ -380,14 +380,22 @@ def test_tracker_on_a_box_head_scores_one_crop(box_weights, backend):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_box_head_outputs_read_as_a_lost_target(box_weights, bad):
+@pytest.mark.parametrize("calibrate", [False, True])
+def test_non_finite_box_head_outputs_read_as_a_lost_target(box_weights, bad, calibrate):
+    """From the first frame on with box_calibration (the init's own search gets the bad outputs too): a finite
+    box factor, and finite boxes of at least a pixel."""
     from synthetic import make_sequence
 
     frames, gt = make_sequence(5, seed=0)
-    tracker = SiamFCTracker(box_weights, backend="torch")
-    tracker.init(frames[0], gt[0])
+    tracker = SiamFCTracker(box_weights, backend="torch", config=TrackerConfig(box_calibration=float(calibrate)))
     score = tracker._backend.score
-    tracker._backend.score = lambda kernel, crops: {k: np.full_like(v, bad) for k, v in score(kernel, crops).items()}
+    bad_score = lambda kernel, crops: {k: np.full_like(v, bad) for k, v in score(kernel, crops).items()}  # noqa: E731
+    if calibrate:
+        tracker._backend.score = bad_score
+    tracker.init(frames[0], gt[0])
+    if calibrate:
+        assert np.isfinite(tracker._state.box_gain).all()
+    tracker._backend.score = bad_score
     for frame in frames[1:]:
         result = tracker.update(frame)
         x, y, w, h = result.box
