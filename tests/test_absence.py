@@ -11,7 +11,7 @@ import pytest
 from synthetic import write_dataset
 
 from tracker import InputError, TrackResult
-from tracker.datasets import Sequence
+from tracker.datasets import Sequence, read_dataset
 from tracker.eval import absence, evaluate
 
 
@@ -164,3 +164,46 @@ def test_absence_command_errors(dataset: Path, tmp_path: Path, capsys: pytest.Ca
     assert "error: --splices and --splice-frames must be >= 0" in capsys.readouterr().err
     assert evaluate.main([*base, "--sequences", "alpha"]) == 2
     assert "error: spliced absences need at least two sequences" in capsys.readouterr().err
+
+
+def test_a_canvas_places_the_sequence_among_other_sequences(tmp_path: Path) -> None:
+    def frame(name: str, value: int, shape: tuple[int, int] = (20, 30)) -> Path:
+        path = tmp_path / f"{name}.png"
+        cv2.imwrite(str(path), np.full((*shape, 3), value, np.uint8))
+        return path
+
+    paths = [frame(f"f{i}", 200 + 10 * i) for i in range(3)]
+    tiles = [[frame(f"t{k}_{j}", 10 * k + j, (10, 15)) for j in range(2)] for k in range(8)]
+    boxes = np.array([[5.0, 5.0, 10.0, 10.0]] * 3)
+    donor = Sequence("d", [frame("donor", 90, (7, 9))], boxes[:1])
+    stream = absence.build_stream(Sequence("q", paths, boxes), [absence.Splice(2, "d", 0, 1)], {"d": donor})
+
+    class Frames(_Recorder):
+        def init(self, frame: np.ndarray, box: object) -> None:
+            super().init(frame, box)
+            self.frames = [frame]
+
+        def update(self, frame: np.ndarray) -> TrackResult:
+            self.frames.append(frame)
+            return super().update(frame)
+
+    rec = Frames()
+    run = absence.run_stream(stream, [rec], canvas=tiles)
+    assert {f.shape for f in rec.frames} == {(60, 90, 3)}
+    middle = (slice(20, 40), slice(30, 60))
+    assert [int(f[middle].mean()) for f in rec.frames] == [200, 210, 90, 220]  # the splice replaces the middle only
+    for t, f in enumerate(rec.frames):  # tile k plays its frames in turn (resized to the sequence's frame size)
+        assert f[0, 0, 0] == t % 2 and f[0, 30, 0] == 10 + t % 2 and f[59, 89, 0] == 70 + t % 2
+    np.testing.assert_allclose(rec.box, [35.0, 25.0, 10.0, 10.0])  # the boxes move with the frames
+    np.testing.assert_allclose(run["gt"][[0, 2]], [[35.0, 25.0, 10.0, 10.0]] * 2)
+    assert np.isnan(run["gt"][1]).all()
+
+
+def test_canvas_tiles_are_other_sequences_and_odd_sides_only(dataset: Path) -> None:
+    sequences = read_dataset(dataset)
+    tiles = absence.canvas_tiles("alpha", sequences, 3, 0)
+    assert len(tiles) == 8 and all(p.parent.parent.name == "beta" for t in tiles for p in t)
+    assert tiles == absence.canvas_tiles("alpha", sequences, 3, 0)  # drawn from the seed
+    for n in (1, 2, 4):
+        with pytest.raises(InputError, match="--canvas"):
+            absence.benchmark({}, sequences, 1, 2, 0, canvas=n)

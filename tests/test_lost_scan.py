@@ -91,3 +91,45 @@ def test_score_is_relative_and_redetection_asks_for_more() -> None:
     assert answers == [(1.0, True), (0.5, True), (0.5, False), (0.125, False), (0.5, False), (0.7, True)]
     with pytest.raises(ConfigError, match="redetect_threshold"):
         TrackerConfig(redetect_threshold=1.5)
+
+
+@pytest.mark.parametrize("confirm", [0, 3])
+def test_a_redetection_lost_again_before_it_is_confirmed_returns_to_the_held_box(confirm: int) -> None:
+    from tracker.config import ModelConfig
+    from tracker.search import Peak
+
+    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, redetect_confirm=confirm)
+    search = SiamFCSearch(config, ModelConfig())
+    size = np.array([20.0, 16.0])
+    st = TargetState(np.array([50.0, 40.0]), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
+    here, there, further = np.array([50.0, 40.0]), np.array([200.0, 120.0]), np.array([260.0, 150.0])
+    steps = [(here, 0.9), (here, 0.1), (here, 0.1), (there, 0.9), (there, 0.1), (further, 0.1)]
+    boxes, lost = [], []
+    for center, score in steps:
+        r = search.conclude(Peak(center, size, score, 5.0), st)
+        boxes.append(np.array(r.box.center))
+        lost.append(st.lost_frames)
+    # lost on frames 2 and 3, a look-alike far away taken on frame 4 and lost on frame 5
+    assert np.allclose(boxes[3], there)
+    if confirm:  # not confirmed: back to the box held before it, the search's reach as it was
+        assert np.allclose(boxes[4], here) and lost[4] == 3 and st.held is None
+    else:  # taken at once: the look-alike's box is held
+        assert np.allclose(boxes[4], there) and lost[4] == 1
+
+
+def test_a_confirmed_redetection_is_kept() -> None:
+    from tracker.config import ModelConfig
+    from tracker.search import Peak
+
+    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, redetect_confirm=2)
+    search = SiamFCSearch(config, ModelConfig())
+    size = np.array([20.0, 16.0])
+    st = TargetState(np.array([50.0, 40.0]), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
+    there = np.array([200.0, 120.0])
+    for center, score in [(st.center, 0.9), (st.center, 0.1), (there, 0.9), (there, 0.9), (there, 0.9)]:
+        search.conclude(Peak(center.copy(), size, score, 5.0), st)
+    assert st.held is None  # found on the re-detection and the 2 frames after it: confirmed
+    r = search.conclude(Peak(np.array([220.0, 130.0]), size, 0.1, 5.0), st)
+    assert not r.found and np.allclose(r.box.center, there)  # a later loss holds the confirmed box
+    with pytest.raises(ConfigError, match="redetect_confirm"):
+        TrackerConfig(redetect_confirm=-1)

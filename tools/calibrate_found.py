@@ -2,7 +2,7 @@
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
 ``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every``, and
-the box head's ``box_calibration`` is one tracker;
+the box head's ``box_calibration`` and ``redetect_confirm`` is one tracker;
 all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
 decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
 reported lost, returns re-acquired within 10 frames, success AUC on the visible frames.
@@ -28,7 +28,7 @@ from tracker.datasets import read_dataset
 from tracker.eval import absence
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
-          "verify_redetect", "verify_every", "box_calibration")  # fmt: skip
+          "verify_redetect", "verify_every", "box_calibration", "redetect_confirm")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--box-calibration", type=values, default=values("head"),
                         help="box_calibration values ('head': the weights' own)")  # fmt: skip
+    parser.add_argument(
+        "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")], default=[0],
+        help="redetect_confirm values (frames a re-detection must hold; default 0)",
+    )  # fmt: skip
     absence.add_splice_arguments(parser)
+    absence.add_canvas_argument(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
                         "python -m tracker.evaluate --absence --same-size)")  # fmt: skip
     parser.add_argument("--backend", default="onnx")
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
-        args.verify_every, args.box_calibration)]  # fmt: skip
+        args.verify_every, args.box_calibration, args.redetect_confirm)]  # fmt: skip
     # a re-detection's similarity and the verifier's schedule mean nothing without the verifier
     grid = [
         g
@@ -74,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     sequences = read_dataset(args.data)
     results = absence.benchmark(
-        factories, sequences, args.splices, args.splice_frames, args.seed, same_size=args.same_size
+        factories, sequences, args.splices, args.splice_frames, args.seed, same_size=args.same_size, canvas=args.canvas
     )
     splices = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
-    splices += " --same-size" * args.same_size
+    splices += " --same-size" * args.same_size + ("" if args.canvas is None else f" --canvas {args.canvas}")
     print(f"weights {args.weights}; {len(sequences)} sequences; {splices}; 'head': the head's default")
     print("| " + " | ".join(FIELDS) + " | AUROC | absent lost | visible lost | re-acquired within 10 | AUC |")
     print("|" + "---:|" * (len(FIELDS) + 5))

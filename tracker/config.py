@@ -239,6 +239,10 @@ class TrackerConfig:
     # after this many lost frames, every other frame searches the next 3x3-tile block of the whole frame instead
     # (round robin), so a target that comes back anywhere is found; None: never beyond the capped reach
     lost_scan_after: int | None = 4
+    # a re-detection holds for this many frames before it counts: a loss within them returns the box (and the
+    # search's reach) to where they were held before it, rather than to the place of a false peak. Targets come back
+    # where they left far more often than a look-alike holds; 0: every re-detection counts at once
+    redetect_confirm: int = 0
     # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
     # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to
     # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: no verifier
@@ -298,6 +302,9 @@ class TrackerConfig:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
         if self.lost_scan_after is not None and (isinstance(self.lost_scan_after, bool) or self.lost_scan_after < 0):
             raise ConfigError(f"lost_scan_after must be an integer >= 0 or None, got {self.lost_scan_after!r}")
+        confirm = self.redetect_confirm
+        if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 0:
+            raise ConfigError(f"redetect_confirm must be an integer >= 0, got {self.redetect_confirm!r}")
         if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:
             raise ConfigError(f"verify_threshold must be in [-1, 1] or None, got {self.verify_threshold}")
         if self.verify_redetect is not None and not -1.0 <= self.verify_redetect <= 1.0:

@@ -54,6 +54,9 @@ class TargetState:
     verified: int = 0  # the value of ``tracked`` at the last frame the verifier ran on
     verified_box: tuple[np.ndarray, np.ndarray] | None = None  # (center, size) at the last frame found and verified
     box_gain: np.ndarray | None = None  # (w, h) factors on every regressed box, set at init (box_calibration)
+    # (center, size, lost_frames) held before a re-detection not yet confirmed (redetect_confirm), and its frames
+    held: tuple[np.ndarray, np.ndarray, int] | None = None
+    confirming: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,11 +207,17 @@ class TargetSearch:
         if st.similarity is not None:
             score *= max(st.similarity, 0.0)
         if found:
+            self._confirm(st)
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
             st.lost_frames = 0
             if similarity is not None:
                 st.verified_box = (st.center.copy(), st.size.copy())
+        elif st.held is not None:
+            # a re-detection lost again before it was confirmed: back to the box held before it, the search's reach
+            # where it was
+            center, size, lost = st.held
+            st.center, st.size, st.lost_frames, st.held = center.copy(), size.copy(), lost + 1, None
         else:
             # hold the last confident box rather than drift onto background; the next search reaches further. A
             # verifying tracker holds the last box it verified: the frames it skipped since may have followed
@@ -217,6 +226,18 @@ class TargetSearch:
                 st.center, st.size = (v.copy() for v in st.verified_box)
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
+
+    def _confirm(self, st: TargetState) -> None:
+        """Count a found frame towards confirming a re-detection (``redetect_confirm``): a re-detection keeps the
+        box held before it until it has been found that many frames in a row."""
+        if st.lost_frames and self.config.redetect_confirm:
+            if st.held is None:
+                st.held = (st.center.copy(), st.size.copy(), st.lost_frames)
+            st.confirming = 0
+        elif st.held is not None:
+            st.confirming += 1
+            if st.confirming >= self.config.redetect_confirm:
+                st.held = None
 
     def _similarity_needed(self, lost: bool) -> float:
         """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,

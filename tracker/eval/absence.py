@@ -18,6 +18,7 @@ frames (delay < 10: on one of the first 10 frames from the return); the success 
 from __future__ import annotations
 
 import argparse
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,15 @@ def add_splice_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
     parser.add_argument("--splices", type=int, default=2, help="spliced absences per sequence (default 2)")
     parser.add_argument("--splice-frames", type=int, default=30, help="frames per spliced absence (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="seed of where and what is spliced (default 0)")
+
+
+def add_canvas_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--canvas``: :func:`benchmark`'s ``canvas``."""
+    parser.add_argument(
+        "--canvas", type=int, help="each sequence in the middle of an N x N grid of frames whose other tiles "
+        "play other sequences (cut regions, e.g. the training split, become wide views with look-alikes about; "
+        "default: no)",
+    )  # fmt: skip
 
 
 def plan_splices(sequences: list[Sequence], splices: int, frames: int, seed: int, lead: int = LEAD) -> dict:
@@ -140,20 +150,59 @@ def read_frame(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     return frame
 
 
+class Canvas:
+    """A sequence's frames as the middle tile of an ``n`` x ``n`` grid whose other tiles play other sequences (each
+    from its own start, at the sequence's frame size): regions cut around the target become a small target in a
+    wide view with other objects about it, as in whole frames. Spliced frames replace the middle tile only: the
+    target is gone from its place, and the look-alikes about it stay."""
+
+    def __init__(self, tiles: list[list[Path]], size: tuple[int, int]) -> None:
+        self.n = math.isqrt(len(tiles) + 1)
+        if self.n % 2 == 0 or self.n * self.n != len(tiles) + 1:
+            raise InputError(f"a canvas needs n * n - 1 tiles for an odd n, got {len(tiles)}")
+        self.tiles, self.inner = tiles, size
+        self.offset = (size[0] * (self.n // 2), size[1] * (self.n // 2))
+
+    def place(self, frame: np.ndarray, index: int) -> np.ndarray:
+        """``frame`` (of the inner size) in the middle, the tiles at their ``index``-th frame about it."""
+        (w, h), n = self.inner, self.n
+        out = np.empty((h * n, w * n, 3), np.uint8)
+        others = iter(self.tiles)
+        for row in range(n):
+            for col in range(n):
+                middle = row == col == n // 2
+                if middle:
+                    tile = frame
+                else:
+                    paths = next(others)
+                    tile = read_frame(paths[index % len(paths)], self.inner)
+                out[row * h : (row + 1) * h, col * w : (col + 1) * w] = tile
+        return out
+
+
 def run_stream(
-    stream: Stream, trackers: list, progress: Callable[[], None] | None = None, same_size: bool = False
+    stream: Stream,
+    trackers: list,
+    progress: Callable[[], None] | None = None,
+    same_size: bool = False,
+    canvas: list[list[Path]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Run K trackers side by side over ``stream`` (each frame read once): init on its first frame, update() on
     the rest. Returns ``scores``, ``found`` and ``similarity`` (K, N-1; NaN where a tracker gives none: it does
-    not verify), ``boxes`` (K, N-1, 4) and ``gt`` (N-1, 4).
+    not verify), ``boxes`` (K, N-1, 4) and ``gt`` (N-1, 4), in the frames the trackers saw.
 
     ``same_size``: every frame resized to the first one's size, and its ground truth with it (for datasets whose
     frames vary in size within a sequence, such as regions cut around the target); otherwise a sequence's own
-    frames must all have its first frame's size."""
+    frames must all have its first frame's size. ``canvas``: the other tiles' frames, every frame of the stream
+    (spliced ones too) placed in the middle of a :class:`Canvas`."""
     first = read_frame(stream.frames[0][0], None)
     size = (first.shape[1], first.shape[0])
+    wide = None if canvas is None else Canvas(canvas, size)
+    shift = np.zeros(4) if wide is None else np.array([*wide.offset, 0.0, 0.0])
+    if wide is not None:
+        first = wide.place(first, 0)
     for t in trackers:
-        t.init(first, stream.gt[0])
+        t.init(first, stream.gt[0] + shift)
     n = len(stream) - 1
     scores, found, boxes = (
         np.zeros((len(trackers), n)),
@@ -164,15 +213,18 @@ def run_stream(
     gt = stream.gt[1:].copy()
     for i, (path, resize) in enumerate(stream.frames[1:]):
         frame = read_frame(path, None)
-        if (resize or same_size) and frame.shape[:2] != first.shape[:2]:
+        if (resize or same_size) and frame.shape[:2] != (size[1], size[0]):
             sx, sy = size[0] / frame.shape[1], size[1] / frame.shape[0]
             gt[i] *= (sx, sy, sx, sy)  # NaN rows of spliced frames stay NaN
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        if frame.shape[:2] != first.shape[:2]:
+        if frame.shape[:2] != (size[1], size[0]):
             raise InputError(
                 f"{stream.name}: frame {path} is {frame.shape[1]}x{frame.shape[0]}, not {size[0]}x{size[1]} "
                 "(frames that vary in size: --same-size)"
             )
+        if wide is not None:
+            frame = wide.place(frame, i + 1)
+            gt[i] += shift
         for k, t in enumerate(trackers):
             r = t.update(frame)
             scores[k, i], found[k, i], boxes[k, i] = r.score, r.found, r.box
@@ -266,10 +318,19 @@ def benchmark(
     seed: int,
     progress: Callable[[Stream], Callable[[], None] | None] | None = None,
     same_size: bool = False,
+    canvas: int | None = None,
 ) -> dict:
     """Run every tracker (fresh from its factory per sequence, all in lockstep) over each sequence with its
     spliced absences; per tracker the pooled metrics (:func:`pool`) and each sequence's. ``progress(stream)``
-    may return a callable called once a frame; ``same_size``: as for :func:`run_stream`."""
+    may return a callable called once a frame; ``same_size``: as for :func:`run_stream`; ``canvas``: each
+    sequence in the middle of a ``canvas`` x ``canvas`` :class:`Canvas` whose other tiles play other sequences
+    (drawn from the seed).
+
+    Raises:
+        InputError: a canvas that is not an odd number >= 3, or one asked for with fewer than two sequences.
+    """
+    if canvas is not None and (canvas < 3 or canvas % 2 == 0 or len(sequences) < 2):
+        raise InputError(f"--canvas needs an odd number of tiles a side >= 3 and two sequences, got {canvas}")
     plans = plan_splices(sequences, splices, frames, seed)
     donors = {s.name: s for s in sequences}
     names = list(factories)
@@ -278,7 +339,8 @@ def benchmark(
     for seq in sequences:
         stream = build_stream(seq, plans[seq.name], donors)
         trackers = [factories[n]() for n in names]
-        run = run_stream(stream, trackers, progress(stream) if progress else None, same_size)
+        wide = None if canvas is None else canvas_tiles(seq.name, sequences, canvas, seed)
+        run = run_stream(stream, trackers, progress(stream) if progress else None, same_size, wide)
         for k, name in enumerate(names):
             rows[name][seq.name] = stream_metrics(run["scores"][k], run["found"][k], run["boxes"][k], run["gt"])
         gt_absent = ~np.isfinite(run["gt"]).all(1)
@@ -290,6 +352,19 @@ def benchmark(
         "streams": counts,
         "trackers": {name: {"overall": pool(list(rows[name].values())), "sequences": per_seq[name]} for name in names},
     }
+
+
+def canvas_tiles(name: str, sequences: list[Sequence], n: int, seed: int) -> list[list[Path]]:
+    """The frames of the ``n * n - 1`` other tiles of ``name``'s :class:`Canvas`: other sequences (than ``name``)
+    from their own starts, drawn from the seed and the name."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+    others = sorted((s for s in sequences if s.name != name), key=lambda s: s.name)
+    tiles = []
+    for _ in range(n * n - 1):
+        other = others[int(rng.integers(len(others)))]
+        start = int(rng.integers(len(other.frames)))
+        tiles.append(other.frames[start:] + other.frames[:start])
+    return tiles
 
 
 def percent(v: float | None) -> str:

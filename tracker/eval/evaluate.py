@@ -9,7 +9,7 @@ Writes results.json, results.md, success.png, precision.png, frontier.png and pr
 
 With --absence [--splices N] [--splice-frames K] [--seed S], the absence benchmark instead (tracker.absence):
 annotated absences plus K frames of another sequence spliced in N times per sequence; writes absence.json and
-absence.md.
+absence.md. --canvas N: each sequence in the middle of N x N tiles playing other sequences (for cut regions).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = p.add_argument_group("absence benchmark")
     a.add_argument("--absence", action="store_true", help="score lost-target reports instead (tracker.absence)")
     absence.add_splice_arguments(a)
+    absence.add_canvas_argument(a)
     a.add_argument(
         "--same-size", action="store_true", help="resize every frame (and its box) to the first frame's size: for "
         "datasets whose frames vary in size within a sequence, such as the training split's cut regions"
@@ -249,6 +250,8 @@ def prepare(args: argparse.Namespace) -> tuple[int, dict, dict, list]:
         raise InputError(f"data folder not found: {args.data_dir}")
     if args.absence and args.starts != 1:
         raise InputError("--starts is for the one-pass evaluation, not --absence")
+    if args.canvas is not None and not args.absence:
+        raise InputError("--canvas is for --absence")
     sequences = select(read_dataset(args.data_dir, args.format), args.sequences, args.max_frames, args.starts)
     threads = args.threads or torch.get_num_threads()
     set_threads(threads)
@@ -311,10 +314,10 @@ def evaluate_absence(args: argparse.Namespace) -> dict:
         return tick
 
     results = absence.benchmark(
-        factories, sequences, args.splices, args.splice_frames, args.seed, progress, args.same_size
+        factories, sequences, args.splices, args.splice_frames, args.seed, progress, args.same_size, args.canvas
     )
     splice_args = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
-    splice_args += " --same-size" * args.same_size
+    splice_args += " --same-size" * args.same_size + ("" if args.canvas is None else f" --canvas {args.canvas}")
     return {"data_dir": str(args.data_dir), "splice_args": splice_args, "threads": threads, **notes, **results}
 
 
