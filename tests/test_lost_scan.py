@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,23 @@ def test_a_confirmed_redetection_is_kept() -> None:
     assert not r.found and np.allclose(r.box.center, there)  # a later loss holds the confirmed box
     with pytest.raises(ConfigError, match="redetect_confirm"):
         TrackerConfig(redetect_confirm=-1)
+
+
+def test_a_redetection_being_confirmed_needs_the_redetection_bar() -> None:
+    from tracker.config import ModelConfig
+    from tracker.search import Peak
+
+    # keeping track needs 0.2 of the first peak, a re-detection 0.6: a look-alike at 0.4 keeps a confirmed track,
+    # not one still being confirmed
+    config = TrackerConfig(found_threshold=0.2, found_psr=2.0, redetect_threshold=0.6, reference_frames=1)
+    size = np.array([20.0, 16.0])
+    held, there = np.array([50.0, 40.0]), np.array([200.0, 120.0])
+    answers = {}
+    for confirm in (0, 3):
+        search = SiamFCSearch(dataclasses.replace(config, redetect_confirm=confirm), ModelConfig())
+        st = TargetState(held.copy(), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
+        steps = [(held, 1.0), (held, 0.1), (there, 0.7), (there, 0.4)]
+        answers[confirm] = [search.conclude(Peak(c.copy(), size, v, 5.0), st) for c, v in steps]
+    assert [r.found for r in answers[0]] == [True, False, True, True]
+    assert [r.found for r in answers[3]] == [True, False, True, False]
+    assert np.allclose(answers[3][-1].box.center, held)

@@ -189,7 +189,8 @@ class TargetSearch:
             st.level = max(st.level, score)
             found = peak.psr > 0
         else:
-            found = self._is_found(score, peak.psr, bool(st.lost_frames), st.level)
+            # a re-detection still being confirmed keeps the re-detection's bar
+            found = self._is_found(score, peak.psr, bool(st.lost_frames) or st.held is not None, st.level)
         similarity = None
         if appearance is not None and st.memory is not None:
             # "is this still my target?": the box's appearance against the target's own; the score carries it so
@@ -199,7 +200,8 @@ class TargetSearch:
             # MEMORY_EVERY frames while tracking and verified
             similarity = st.memory.similarity(appearance)
             measuring = st.tracked <= self.config.reference_frames
-            found = found and (measuring or similarity >= self._similarity_needed(bool(st.lost_frames)))
+            needed = self._similarity_needed(bool(st.lost_frames) or st.held is not None)
+            found = found and (measuring or similarity >= needed)
             remember = st.tracked == self.config.reference_frames or st.tracked % MEMORY_EVERY == 0
             if found and not st.lost_frames and remember:
                 st.memory.add(appearance)
