@@ -154,3 +154,19 @@ def test_a_redetection_being_confirmed_needs_the_redetection_bar() -> None:
     assert [r.found for r in answers[0]] == [True, False, True, True]
     assert [r.found for r in answers[3]] == [True, False, True, False]
     assert np.allclose(answers[3][-1].box.center, held)
+
+
+def test_a_redetection_where_the_target_left_counts_at_once() -> None:
+    from tracker.config import ModelConfig
+    from tracker.search import Peak
+
+    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, redetect_confirm=5)
+    search = SiamFCSearch(config, ModelConfig())
+    size = np.array([20.0, 16.0])
+    st = TargetState(np.array([50.0, 40.0]), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
+    near = np.array([50.0, 40.0]) + 0.9 * search._reach(st)  # within the tracking search's reach
+    for center, score in [(st.center, 0.9), (st.center, 0.1), (near, 0.9)]:
+        search.conclude(Peak(center.copy(), size, score, 5.0), st)
+    assert st.held is None and st.lost_frames == 0
+    r = search.conclude(Peak(near + 30.0, size, 0.1, 5.0), st)  # a later loss holds the re-detected box
+    assert not r.found and np.allclose(r.box.center, near)

@@ -53,13 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--box-calibration", type=values, default=values("head"),
                         help="box_calibration values ('head': the weights' own)")  # fmt: skip
     parser.add_argument(
-        "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")], default=[0],
-        help="redetect_confirm values (frames a re-detection must hold; default 0)",
+        "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")],
+        default=[TrackerConfig().redetect_confirm],
+        help=f"redetect_confirm values (frames a re-detection must hold; default {TrackerConfig().redetect_confirm})",
     )  # fmt: skip
     absence.add_splice_arguments(parser)
     absence.add_canvas_argument(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
                         "python -m tracker.evaluate --absence --same-size)")  # fmt: skip
+    parser.add_argument("--sequences", help="comma-separated sequence names to keep (default: all)")
     parser.add_argument("--backend", default="onnx")
     parser.add_argument("--threads", type=int, default=1, help="network threads per tracker (default 1)")
     args = parser.parse_args(argv)
@@ -78,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         for k, g in enumerate(grid)
     }
     sequences = read_dataset(args.data)
+    if args.sequences:
+        keep = set(args.sequences.split(","))
+        sequences = [s for s in sequences if s.name in keep]
+        missing = keep - {s.name for s in sequences}
+        if missing:
+            parser.error(f"no sequence named {', '.join(sorted(missing))} in {args.data}")
     results = absence.benchmark(
         factories, sequences, args.splices, args.splice_frames, args.seed, same_size=args.same_size, canvas=args.canvas
     )

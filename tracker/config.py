@@ -239,9 +239,10 @@ class TrackerConfig:
     # after this many lost frames, every other frame searches the next 3x3-tile block of the whole frame instead
     # (round robin), so a target that comes back anywhere is found; None: never beyond the capped reach
     lost_scan_after: int | None = 4
-    # a re-detection counts once it has been found this many further frames in a row at the re-detection's bar
-    # (score and similarity); lost again before that, the box (and the search's reach) return to where they were
-    # held before it, not to the place of a look-alike that peaked for a frame or two. 0: it counts at once
+    # a re-detection beyond the tracking search's reach of the held box counts once it has been found this many
+    # further frames in a row at the re-detection's bar (score and similarity); lost again before that, the box (and
+    # the search's reach) return to where they were held, not to a look-alike that peaked for a frame or two. One
+    # within that reach (the target back where it left) counts at once. 0: every re-detection counts at once
     redetect_confirm: int = 0
     # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
     # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to

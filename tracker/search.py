@@ -209,7 +209,7 @@ class TargetSearch:
         if st.similarity is not None:
             score *= max(st.similarity, 0.0)
         if found:
-            self._confirm(st)
+            self._confirm(st, peak)
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
             st.lost_frames = 0
@@ -229,10 +229,13 @@ class TargetSearch:
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
 
-    def _confirm(self, st: TargetState) -> None:
-        """Count a found frame towards confirming a re-detection (``redetect_confirm``): a re-detection keeps the
-        box held before it until it has been found that many frames in a row."""
+    def _confirm(self, st: TargetState, peak: Peak) -> None:
+        """Count a found frame towards confirming a re-detection (``redetect_confirm``): a re-detection beyond the
+        tracking search's reach of the held box keeps that box until it has been found that many frames in a row;
+        one within it counts at once."""
         if st.lost_frames and self.config.redetect_confirm:
+            if st.held is None and np.abs(peak.center - st.center).max() <= self._reach(st):
+                return  # where the target left: the target coming back, not a jump to something else
             if st.held is None:
                 st.held = (st.center.copy(), st.size.copy(), st.lost_frames)
             st.confirming = 0
@@ -240,6 +243,11 @@ class TargetSearch:
             st.confirming += 1
             if st.confirming >= self.config.redetect_confirm:
                 st.held = None
+
+    def _reach(self, st: TargetState) -> float:
+        """How far from the held centre, in frame pixels, a tracking search's response reaches (either axis)."""
+        mcfg = self.model_config
+        return (mcfg.response_size - 1) / 2 * mcfg.stride * self._search_side(st.size) / mcfg.search_size
 
     def _similarity_needed(self, lost: bool) -> float:
         """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,
