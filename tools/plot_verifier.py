@@ -48,7 +48,8 @@ def record(data: str, names: list[str], weights: str, threshold: float | None, s
         # the box head's score, before the similarity multiplied it
         score = np.divide(run["scores"][0], sim, out=np.full_like(sim, np.nan), where=sim > 0)
         recs.append({"score": score, "similarity": sim, "found": run["found"][0], "iou": iou, "absent": ~visible,
-                     "threshold": verify["verify_threshold"], "name": name})  # fmt: skip
+                     "threshold": verify["verify_threshold"], "redetect": verify.get("verify_redetect"),
+                     "name": name})  # fmt: skip
     return recs
 
 
@@ -69,6 +70,9 @@ def plot(recs: list[dict], path: Path, weights: str) -> None:
         ax.plot(t, rec["score"], color="C0", lw=1.1, label="box score")
         ax.plot(t, rec["similarity"], color="C3", lw=1.1, label="appearance similarity")
         ax.axhline(rec["threshold"], color="C3", lw=0.8, ls="--", label=f"verify threshold {rec['threshold']:.2f}")
+        if rec["redetect"] is not None:
+            label = f"a re-detection's similarity {rec['redetect']:.2f}"
+            ax.axhline(rec["redetect"], color="C3", lw=0.8, ls=":", label=label)
         lost = ~rec["found"]
         ax.scatter(t[lost], np.full(lost.sum(), -0.07), marker="|", s=30, color="k", label="reported lost")
         ax.set(ylim=(-0.12, 1.02), xlim=(0, n + 1), title=f"{rec['name']} with spliced absences, {weights}")
