@@ -2,7 +2,7 @@
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
 ``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every``, and
-the box head's ``box_calibration`` and ``redetect_confirm`` is one tracker;
+the box head's ``box_calibration``, and ``redetect_confirm`` is one tracker;
 all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
 decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
 reported lost, returns re-acquired within 10 frames, success AUC on the visible frames.
@@ -25,7 +25,9 @@ from pathlib import Path
 
 from tracker import SiamFCTracker, TrackerConfig
 from tracker.datasets import read_dataset
+from tracker.errors import InputError
 from tracker.eval import absence
+from tracker.eval.evaluate import select
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
           "verify_redetect", "verify_every", "box_calibration", "redetect_confirm")  # fmt: skip
@@ -52,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--box-calibration", type=values, default=values("head"),
                         help="box_calibration values ('head': the weights' own)")  # fmt: skip
+    confirm = TrackerConfig().redetect_confirm
     parser.add_argument(
-        "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")],
-        default=[TrackerConfig().redetect_confirm],
-        help=f"redetect_confirm values (frames a re-detection must hold; default {TrackerConfig().redetect_confirm})",
+        "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")], default=[confirm],
+        help=f"redetect_confirm values (frames a far re-detection must hold; default {confirm})",
     )  # fmt: skip
     absence.add_splice_arguments(parser)
     absence.add_canvas_argument(parser)
@@ -81,16 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     sequences = read_dataset(args.data)
     if args.sequences:
-        keep = set(args.sequences.split(","))
-        sequences = [s for s in sequences if s.name in keep]
-        missing = keep - {s.name for s in sequences}
-        if missing:
-            parser.error(f"no sequence named {', '.join(sorted(missing))} in {args.data}")
+        try:
+            sequences = select(sequences, args.sequences, None)
+        except InputError as e:
+            parser.error(str(e))
     results = absence.benchmark(
         factories, sequences, args.splices, args.splice_frames, args.seed, same_size=args.same_size, canvas=args.canvas
     )
-    splices = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
-    splices += " --same-size" * args.same_size + ("" if args.canvas is None else f" --canvas {args.canvas}")
+    splices = absence.describe_arguments(args)
     print(f"weights {args.weights}; {len(sequences)} sequences; {splices}; 'head': the head's default")
     print("| " + " | ".join(FIELDS) + " | AUROC | absent lost | visible lost | re-acquired within 10 | AUC |")
     print("|" + "---:|" * (len(FIELDS) + 5))

@@ -233,12 +233,11 @@ class TargetSearch:
         """Count a found frame towards confirming a re-detection (``redetect_confirm``): a re-detection beyond the
         tracking search's reach of the held box keeps that box until it has been found that many frames in a row;
         one within it counts at once."""
+        # while lost nothing is held: a re-detection lost again before it was confirmed has returned the held box
         if st.lost_frames and self.config.redetect_confirm:
-            if st.held is None and np.abs(peak.center - st.center).max() <= self._reach(st):
-                return  # where the target left: the target coming back, not a jump to something else
-            if st.held is None:
-                st.held = (st.center.copy(), st.size.copy(), st.lost_frames)
-            st.confirming = 0
+            # within the reach: the target coming back where it left, not a jump to something else
+            if np.abs(peak.center - st.center).max() > self._reach(st):
+                st.held, st.confirming = (st.center.copy(), st.size.copy(), st.lost_frames), 0
         elif st.held is not None:
             st.confirming += 1
             if st.confirming >= self.config.redetect_confirm:

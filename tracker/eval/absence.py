@@ -78,6 +78,13 @@ def add_canvas_argument(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     )  # fmt: skip
 
 
+def describe_arguments(args: argparse.Namespace) -> str:
+    """The streams' options of a run (:func:`add_splice_arguments`, :func:`add_canvas_argument`, ``--same-size``)
+    as a command line's words, for its report."""
+    words = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
+    return words + " --same-size" * args.same_size + ("" if args.canvas is None else f" --canvas {args.canvas}")
+
+
 def plan_splices(sequences: list[Sequence], splices: int, frames: int, seed: int, lead: int = LEAD) -> dict:
     """Where to splice what, per sequence name: a list of :class:`Splice`, sorted by position.
 

@@ -316,8 +316,7 @@ def evaluate_absence(args: argparse.Namespace) -> dict:
     results = absence.benchmark(
         factories, sequences, args.splices, args.splice_frames, args.seed, progress, args.same_size, args.canvas
     )
-    splice_args = f"--splices {args.splices} --splice-frames {args.splice_frames} --seed {args.seed}"
-    splice_args += " --same-size" * args.same_size + ("" if args.canvas is None else f" --canvas {args.canvas}")
+    splice_args = absence.describe_arguments(args)
     return {"data_dir": str(args.data_dir), "splice_args": splice_args, "threads": threads, **notes, **results}
 
 
