@@ -9,7 +9,7 @@ import torch
 from synthetic import make_sequence, write_dataset
 
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig
-from tracker.appearance import Embedding, Memory, calibrated_verifier, embedding_path, to_array
+from tracker.appearance import Embedding, Memory, calibrated_verifier, embedding_path, redetect_check, to_array
 from tracker.config import ConfigError
 from tracker.errors import TrackerError, WeightsError
 from train import appearance as tool
@@ -361,15 +361,107 @@ def test_evaluate_verifies_with_the_calibrated_settings_under_the_config_given(v
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(verified_weights.read_bytes())
     emb = Embedding.load(embedding_path(verified_weights), verified_weights)
-    info = {"threshold": 0.25, "settings": {"redetect_threshold": 0.05, "found_threshold": 0.1}}
+    info = {"threshold": 0.25, "settings": {"redetect_threshold": 0.05, "found_threshold": 0.1},
+            "redetect_check": {"verify_redetect": 0.35, "redetect_fraction": 0.2}}  # fmt: skip
     Embedding(emb.mean).save(embedding_path(weights), weights, info)
     data = write_dataset(tmp_path / "data", {"a": 0}, n=6)
     (tmp_path / "c.json").write_text(json.dumps({"found_threshold": 0.3, "verify_memory": 2}))
     config = ["--config", str(tmp_path / "c.json")]
-    args = evaluate.parse_args([str(data), "--trackers", "siamtrack,siamtrack-verify", "--weights", str(weights),
-                                "--backend", "torch", *config, "--out", str(tmp_path)])  # fmt: skip
+    names = "siamtrack,siamtrack-verify,siamtrack-noverify,siamtrack-nolost"
+    args = evaluate.parse_args([str(data), "--trackers", names, "--weights", str(weights), "--backend", "torch",
+                                *config, "--out", str(tmp_path)])  # fmt: skip
     _, factories, _, _ = evaluate.prepare(args)
-    plain, verifying = factories["siamtrack"]().config, factories["siamtrack-verify"]().config
-    assert plain.verify_threshold is None and plain.found_threshold == 0.3
+    default, verifying = factories["siamtrack"]().config, factories["siamtrack-verify"]().config
+    assert default.verify_threshold is None and default.found_threshold == 0.3
+    assert default.verify_redetect == 0.35 and default.redetect_fraction == 0.2  # the weights' re-detection check
     assert verifying.verify_threshold == 0.25 and verifying.redetect_threshold == 0.05
     assert verifying.found_threshold == 0.3 and verifying.verify_memory == 2  # --config wins where it speaks
+    assert verifying.verify_redetect is None  # the calibrated verifier, not the re-detection check
+    for name in ("siamtrack-noverify", "siamtrack-nolost"):
+        plain = factories[name]()
+        assert (
+            plain._embedding is None and plain.config.verify_redetect is None and plain.config.redetect_fraction is None
+        )
+
+
+def test_verify_redetect_alone_judges_re_detections_only():
+    from tracker.config import ModelConfig
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import Peak, TargetState
+
+    eye = np.eye(3)
+    search = SiamFCSearch(TrackerConfig(verify_redetect=0.5, reference_frames=1, found_psr=2.0), ModelConfig())
+    assert search.verifies
+    st = TargetState(np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3,
+                     (100, 120))  # fmt: skip
+    search.remember(st, eye[0])
+    peak = Peak(np.array([52.0, 41.0]), np.array([20.0, 16.0]), 0.8, 5.0)
+    search.conclude(peak, st, eye[0])
+    tracked = search.conclude(peak, st, eye[1])  # looks like nothing remembered, and is kept: no veto while tracked
+    assert tracked.found and tracked.similarity == 0.0 and tracked.score == 0.0  # the score carries the similarity
+    st.lost_frames = 1
+    assert not search.conclude(peak, st, eye[1]).found  # a re-detection that does not look like the target
+    assert search.conclude(peak, st, eye[0]).found  # one that does
+    assert not SiamFCSearch(TrackerConfig(), ModelConfig()).verifies
+
+
+def test_the_weights_re_detection_check_is_the_default(verified_weights, tmp_path):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(verified_weights.read_bytes())
+    emb = Embedding.load(embedding_path(verified_weights), verified_weights)
+    check = {"verify_redetect": 0.4, "redetect_threshold": 0.1, "verify_every": 3}
+    emb.save(embedding_path(weights), weights, {"redetect_check": check})
+    assert redetect_check(weights) == check
+    default = SiamFCTracker(weights, backend="torch").config
+    assert (default.verify_redetect, default.redetect_threshold, default.verify_every) == (0.4, 0.1, 3)
+    assert default.verify_threshold is None
+    # given fields win; a config that verifies itself, or verify=False, takes nothing from the check
+    assert (
+        SiamFCTracker(weights, backend="torch", config=TrackerConfig(redetect_threshold=0.3)).config.redetect_threshold
+        == 0.3
+    )
+    own = SiamFCTracker(weights, backend="torch", config=TrackerConfig(verify_threshold=0.2)).config
+    assert (own.verify_redetect, own.redetect_threshold, own.verify_every) == (None, None, None)
+    off = SiamFCTracker(weights, backend="torch", config=TrackerConfig(verify=False))
+    assert off.config.verify_redetect is None and off._embedding is None
+    # the default tracker verifies its re-detections and reports a similarity on the frames it measures
+    frames, boxes = make_sequence(n=4)
+    tracker = SiamFCTracker(weights, backend="torch")
+    tracker.init(frames[0], boxes[0])
+    assert tracker.update(frames[1]).similarity is not None
+    # no embedding file: no check, and no error
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(verified_weights.read_bytes())
+    assert redetect_check(bare) == {} and SiamFCTracker(bare, backend="torch").config.verify_redetect is None
+
+
+@pytest.mark.parametrize(
+    ("check", "match"),
+    [({"redetect_threshold": 0.1}, "re-detection check"), ({"verify_redetect": 0.3, "found_threshold": 0.1},
+     "re-detection check"), ({"verify_redetect": 3.0}, "verify_redetect")],
+)  # fmt: skip
+def test_a_bad_re_detection_check_is_one_weights_error(verified_weights, tmp_path, check, match):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(verified_weights.read_bytes())
+    Embedding.load(embedding_path(verified_weights), verified_weights).save(
+        embedding_path(weights), weights, {"redetect_check": check}
+    )
+    with pytest.raises(WeightsError, match=match):
+        SiamFCTracker(weights, backend="torch")
+
+
+def test_verify_false_turns_the_verifier_off():
+    assert TrackerConfig(verify=False).verify is False
+    for given in ({"verify_threshold": 0.2}, {"verify_redetect": 0.3}):
+        with pytest.raises(ConfigError, match="verify=False"):
+            TrackerConfig(verify=False, **given)
+    with pytest.raises(ConfigError, match="verify must be"):
+        TrackerConfig(verify=1)
+
+
+def test_the_tool_records_a_re_detection_check():
+    assert tool.redetect_check(["verify_redetect=0.3", "verify_every=4"]) == {"verify_redetect": 0.3, "verify_every": 4}
+    assert tool.redetect_check([]) == {}
+    for pairs in (["redetect_threshold=0.05"], ["verify_redetect=0.3", "found_threshold=0.1"]):
+        with pytest.raises(TrackerError, match="--redetect-check"):
+            tool.redetect_check(pairs)

@@ -285,6 +285,15 @@ def test_demo_scripts_fail_cleanly(handset_weights, tmp_path, capfd, monkeypatch
     assert err == "webcam: error: camera 987 could not be opened or delivered no frame"
 
 
+def test_no_verify_tracks_and_excludes_verify(clip, handset_weights, tmp_path, capfd):
+    video, _, gt = clip
+    args = [str(video), "--bbox", bbox_arg(gt[0]), "--weights", str(handset_weights)]
+    assert main([*args, "--no-verify", "--boxes", str(tmp_path / "b.csv")]) == 0
+    capfd.readouterr()
+    assert main([*args, "--no-verify", "--verify"]) == 2
+    assert "not allowed with" in one_line_error(capfd)
+
+
 @pytest.mark.parametrize("verify", [["--verify"], ["--verify", "0.5"], ["--verify", "3"]])
 def test_verify_without_an_embedding_or_out_of_range_is_one_error(clip, handset_weights, verify, capfd):
     video, _, gt = clip

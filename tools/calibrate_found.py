@@ -38,6 +38,12 @@ def values(text: str) -> list[float | None]:
     return [None if v.strip() in ("head", "off") else float(v) for v in text.split(",") if v.strip()]
 
 
+def config(row: dict, threads: int) -> TrackerConfig:
+    """The tracker of one row of the grid: no verifier where both its thresholds are off."""
+    verify = row["verify_threshold"] is not None or row["verify_redetect"] is not None
+    return TrackerConfig(threads=threads, verify=verify, **row)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="trained .safetensors weights")
@@ -46,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--psr", type=values, default=values("head"), help="found_psr values")
     parser.add_argument("--redetect", type=values, default=values("head"), help="redetect_threshold values")
     parser.add_argument("--fraction", type=values, default=values("head"), help="redetect_fraction values")
-    parser.add_argument("--verify", type=values, default=values("off"), help="verify_threshold values ('off': none)")
-    parser.add_argument("--verify-redetect", type=values, default=values("off"), help="verify_redetect values")
+    parser.add_argument("--verify", type=values, default=values("off"), help="verify_threshold values ('off': none; "
+                        "with verify_redetect off too, no verifier)")  # fmt: skip
+    parser.add_argument("--verify-redetect", type=values, default=values("off"), help="verify_redetect values "
+                        "(alone: only re-detections are verified)")  # fmt: skip
     parser.add_argument(
         "--verify-every", type=lambda t: [int(v) for v in t.split(",")], default=[1],
         help="verify_every values (frames between two verifications while tracking; default 1)",
@@ -71,14 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
         args.verify_every, args.box_calibration, args.redetect_confirm)]  # fmt: skip
-    # a re-detection's similarity and the verifier's schedule mean nothing without the verifier
-    grid = [
-        g
-        for g in grid
-        if g["verify_threshold"] is not None or (g["verify_redetect"] is None and g["verify_every"] == 1)
-    ]
+    # the verifier's schedule means nothing without the verifier; 'off' for both its thresholds: no verifier at
+    # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
+    grid = [g for g in grid if config(g, None).verify or g["verify_every"] == 1]
     factories = {
-        str(k): (lambda g=g: SiamFCTracker(args.weights, args.backend, config=TrackerConfig(threads=args.threads, **g)))
+        str(k): (lambda g=g: SiamFCTracker(args.weights, args.backend, config=config(g, args.threads)))
         for k, g in enumerate(grid)
     }
     sequences = read_dataset(args.data)

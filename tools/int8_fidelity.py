@@ -32,8 +32,8 @@ def recipe_options(name: str) -> tuple[int, dict]:
     """The calibration crops and the options of :func:`tracker.backends.trace.nncf_quantize` for a recipe:
     ``shipped`` (the shipped recipe), ``w8`` (8-bit dense weights, no overflow fix: VNNI CPUs only), ``crops<N>``
     (N calibration crops), ``float:<regex>`` (those layers kept in float besides the head), ``mixed`` (NNCF's
-    mixed preset); joined with ``+``."""
-    crops, opts = 128, {"weight_bits": 7, "float_layers": (), "mixed": False}
+    mixed preset), ``inthead`` (the head in int8 too); joined with ``+``."""
+    crops, opts = 128, {"weight_bits": 7, "float_layers": (), "mixed": False, "head_float": True}
     for part in name.split("+"):
         if part == "shipped":
             continue
@@ -45,6 +45,8 @@ def recipe_options(name: str) -> tuple[int, dict]:
             opts["float_layers"] += (part[6:],)
         elif part == "mixed":
             opts["mixed"] = True
+        elif part == "inthead":
+            opts["head_float"] = False
         else:
             raise SystemExit(f"unknown recipe part {part!r}")
     return crops, opts

@@ -19,10 +19,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import WeightsError
+
+if TYPE_CHECKING:
+    from .config import TrackerConfig
 
 FORMAT = "siamtrack-appearance"
 
@@ -135,6 +139,56 @@ def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float | int]:
     ):
         raise WeightsError(f"the appearance embedding of {weights} records settings that are not TrackerConfig's")
     return {"verify_threshold": float(info["threshold"]), **extra}
+
+
+# what a weights' re-detection check may set: the lost mode's own settings, nothing of the tracking
+REDETECT_CHECK = ("verify_redetect", "redetect_threshold", "redetect_fraction", "verify_every")
+
+
+def redetect_check(weights: str | os.PathLike) -> dict[str, float | int]:
+    """The re-detection check calibrated for ``weights``, as recorded in their embedding file
+    (``info["redetect_check"]``): TrackerConfig fields of :data:`REDETECT_CHECK`, ``verify_redetect`` among them;
+    {} where the weights have no embedding file or it records none.
+
+    Raises:
+        WeightsError: an embedding file that is unreadable, made for other weights, or records a check that is
+            not such fields.
+    """
+    if not embedding_path(weights).is_file():
+        return {}
+    check = Embedding.load(embedding_path(weights), weights).info.get("redetect_check", {})
+    if (
+        not isinstance(check, dict)
+        or (check and "verify_redetect" not in check)
+        or any(
+            k not in REDETECT_CHECK or isinstance(v, bool) or not isinstance(v, int | float) for k, v in check.items()
+        )
+    ):
+        raise WeightsError(f"the appearance embedding of {weights} records a re-detection check that is not "
+                           f"TrackerConfig's {', '.join(REDETECT_CHECK)}")  # fmt: skip
+    return dict(check)
+
+
+def with_redetect_check(config: TrackerConfig, weights: str | os.PathLike) -> TrackerConfig:
+    """``config`` with the weights' re-detection check (:func:`redetect_check`) in the fields it leaves None, when
+    it verifies by default (``verify`` True, neither ``verify_threshold`` nor ``verify_redetect`` set): a target
+    lost is taken back only where the candidate looks like it; a tracked target is never judged by its
+    appearance, so tracking is unchanged until the first loss.
+
+    Raises:
+        WeightsError: as :func:`redetect_check`; a check out of TrackerConfig's ranges.
+    """
+    from dataclasses import replace
+
+    from .config import ConfigError
+
+    if not config.verify or config.verify_threshold is not None or config.verify_redetect is not None:
+        return config
+    unset = {k: v for k, v in redetect_check(weights).items() if getattr(config, k) is None}
+    try:
+        return replace(config, **unset) if unset else config
+    except ConfigError as e:
+        raise WeightsError(f"the re-detection check recorded for {weights}: {e}") from None
 
 
 @dataclass

@@ -97,10 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         "int8 is for --backend onnx or openvino on CPU: faster on some CPUs, and less accurate"
     )  # fmt: skip
     p.add_argument("--start-frame", type=int, default=0, metavar="N", help="0-based frame to start on (default 0)")
-    p.add_argument(
+    verify = p.add_mutually_exclusive_group()
+    verify.add_argument(
         "--verify", type=_verify_value, nargs="?", const=CALIBRATED, metavar="T", help="report the target lost "
         "unless the box looks like it: the cosine similarity of its appearance with the target's at least T "
         "(default: the settings calibrated for the weights, weights/README.md)"
+    )  # fmt: skip
+    verify.add_argument(
+        "--no-verify", action="store_true", help="no appearance verifier at all, not even the weights' check of "
+        "re-detections (a little faster; a lost target may be taken back on a look-alike)"
     )  # fmt: skip
     return p
 
@@ -222,7 +227,7 @@ def run(args: argparse.Namespace) -> Summary:
 
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(FrameSource(args.video, args.start_frame, on_warning=warn))
-        verify = {"verify_threshold": args.verify}
+        verify = {"verify_threshold": args.verify, "verify": not args.no_verify}
         if args.verify == CALIBRATED:
             verify = calibrated_verifier(resolve_weights(args.weights))
         config = TrackerConfig(threads=args.threads, precision=args.precision, **verify)

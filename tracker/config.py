@@ -246,16 +246,24 @@ class TrackerConfig:
     redetect_confirm: int = 0
     # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
     # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to
-    # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: no verifier
+    # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: a tracked
+    # target is never judged by its appearance (verify_redetect may still judge re-detections)
     verify_threshold: float | None = None
     verify_memory: int = 4
     # the similarity a re-detection (a candidate taken while lost) must reach; None: verify_threshold. A jump to
-    # another place needs more evidence that it is the target than keeping track of it does
+    # another place needs more evidence that it is the target than keeping track of it does. Set alone (with
+    # verify_threshold None), only re-detections are judged by their appearance
     verify_redetect: float | None = None
     # while the target is tracked past its first reference_frames, the verifier runs on every verify_every-th frame
     # (and on every frame that adds to the memory); the frames between carry the last similarity in their score.
-    # While lost it runs on every frame: a re-detection is taken only when it verifies. 1: every frame
-    verify_every: int = 1
+    # While lost it runs on every frame: a re-detection is taken only when it verifies. None: 1 (every frame), or
+    # the weights' re-detection check's
+    verify_every: int | None = None
+    # the weights' re-detection check (tracker.appearance.with_redetect_check): where their appearance embedding
+    # records one and neither verify_threshold nor verify_redetect is set, re-detections must look like the target,
+    # with the verify_redetect, redetect_threshold, redetect_fraction and verify_every recorded there (for the
+    # fields left None). False: no appearance verifier at all
+    verify: bool = True
     # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
     threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
@@ -312,8 +320,14 @@ class TrackerConfig:
             raise ConfigError(f"verify_redetect must be in [-1, 1] or None, got {self.verify_redetect}")
         if isinstance(self.verify_memory, bool) or not isinstance(self.verify_memory, int) or self.verify_memory < 0:
             raise ConfigError(f"verify_memory must be an integer >= 0, got {self.verify_memory!r}")
-        if isinstance(self.verify_every, bool) or not isinstance(self.verify_every, int) or self.verify_every < 1:
-            raise ConfigError(f"verify_every must be an integer >= 1, got {self.verify_every!r}")
+        every = self.verify_every
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ConfigError(f"verify_every must be an integer >= 1 or None, got {self.verify_every!r}")
+        if not isinstance(self.verify, bool):
+            raise ConfigError(f"verify must be True or False, got {self.verify!r}")
+        if not self.verify and (self.verify_threshold is not None or self.verify_redetect is not None):
+            raise ConfigError("verify=False turns the appearance verifier off: leave verify_threshold and "
+                              "verify_redetect at None")  # fmt: skip
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
         if self.precision not in PRECISIONS:

@@ -142,8 +142,9 @@ class TargetSearch:
 
     @property
     def verifies(self) -> bool:
-        """Whether the found decision asks the appearance verifier too (``TrackerConfig.verify_threshold``)."""
-        return self.config.verify_threshold is not None
+        """Whether the found decision asks the appearance verifier too (``TrackerConfig.verify_threshold`` or
+        ``verify_redetect``)."""
+        return self.config.verify_threshold is not None or self.config.verify_redetect is not None
 
     def remember(self, st: TargetState, vector: np.ndarray) -> None:
         """Start ``st``'s appearance memory with the unit vector of its exemplar (``tracker.appearance``)."""
@@ -160,7 +161,7 @@ class TargetSearch:
             st.lost_frames
             or n <= self.config.reference_frames
             or n % MEMORY_EVERY == 0
-            or n - st.verified >= self.config.verify_every
+            or n - st.verified >= (self.config.verify_every or 1)
         )
 
     def appearance_crop(self, frame: np.ndarray, peak: Peak, st: TargetState) -> np.ndarray:
@@ -250,9 +251,10 @@ class TargetSearch:
 
     def _similarity_needed(self, lost: bool) -> float:
         """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,
-        ``verify_redetect`` where it is set."""
+        ``verify_redetect`` where it is set; -1 (any) where neither applies."""
         cfg = self.config
-        return cfg.verify_redetect if lost and cfg.verify_redetect is not None else cfg.verify_threshold
+        needed = cfg.verify_redetect if lost and cfg.verify_redetect is not None else cfg.verify_threshold
+        return -1.0 if needed is None else needed
 
     def box(self, st: TargetState) -> Box:
         """The target's current box, inside the frame."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import postprocess as pp
-from .appearance import Embedding, embedding_path, to_array
+from .appearance import Embedding, embedding_path, to_array, with_redetect_check
 from .backends import Backend, appearance_features
 from .backends.select import create_backend
 from .config import ModelConfig, TrackerConfig
@@ -202,6 +202,7 @@ def open_backend(
             "set SIAMTRACK_WEIGHTS, or train them with `python -m train`"
         )
     config = with_tuned(config, weights)  # the weights' own decoder settings where the config leaves them unset
+    config = with_redetect_check(config, weights)  # and their re-detection check, unless the config verifies itself
     running: Backend = guard_runtime(create_backend, f"cannot start the {backend!r} backend")(
         backend,
         Path(weights),

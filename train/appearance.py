@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from tracker import TrackerConfig
-from tracker.appearance import Embedding, embedding_path
+from tracker.appearance import REDETECT_CHECK, Embedding, embedding_path
 from tracker.errors import TrackerError
 from tracker.eval import absence
 from tracker.weights import load_weights
@@ -187,6 +187,21 @@ def settings(pairs: list[str]) -> dict[str, float | int]:
     return out
 
 
+def redetect_check(pairs: list[str]) -> dict[str, float | int]:
+    """``--redetect-check`` pairs as :func:`settings`, each one of ``tracker.appearance.REDETECT_CHECK`` and
+    ``verify_redetect`` among them ({} for none).
+
+    Raises:
+        TrackerError: as :func:`settings`; a field that is not the re-detection check's, or no verify_redetect.
+    """
+    out = settings(pairs)
+    other = [k for k in out if k not in REDETECT_CHECK]
+    if other or (out and "verify_redetect" not in out):
+        raise TrackerError(f"--redetect-check takes {', '.join(REDETECT_CHECK)}, verify_redetect among them; got "
+                           f"{', '.join(out)}")  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.appearance", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", required=True, help="the network's safetensors file")
@@ -206,9 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         "--setting", action="append", default=[], metavar="NAME=VALUE", help="a TrackerConfig field calibrated "
         "with --threshold (tools/calibrate_found.py), recorded beside it; repeatable"
     )  # fmt: skip
+    p.add_argument(
+        "--redetect-check", action="append", default=[], metavar="NAME=VALUE", help="the re-detection check the "
+        "tracker applies by default (verify_redetect, and the re-detection's redetect_threshold, redetect_fraction, "
+        "verify_every; tools/calibrate_found.py), recorded in the file; repeatable"
+    )  # fmt: skip
     args = p.parse_args(argv)
     try:
         extra = settings(args.setting)  # checked before the features are computed
+        check = redetect_check(args.redetect_check)
         weights = Path(args.weights)
         cache_dir = curate(args.data, args.cache)
         data = features(weights, cache_dir, args.every, args.seed)
@@ -234,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             info["threshold"] = args.threshold
         if extra:
             info["settings"] = extra
+        if check:
+            info["redetect_check"] = check
         kinds[args.kind].save(out, weights, info)
         print(f"wrote the {args.kind} embedding to {out}")
     except (TrackerError, OSError, ValueError) as e:

@@ -278,11 +278,13 @@ def nncf_quantize(
     weight_bits: int = 7,
     float_layers: tuple[str, ...] = (),
     mixed: bool = False,
+    head_float: bool = True,
 ) -> None:
     """NNCF post-training quantization of the graph in ``source`` on ``feeds``, written to ``path``: the recipe
     of :func:`quantize_search_graph` (dense weights in 7 bits, its overflow fix, or 8; the head's layers in
     float), with the variants ``tools/int8_fidelity.py`` measures: more layers kept in float (``float_layers``,
-    node-name patterns) and NNCF's mixed preset instead of its performance one."""
+    node-name patterns), NNCF's mixed preset instead of its performance one, and the head in int8 too
+    (``head_float`` False)."""
     try:
         import nncf
         import onnx
@@ -298,10 +300,11 @@ def nncf_quantize(
             node.op_type = "Identity"
             del node.attribute[:]
     nncf.set_log_level(logging.ERROR)
+    float_scope = ["/head/.*", *float_layers] if head_float else list(float_layers)
     quantized = nncf.quantize(
         model, nncf.Dataset(feeds), subset_size=len(feeds), fast_bias_correction=False,
         preset=nncf.QuantizationPreset.MIXED if mixed else nncf.QuantizationPreset.PERFORMANCE,
-        ignored_scope=nncf.IgnoredScope(patterns=["/head/.*", *float_layers], validate=False),
+        ignored_scope=nncf.IgnoredScope(patterns=float_scope, validate=False),
         advanced_parameters=AdvancedQuantizationParameters(
             overflow_fix=OverflowFix.ENABLE if weight_bits == 7 else OverflowFix.DISABLE
         ),

@@ -175,7 +175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=_csv(_threads), default=[None], help="e.g. default,1,2 (default: default)")
     p.add_argument(
         "--verify", action="store_true",
-        help="also time each configuration with the appearance verifier on, with the weights' calibrated settings",
+        help="also time each configuration with no appearance verifier at all, and with the verifier on, with the "
+        "weights' calibrated settings",
     )  # fmt: skip
     p.add_argument("--busy", type=_csv(int), default=[0], help="busy processes beside the tracker, e.g. 0,1,3")
     p.add_argument("--frames", type=int, default=100, help="timed frames per configuration and busy level (>= 2)")
@@ -217,8 +218,9 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
     """The configurations to time, and the rows of the batched-network table (timed here, on a quiet start)."""
     entries, batched = [], []
     for w in weights:
-        verifies: list[dict[str, float | int]] = [{}]
+        verifies: list[dict[str, float | int | bool]] = [{}]
         if args.verify:
+            verifies.append({"verify": False})  # the default's check of re-detections off too
             try:
                 verifies.append(calibrated_verifier(resolve_weights(w)))
             except TrackerError as e:
@@ -236,7 +238,7 @@ def make_entries(args: argparse.Namespace, weights: list[Path], frames: list, bo
                     continue
                 label = f"{w} ({describe(trackers[0].model_config)})"
                 tag = f"{trackers[0].backend_name}" + (" (auto)" if name == "auto" else "")
-                tag += " +verify" if verify else ""
+                tag += " +verify" if "verify_threshold" in verify else " no verifier" if verify else ""
                 for k in args.targets:
                     entries.append(Entry(f"{label}, {k} target(s)", tag, str(threads or "default"), trackers[:k]))
                     multi = all_targets(w, name, config, boxes[0, :k])
@@ -272,17 +274,19 @@ def print_tables(entries: list[Entry], batched: list, busy_levels: list[int]) ->
         fps = {b: 1.0 / float(np.median(e.times[b])) for b in busy_levels}
         cells = [f"{fps[b]:.1f}" + ("" if b == base else f" ({100 * fps[b] / fps[base]:.0f}%)") for b in busy_levels]
         print(f"| {e.label} | {e.backend} | {e.threads} | {' | '.join(cells)} |")
-    print("\nMedian ms per update of the first target's tracker, by stage (the tracker's stage clock), and the")
-    print("process's CPU time per frame (more than threads x update() means threads spin while they wait).\n")
+    print("\nMedian ms per update of the first target's tracker, by stage (the tracker's stage clock), its mean")
+    print("(frames the appearance verifier runs on cost more), and the process's CPU time per frame (more than")
+    print("threads x update() means threads spin while they wait).\n")
     stage_cells = " | ".join(f"{stage} ms" for stage in STAGES)
-    print(f"| tracker | backend | threads | busy | {stage_cells} | update() ms | CPU ms / frame |")
-    print("|---" * (6 + len(STAGES)) + "|")
+    print(f"| tracker | backend | threads | busy | {stage_cells} | update() ms | mean ms | CPU ms / frame |")
+    print("|---" * (7 + len(STAGES)) + "|")
     for e in entries:
         for b in busy_levels:
             st = e.stages.get(b, {})
             cells = " | ".join(f"{st[s]:.2f}" if s in st else "n/a" for s in STAGES)
-            ms = 1000.0 * float(np.median(e.times[b]))
-            print(f"| {e.label} | {e.backend} | {e.threads} | {b} | {cells} | {ms:.1f} | {1000 * e.cpu[b]:.1f} |")
+            ms, mean = (1000.0 * float(f(e.times[b])) for f in (np.median, np.mean))
+            row = f"| {e.label} | {e.backend} | {e.threads} | {b} | {cells} | {ms:.1f} | {mean:.1f} "
+            print(f"{row}| {1000 * e.cpu[b]:.1f} |")
     if batched:
         print("\nSeveral targets: the rows above update one SiamFCTracker per target in turn; here one batched")
         print("score() for all K targets (which the Backend protocol allows), timed without busy processes.\n")

@@ -37,9 +37,12 @@ from .peers import PEERS, peer_factory
 from .run import load_frames, overall, run_sequence, temporal_runs
 
 PROG = "python -m tracker.evaluate"
-# siamtrack-nolost: lost mode off (found thresholds 0); siamtrack-verify: with the appearance verifier and the
-# settings calibrated for the weights (tracker.appearance), unless --config sets a threshold
-TRACKERS = ("siamtrack", "siamtrack-nolost", "siamtrack-verify", *PEERS)
+# siamtrack: the tracker's defaults (the weights' re-detection check included); siamtrack-noverify: no appearance
+# verifier at all; siamtrack-nolost: lost mode off (found thresholds 0, no verifier); siamtrack-verify: with the
+# appearance verifier and the settings calibrated for the weights (tracker.appearance), unless --config sets a
+# threshold
+OURS = ("siamtrack", "siamtrack-noverify", "siamtrack-nolost", "siamtrack-verify")
+TRACKERS = (*OURS, *PEERS)
 DEFAULT_TRACKERS = "siamtrack,KCF,CSRT,MIL"  # Nano joins when asked for, as it needs --nano-dir
 PER_FRAME = ("boxes", "scores", "found", "times")  # kept out of results.json; predictions/ holds them
 
@@ -98,9 +101,10 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
     """
     factories, notes = {}, {"skipped": {}}
     for name in tracker_names(args.trackers):
-        if name in ("siamtrack", "siamtrack-nolost", "siamtrack-verify"):
+        if name in OURS:
             off = dict.fromkeys(("found_threshold", "found_psr", "redetect_threshold"), 0.0)
-            off = off if name == "siamtrack-nolost" else {}
+            off = {**off, "verify": False} if name == "siamtrack-nolost" else {}
+            off = {"verify": False} if name == "siamtrack-noverify" else off
             settings = {**tracker_settings(args.config), "threads": threads, **off}
             for weights in args.weights or [None]:
                 row = name if not args.weights or len(args.weights) == 1 else f"{name}:{Path(weights).stem}"
