@@ -246,8 +246,13 @@ class TargetSearch:
 
     def _reach(self, st: TargetState) -> float:
         """How far from the held centre, in frame pixels, a tracking search's response reaches (either axis)."""
-        mcfg = self.model_config
-        return (mcfg.response_size - 1) / 2 * mcfg.stride * self._search_side(st.size) / mcfg.search_size
+        return self._tiling()[0] * self._search_side(st.size) / self.model_config.search_size
+
+    def _tiling(self) -> tuple[float, float]:
+        """In search-crop pixels: how far one search crop's response reaches from its centre (either axis), and
+        the spacing of crops whose response maps abut into one map."""
+        r, stride = self.model_config.response_size, self.model_config.stride
+        return (r - 1) / 2 * stride, r * stride
 
     def _similarity_needed(self, lost: bool) -> float:
         """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,
@@ -297,7 +302,7 @@ class TargetSearch:
         side = self._search_side(st.size)
         crop_to_frame = side / mcfg.search_size
         r, stride = mcfg.response_size, mcfg.stride
-        tile_reach, spacing = (r - 1) / 2 * stride, r * stride  # search-crop pixels
+        tile_reach, spacing = self._tiling()
         height, width = st.frame_shape
         after = cfg.lost_scan_after
         scanning = after is not None and st.lost_frames > after and (st.lost_frames - after) % 2 == 1
@@ -348,8 +353,7 @@ class TargetSearch:
     def _scan_block(self, st: TargetState, crop_to_frame: float, step: int) -> tuple[np.ndarray, int, int]:
         """Centre and tiles (cols, rows) of the ``step``-th block (round robin, row by row) of up to
         ``SCAN_BLOCK`` x ``SCAN_BLOCK`` tiles of the grid that covers the whole frame at the held scale."""
-        r, stride = self.model_config.response_size, self.model_config.stride
-        tile_reach, spacing = (r - 1) / 2 * stride, r * stride  # search-crop pixels
+        tile_reach, spacing = self._tiling()
         height, width = st.frame_shape
         middle = np.array([(width - 1) / 2, (height - 1) / 2])
         cols, rows = (tiles_to_cover(m / crop_to_frame, tile_reach, spacing) for m in middle)
