@@ -465,3 +465,23 @@ def test_the_tool_records_a_re_detection_check():
     for pairs in (["redetect_threshold=0.05"], ["verify_redetect=0.3", "found_threshold=0.1"]):
         with pytest.raises(TrackerError, match="--redetect-check"):
             tool.redetect_check(pairs)
+
+
+@pytest.mark.parametrize("judged", [False, True])
+def test_a_loss_holds_the_last_verified_box_only_where_tracked_frames_are_judged(judged):
+    from tracker.config import ModelConfig
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import Peak, TargetState
+
+    eye = np.eye(3)
+    given = {"verify_threshold": 0.5} if judged else {"verify_redetect": 0.5}
+    search = SiamFCSearch(TrackerConfig(reference_frames=1, found_psr=2.0, **given), ModelConfig())
+    st = TargetState(np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3,
+                     (100, 120))  # fmt: skip
+    search.remember(st, eye[0])
+    size = np.array([20.0, 16.0])
+    search.conclude(Peak(np.array([52.0, 41.0]), size, 0.8, 5.0), st, eye[0])  # verified here
+    search.conclude(Peak(np.array([60.0, 45.0]), size, 0.8, 5.0), st)  # a frame the verifier skips
+    lost = search.conclude(Peak(np.array([61.0, 45.0]), size, 0.8, 0.0), st)  # flat response: lost
+    assert not lost.found
+    np.testing.assert_allclose(st.center, [52.0, 41.0] if judged else [60.0, 45.0])

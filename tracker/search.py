@@ -223,9 +223,10 @@ class TargetSearch:
             st.center, st.size, st.lost_frames, st.held = center.copy(), size.copy(), lost + 1, None
         else:
             # hold the last confident box rather than drift onto background; the next search reaches further. A
-            # verifying tracker holds the last box it verified: the frames it skipped since may have followed
-            # something else
-            if not st.lost_frames and st.verified_box is not None:
+            # tracker whose verifier judges tracked frames holds the last box it verified: the frames it skipped
+            # since may have followed something else (one that judges re-detections only has judged none of them)
+            judged = self.config.verify_threshold is not None
+            if not st.lost_frames and judged and st.verified_box is not None:
                 st.center, st.size = (v.copy() for v in st.verified_box)
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
