@@ -181,6 +181,7 @@ def test_a_verifier_that_never_vetoes_keeps_the_trackers_answers(verified_weight
     assert min(sims[:14]) > max(sims[14:])
 
 
+@pytest.mark.slow
 def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(verified_weights):
     frames, boxes = _swapped_stream()
     threshold = _separating_threshold(verified_weights, frames, boxes)
@@ -190,6 +191,7 @@ def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(
     assert all(found[:14]) and not any(found[14:])
 
 
+@pytest.mark.slow
 def test_verify_every_skips_tracked_frames_and_carries_the_last_similarity(verified_weights):
     frames, boxes = _swapped_stream()
     every = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0))
