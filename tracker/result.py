@@ -14,7 +14,8 @@ class TrackResult:
     SiamFC's head the peak response as a probability relative to the target's on the first frame tracked, capped
     at 1: each is what tells a target in view from one gone best for its head, docs/ROBUSTNESS.md) and ``found``
     (target judged present; when False, ``box`` is the last box where it was). A verifying tracker
-    (``TrackerConfig.verify_threshold``) also gives ``similarity``: the cosine similarity in [-1, 1] of the box's
+    (``TrackerConfig.verify_threshold``, or ``verify_redetect``: the default weights' check of re-detections)
+    also gives ``similarity``: the cosine similarity in [-1, 1] of the box's
     appearance with the target's (:mod:`tracker.appearance`), which ``score`` is then multiplied by (clipped at
     0), on the frames the verifier runs on (``TrackerConfig.verify_every``; the others' ``score`` carries the last
     one measured); else None."""
