@@ -44,9 +44,11 @@ def test_stream_metrics_and_pool() -> None:
     scores = np.where(found, 0.9, 0.1)
     m = absence.stream_metrics(scores, found, boxes, gt)
     assert (m["absent_frames"], m["absent_lost"], m["visible_frames"], m["visible_lost"]) == (2, 2, 14, 1)
+    assert m["visible_found_off"] == 10  # frames 4 and 6-14: in view, the box elsewhere, reported found
     assert m["delays"] == [11]
     p = absence.pool([m, m])
     assert p["absent_lost"] == 1.0 and p["visible_lost"] == pytest.approx(1 / 14)
+    assert p["visible_found_off"] == pytest.approx(10 / 14)
     assert p["returns"] == 2 and p["reacquired_10"] == 0.0 and p["median_delay"] == 11.0
     # 26 visible frames outscore the 4 absent ones; the 2 lost visible frames tie them
     assert p["auroc"] == pytest.approx((26 * 4 + 0.5 * 2 * 4) / (28 * 4))

@@ -9,7 +9,9 @@ Two kinds of absence are scored:
   and the sequence's name, so a sequence gets the same splices whichever others are run with it).
 
 Per tracker, over every frame after the init frame: the AUROC of ``score`` separating visible from absent frames;
-the share of absent frames reported lost (``found`` False) and of visible frames reported lost; after each return
+the share of absent frames reported lost (``found`` False) and of visible frames reported lost; the share of
+visible frames reported found with the box off the target (IoU < ``OFF_IOU``: a wrong answer given as right);
+after each return
 of the target (the first visible frame after an absence), the frames until the box again has IoU > 0.5 with the
 ground truth (0: on the return frame itself) and the share of returns re-acquired within ``REACQUIRE_WITHIN``
 frames (delay < 10: on one of the first 10 frames from the return); the success AUC on visible frames.
@@ -33,6 +35,7 @@ from .metrics import ious, success_auc
 
 REACQUIRE_IOU = 0.5
 REACQUIRE_WITHIN = 10  # frames
+OFF_IOU = 0.1  # a box with less overlap with the target's is off it: a visible frame reported found there is wrong
 LEAD = 20  # frames tracked before a splice, and between two splices
 TAIL = REACQUIRE_WITHIN  # visible frames kept after a splice, to see the re-acquisition
 
@@ -290,6 +293,7 @@ def stream_metrics(scores: np.ndarray, found: np.ndarray, boxes: np.ndarray, gt:
         "absent_lost": int((~found & ~visible).sum()),
         "visible_frames": int(visible.sum()),
         "visible_lost": int((~found & visible).sum()),
+        "visible_found_off": int((found & visible & (iou < OFF_IOU)).sum()),
         "delays": reacquisition(iou, visible),
         "auc": success_auc(iou[visible]),
     }
@@ -309,6 +313,7 @@ def pool(rows: list[dict]) -> dict:
         "absent_lost": sum(r["absent_lost"] for r in rows) / absent if absent else None,
         "visible_frames": visible,
         "visible_lost": sum(r["visible_lost"] for r in rows) / visible if visible else None,
+        "visible_found_off": sum(r["visible_found_off"] for r in rows) / visible if visible else None,
         "returns": len(delays),
         "reacquired_10": within / len(delays) if delays else None,
         "median_delay": float(np.median(done)) if done else None,
@@ -383,8 +388,9 @@ def markdown(results: dict) -> str:
     """The side-by-side table and how it was measured."""
     lines = [
         "| tracker | AUROC of score | absent frames reported lost | visible frames reported lost "
-        f"| returns re-acquired within {REACQUIRE_WITHIN} | median frames to re-acquire | success AUC (visible) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| visible frames reported found, box off the target | returns re-acquired within {REACQUIRE_WITHIN} "
+        "| median frames to re-acquire | success AUC (visible) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results["trackers"].items():
         o = r["overall"]
@@ -392,7 +398,8 @@ def markdown(results: dict) -> str:
         med = "n/a" if o["median_delay"] is None else f"{o['median_delay']:g}"
         lines.append(
             f"| {name} | {au} | {percent(o['absent_lost'])} | {percent(o['visible_lost'])} "
-            f"| {percent(o['reacquired_10'])} of {o['returns']} | {med} | {o['auc']:.3f} |"
+            f"| {percent(o['visible_found_off'])} | {percent(o['reacquired_10'])} of {o['returns']} | {med} "
+            f"| {o['auc']:.3f} |"
         )
     o = next(iter(results["trackers"].values()))["overall"]
     streams = results["streams"].values()
@@ -401,6 +408,7 @@ def markdown(results: dict) -> str:
         "",
         f"{len(results['streams'])} sequences, {o['visible_frames']} visible and {o['absent_frames']} absent frames "
         f"after the init frame ({natural} annotated absent, {spliced} spliced in: {results['splice_args']}). "
+        f"Box off the target: IoU < {OFF_IOU} with it. "
         f"Re-acquired: IoU > {REACQUIRE_IOU} again; returns never re-acquired count as not within "
         f"{REACQUIRE_WITHIN}. Success AUC: mean over sequences, visible frames only.",
     ]
