@@ -145,6 +145,18 @@ def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float | int]:
 REDETECT_CHECK = ("verify_redetect", "redetect_threshold", "redetect_fraction", "verify_every")
 
 
+def is_redetect_check(check: object) -> bool:
+    """Whether ``check`` is a re-detection check: a dict of numeric :data:`REDETECT_CHECK` fields, empty or with
+    ``verify_redetect`` among them."""
+    return (
+        isinstance(check, dict)
+        and (not check or "verify_redetect" in check)
+        and all(
+            k in REDETECT_CHECK and not isinstance(v, bool) and isinstance(v, int | float) for k, v in check.items()
+        )
+    )
+
+
 def redetect_check(weights: str | os.PathLike) -> dict[str, float | int]:
     """The re-detection check calibrated for ``weights``, as recorded in their embedding file
     (``info["redetect_check"]``): TrackerConfig fields of :data:`REDETECT_CHECK`, ``verify_redetect`` among them;
@@ -157,13 +169,7 @@ def redetect_check(weights: str | os.PathLike) -> dict[str, float | int]:
     if not embedding_path(weights).is_file():
         return {}
     check = Embedding.load(embedding_path(weights), weights).info.get("redetect_check", {})
-    if (
-        not isinstance(check, dict)
-        or (check and "verify_redetect" not in check)
-        or any(
-            k not in REDETECT_CHECK or isinstance(v, bool) or not isinstance(v, int | float) for k, v in check.items()
-        )
-    ):
+    if not is_redetect_check(check):
         raise WeightsError(f"the appearance embedding of {weights} records a re-detection check that is not "
                            f"TrackerConfig's {', '.join(REDETECT_CHECK)}")  # fmt: skip
     return dict(check)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from tracker import TrackerConfig
-from tracker.appearance import REDETECT_CHECK, Embedding, embedding_path
+from tracker.appearance import REDETECT_CHECK, Embedding, embedding_path, is_redetect_check
 from tracker.errors import TrackerError
 from tracker.eval import absence
 from tracker.weights import load_weights
@@ -195,8 +195,7 @@ def redetect_check(pairs: list[str]) -> dict[str, float | int]:
         TrackerError: as :func:`settings`; a field that is not the re-detection check's, or no verify_redetect.
     """
     out = settings(pairs)
-    other = [k for k in out if k not in REDETECT_CHECK]
-    if other or (out and "verify_redetect" not in out):
+    if not is_redetect_check(out):
         raise TrackerError(f"--redetect-check takes {', '.join(REDETECT_CHECK)}, verify_redetect among them; got "
                            f"{', '.join(out)}")  # fmt: skip
     return out

@@ -43,6 +43,11 @@ PROG = "python -m tracker.evaluate"
 # threshold
 OURS = ("siamtrack", "siamtrack-noverify", "siamtrack-nolost", "siamtrack-verify")
 TRACKERS = (*OURS, *PEERS)
+# the TrackerConfig fields each of our variants sets over --config
+VARIANTS = {
+    "siamtrack-noverify": {"verify": False},
+    "siamtrack-nolost": {**dict.fromkeys(("found_threshold", "found_psr", "redetect_threshold"), 0.0), "verify": False},
+}
 DEFAULT_TRACKERS = "siamtrack,KCF,CSRT,MIL"  # Nano joins when asked for, as it needs --nano-dir
 PER_FRAME = ("boxes", "scores", "found", "times")  # kept out of results.json; predictions/ holds them
 
@@ -102,10 +107,7 @@ def make_factories(args: argparse.Namespace, threads: int) -> tuple[dict[str, Ca
     factories, notes = {}, {"skipped": {}}
     for name in tracker_names(args.trackers):
         if name in OURS:
-            off = dict.fromkeys(("found_threshold", "found_psr", "redetect_threshold"), 0.0)
-            off = {**off, "verify": False} if name == "siamtrack-nolost" else {}
-            off = {"verify": False} if name == "siamtrack-noverify" else off
-            settings = {**tracker_settings(args.config), "threads": threads, **off}
+            settings = {**tracker_settings(args.config), "threads": threads, **VARIANTS.get(name, {})}
             for weights in args.weights or [None]:
                 row = name if not args.weights or len(args.weights) == 1 else f"{name}:{Path(weights).stem}"
                 given = settings
