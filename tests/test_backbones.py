@@ -162,6 +162,26 @@ def test_inference_form_folds_the_neck():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inference_form(model.backbone).modules())
 
 
+def test_a_block_cut_keeps_the_stride_and_drops_the_last_blocks():
+    full = MobileNet(2, 1.0, stride=16, neck=32)
+    cut = MobileNet(2, 1.0, stride=16, neck=32, blocks=10)  # without the 96-channel stage
+    assert cut.stride == full.stride == 16 and cut.out_channels == 32
+    assert len(cut.features) == len(full.features) - 3
+    x = torch.rand(1, 3, 255, 255) * 255
+    with torch.no_grad():
+        assert cut(x).shape == full(x).shape == (1, 32, 16, 16)
+    assert MobileNet(1, 0.25, stride=16, blocks=6).out_channels == 128  # V1: a block is a separable pair
+    with pytest.raises(ConfigError, match="leaves stride 8"):
+        MobileNet(2, 1.0, stride=16, blocks=6)  # the last stride-2 block is the 7th
+    with pytest.raises(ConfigError, match="has 13 blocks"):
+        SiamFC(ModelConfig(backbone="mobilenetv2", width=1.0, stride=16, blocks=14))
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match="blocks"):
+            ModelConfig(backbone="mobilenetv2", width=1.0, blocks=bad)
+    with pytest.raises(ConfigError, match="blocks"):
+        ModelConfig(backbone="alexnet", blocks=3)
+
+
 def test_geometry_is_validated():
     with pytest.raises(ConfigError, match="stride"):
         ModelConfig(backbone="alexnet", stride=16)

@@ -187,6 +187,27 @@ def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
         tiny_config(steps=2, teacher=())
 
 
+def test_a_cut_down_copy_starts_from_the_trained_model(cache, tmp_path):
+    full = dict(backbone="mobilenetv1", width=0.25, stride=16, neck=16, head="box", tower=16)
+    source = tmp_path / "full.safetensors"
+    torch.manual_seed(1)
+    trained = SiamFC(ModelConfig(**full))
+    save_weights(trained, source)
+    cfg = TrainConfig.from_dict({**tiny_config(steps=2).to_dict(), "model": {**full, "blocks": 8}, "init": str(source)})
+    own, kept = Trainer(cfg, cache, tmp_path / "run").model.state_dict(), trained.state_dict()
+    shared = [k for k in own if k in kept]
+    assert any(k.startswith("head.") for k in shared) and any(k.startswith("backbone.features.16.") for k in shared)
+    assert all(torch.equal(own[k], kept[k]) for k in shared)
+    # the neck now follows block 8, not block 11: its layers are new
+    assert "backbone.features.17.weight" in own and "backbone.features.17.weight" not in kept
+    fresh = Trainer(TrainConfig.from_dict({**cfg.to_dict(), "init": None}), cache, tmp_path / "fresh").model
+    assert not torch.equal(fresh.state_dict()["head.cls.weight"], kept["head.cls.weight"])
+    alexnet = tmp_path / "alexnet.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.125)), alexnet)
+    with pytest.raises(ConfigError, match="no tensor"):
+        Trainer(TrainConfig.from_dict({**cfg.to_dict(), "init": str(alexnet)}), cache, tmp_path / "none")
+
+
 def test_weight_average_follows_the_steps_and_resumes(cache, tmp_path):
     """ema: after each step the average moves (1 - ema) of the way to the new weights, BatchNorm statistics too;
     ema.safetensors and the checkpoint carry it, and last.safetensors stays the plain weights."""

@@ -102,6 +102,9 @@ class ModelConfig:
     search_size: int = 255  # search crop side, pixels
     stride: int = 8  # total stride the backbone is cut at (one of its BACKBONES entry's strides)
     neck: int = 0  # MobileNets: a 1x1 conv + BatchNorm to this many channels after the cut (0: none)
+    # MobileNets: keep only the first this many blocks after the stem (None: every block up to the stride). The cut
+    # must keep the stride, so it can drop only blocks that run at the full stride (their cost without their depth)
+    blocks: int | None = None
     # "fc": SiamFC's similarity map, searched at several scales; "box": one crop, a box regressed at every cell of
     # a point-wise correlation map (SiamFC++'s design; MobileNet backbones)
     head: str = "fc"
@@ -145,6 +148,9 @@ class ModelConfig:
             raise ConfigError(
                 f"{self.backbone} can be cut at stride {' or '.join(map(str, strides))}, not {self.stride}"
             )
+        if self.blocks is not None and (isinstance(self.blocks, bool) or not isinstance(self.blocks, int)
+                                        or self.blocks < 1 or padding != "same"):  # fmt: skip
+            raise ConfigError(f"blocks must be None or a count >= 1 for a MobileNet backbone, got {self.blocks!r}")
         if self.neck < 0 or (self.neck and padding != "same"):
             raise ConfigError(f"neck must be 0 or a channel count for a MobileNet backbone, got {self.neck}")
         if padding == "same" and ((self.exemplar_size + 1) % self.stride or (self.search_size + 1) % self.stride):

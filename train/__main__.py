@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=tuple(LOSSES),
         help=f"classification loss, dense over the response map (the box head's cls map) (default {d.loss})",
     )
+    p.add_argument(
+        "--blocks", type=int, help="MobileNets: keep only the first this many blocks after the stem (default: all)"
+    )
     p.add_argument("--neck", type=int, help="MobileNets: 1x1 conv + BatchNorm to this many channels (default 0: none)")
     p.add_argument(
         "--freeze-layers", type=int, help=f"leading backbone layers never trained (default {d.freeze_layers})"
@@ -90,6 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "head); several: their maps averaged",
     )
     p.add_argument(
+        "--init",
+        help="a trained model (weights file or shipped name) whose layers of the same name and shape start the model's",
+    )
+    p.add_argument(
         "--distill-weight", type=float, help=f"weight of the distillation loss (default {d.distill_weight:g})"
     )
     p.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {d.workers})")
@@ -107,12 +114,12 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     else:
         cfg = {}
     for key in ("steps", "batch_size", "lr", "workers", "val_every", "pretrained", "freeze_layers", "freeze_steps",
-                "backbone_lr", "loss", "holdout", "teacher", "distill_weight"):  # fmt: skip
+                "backbone_lr", "loss", "holdout", "teacher", "distill_weight", "init"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if isinstance(cfg.get("teacher"), list) and len(cfg["teacher"]) == 1:
         cfg["teacher"] = cfg["teacher"][0]
-    for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "head"):
+    for key in ("backbone", "width", "stem_kernel", "groups", "stride", "neck", "blocks", "head"):
         if getattr(args, key) is not None:
             cfg.setdefault("model", {})[key] = getattr(args, key)
     model = cfg.setdefault("model", {})

@@ -65,6 +65,10 @@ class TrainConfig:
     # (a list): their maps averaged, an ensemble as teacher; None, or a distill_weight of 0: labels only
     teacher: str | tuple[str, ...] | None = None
     distill_weight: float = 1.0
+    # a trained model (a weights file, or a shipped model's name) whose tensors start every layer of the same name
+    # and shape (after ``pretrained``); the others keep their initialisation. A cut-down copy of a trained network
+    # (fewer blocks, a new neck) starts from what it keeps of it. None: no such start
+    init: str | None = None
     # exponential moving average of the weights (and BatchNorm statistics), updated after every step with this
     # decay (0: off). With it on, ema.safetensors holds the average, and validation and best.safetensors use it;
     # last.safetensors stays the last step's weights, so one run compares the two at the same data and seed
@@ -88,6 +92,7 @@ class TrainConfig:
             (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
             (self.pretrained is None or BACKBONES[self.model.backbone].pretrained, "pretrained needs a MobileNet"),
+            (self.init is None or isinstance(self.init, str), "init must be a weights file or a shipped model's name"),
             (
                 self.teacher is None
                 or isinstance(self.teacher, str)
@@ -178,6 +183,19 @@ def load_teacher(path: str | tuple[str, ...], student: ModelConfig, device: torc
     return teacher.to(device, memory_format=torch.channels_last)
 
 
+def init_from(model: SiamFC, path: str) -> tuple[int, int]:
+    """Copy into ``model`` every tensor of the trained model ``path`` (a weights file or a shipped name) whose name
+    and shape match; returns (tensors copied, tensors in ``model``). None copied is an error: the start was asked
+    for and would silently not happen."""
+    source = load_weights(resolve_weights(path), device="cpu").state_dict()
+    own = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ConfigError(f"TrainConfig: init {path} shares no tensor of the same name and shape with the model")
+    model.load_state_dict(matched, strict=False)
+    return len(matched), len(own)
+
+
 def make_optimizer(model: SiamFC, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD or AdamW in four groups: (backbone, rest) x (decayed weights, BatchNorm and biases). The backbone
     groups run at ``backbone_lr`` times the rate (``lr_scale``); frozen layers are left out."""
@@ -224,6 +242,10 @@ class Trainer:
             loaded = load_pretrained(self.model.backbone, cfg.pretrained)
             if self.rank == 0:
                 tqdm.write(f"backbone: {loaded} layers from {cfg.pretrained}")
+        if cfg.init and not resume:
+            loaded, total = init_from(self.model, cfg.init)
+            if self.rank == 0:
+                tqdm.write(f"init: {loaded} of {total} tensors from {cfg.init}")
         self.model.to(self.device)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
         distil = cfg.teacher and cfg.distill_weight > 0  # a teacher of weight 0 would run for nothing

@@ -7,11 +7,13 @@ each one produces (padding kind, strides it can be cut at) is declared in :mod:`
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ConfigError, ModelConfig
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, relu: bool = True, groups: int = 1) -> list[nn.Module]:
@@ -119,6 +121,11 @@ class InvertedResidual(nn.Module):
         return x + self.layers(x) if self.shortcut else self.layers(x)
 
 
+def _last_channels(layers: list[nn.Module]) -> int:
+    """Output channels of the last convolution in ``layers``."""
+    return [m for layer in layers for m in layer.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
 def _divisible(c: float, d: int = 8) -> int:
     """TF's channel rounding for width multipliers (nearest multiple of ``d``, never below 90% of ``c``)."""
     out = max(d, int(c + d / 2) // d * d)
@@ -133,13 +140,16 @@ V1_LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *((512, 
 
 class MobileNet(nn.Module):
     """MobileNetV1 or V2 at a width multiplier, cut where the total stride would exceed ``stride`` (8, 16 or 32
-    for the whole network). Layers are TFLite's, so ImageNet weights load one convolution at a time in order
-    (``train.pretrained``). ``neck > 0`` adds a 1x1 convolution + BatchNorm to that many channels."""
+    for the whole network), or after its first ``blocks`` blocks where that keeps the stride. Layers are TFLite's,
+    so ImageNet weights load one convolution at a time in order (``train.pretrained``). ``neck > 0`` adds a 1x1
+    convolution + BatchNorm to that many channels."""
 
-    def __init__(self, version: int, width: float = 1.0, stride: int = 8, neck: int = 0) -> None:
+    def __init__(self, version: int, width: float = 1.0, stride: int = 8, neck: int = 0, blocks: int | None = None):
         super().__init__()
         c = _divisible(32 * width)
         layers: list[nn.Module] = [TFConv(3, c, 3, 2)]
+        # (block, its stride) up to the stride: a V2 block is an inverted residual, a V1 block a separable pair
+        cut: list[tuple[list[nn.Module], int]] = []
         total = 2
         if version == 2:
             for t, cout, n, s in V2_STAGES:
@@ -147,7 +157,8 @@ class MobileNet(nn.Module):
                     break
                 total *= s
                 for i in range(n):
-                    layers.append(InvertedResidual(c, _divisible(cout * width), s if i == 0 else 1, t))
+                    step = s if i == 0 else 1
+                    cut.append(([InvertedResidual(c, _divisible(cout * width), step, t)], step))
                     c = _divisible(cout * width)
         else:
             for cout, s in V1_LAYERS:
@@ -155,8 +166,19 @@ class MobileNet(nn.Module):
                     break
                 total *= s
                 cout = _divisible(cout * width)
-                layers += [TFConv(c, c, 3, s, groups=c), TFConv(c, cout, 1)]
+                cut.append(([TFConv(c, c, 3, s, groups=c), TFConv(c, cout, 1)], s))
                 c = cout
+        if blocks is not None:
+            kept = 2 * math.prod(s for _, s in cut[:blocks])
+            if blocks > len(cut) or kept != total:
+                raise ConfigError(
+                    f"MobileNetV{version} at stride {total} has {len(cut)} blocks, and a cut must keep its stride: "
+                    f"blocks {blocks} {'is more' if blocks > len(cut) else f'leaves stride {kept}'}"
+                )
+            cut = cut[:blocks]
+        for block, _ in cut:
+            layers += block
+        c = _last_channels(layers)
         if neck:
             layers += [nn.Conv2d(c, neck, 1), nn.BatchNorm2d(neck, eps=1e-5, momentum=0.05)]
             c = neck
@@ -178,8 +200,8 @@ class MobileNet(nn.Module):
 BUILDERS = {
     "alexnet": lambda c: AlexNet(c.width, c.stem_kernel, c.groups),
     "handset": lambda c: HandSet(),
-    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck),
-    "mobilenetv1": lambda c: MobileNet(1, c.width, c.stride, c.neck),
+    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck, c.blocks),
+    "mobilenetv1": lambda c: MobileNet(1, c.width, c.stride, c.neck, c.blocks),
 }
 
 
