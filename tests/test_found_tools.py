@@ -76,3 +76,37 @@ def test_int8_fidelity_measures_each_recipe_on_the_other_half(dataset: Path, box
         assert 0.0 <= float(r[2].rstrip("%")) <= 100.0 and float(r[3].rstrip("%")) >= 0.0 and float(r[5]) >= 0.0
     bad = run_tool("int8_fidelity.py", *args[:4], "--recipes", "w9")
     assert bad.returncode != 0 and "unknown recipe part 'w9'" in bad.stderr
+
+
+def test_search_size_rewrites_the_crop_and_retags_what_depends_on_the_weights(box_weights: Path, tmp_path) -> None:
+    import numpy as np
+    import torch
+
+    from tracker import SiamFCTracker
+    from tracker.appearance import Embedding, embedding_path
+    from tracker.tuned import save_settings, tuned_settings
+    from tracker.weights import load_weights
+
+    source = tmp_path / "box.safetensors"
+    source.write_bytes(box_weights.read_bytes())
+    save_settings(source, {"penalty_k": 0.2, "box_lr": 0.15}, {"data": "x"})
+    kernel = load_weights(source).embed(torch.zeros(1, 3, 127, 127))[0].detach().numpy()
+    Embedding(mean=np.zeros_like(kernel)).save(embedding_path(source), source, {"kind": "centred"})
+    out = tmp_path / "small.safetensors"
+    done = run_tool("search_size.py", "--weights", str(source), "--search-size", "223", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    small, big = load_weights(out), load_weights(source)
+    assert (small.config.search_size, big.config.search_size) == (223, 255)
+    assert all(torch.equal(a, b) for a, b in zip(small.state_dict().values(), big.state_dict().values(), strict=True))
+    assert tuned_settings(out) == {"penalty_k": 0.2, "box_lr": 0.15}  # made for the new file's digest
+    assert Embedding.load(embedding_path(out), out).info["search_size_set"]["was"] == 255
+    with torch.no_grad():
+        maps = small.score(small.embed(torch.zeros(1, 3, 127, 127)), torch.zeros(1, 3, 223, 223))
+    assert maps["cls"].shape[-1] == small.config.response_size == 14
+    frame = np.zeros((240, 320, 3), np.uint8)
+    tracker = SiamFCTracker(out, backend="torch")
+    tracker.init(frame, (100, 80, 40, 30))
+    assert tracker.update(frame).box.w > 0
+    bad = run_tool("search_size.py", "--weights", str(source), "--search-size", "225", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "multiples of 16 minus 1" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "b").exists()

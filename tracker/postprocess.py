@@ -14,8 +14,10 @@ def finite(responses: np.ndarray) -> np.ndarray:
     Corrupt or diverged weights can produce NaN or inf; from here on every number the tracker derives stays
     finite, and such a response simply looks like a lost target.
     """
-    r = np.nan_to_num(np.asarray(responses, dtype=np.float32), nan=-LOGIT_LIMIT)
-    return np.clip(r, -LOGIT_LIMIT, LOGIT_LIMIT)
+    r = np.asarray(responses, dtype=np.float32)
+    if r.size and float(np.abs(r).max()) <= LOGIT_LIMIT:  # the usual case, one pass (a NaN fails the test)
+        return r
+    return np.clip(np.nan_to_num(r, nan=-LOGIT_LIMIT), -LOGIT_LIMIT, LOGIT_LIMIT)
 
 
 def finite_outputs(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

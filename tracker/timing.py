@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-STAGES = ("crop", "network", "verify", "post")
+STAGES = ("crop", "network", "decode", "verify", "post")
 
 
 class StageClock:
@@ -12,9 +12,9 @@ class StageClock:
 
     ``tracker.stage_clock = StageClock()`` turns it on (``None``, the default, turns it off; the hooks then cost
     a few attribute look-ups). Stages: ``crop`` (frame check and search crops), ``network`` (the backend's
-    ``score``, with the padding and NaN guard around it), ``verify`` (the appearance verifier's crop and
-    exemplar branch, ``TrackerConfig.verify_threshold``; about nothing when it is off), ``post`` (response
-    post-processing and the state update); together they cover the whole call.
+    ``score``, with the padding and NaN guard around it), ``decode`` (the head's maps to the peak and its box),
+    ``verify`` (the appearance check's crop and exemplar branch; about nothing on frames it does not run on),
+    ``post`` (judging the peak and the state update); together they cover the whole call.
     """
 
     def __init__(self) -> None:

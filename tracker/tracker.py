@@ -127,6 +127,7 @@ class Tracker(BackendInfo):
         outputs = self._score(st, plan.crops)
         # decode the peak, judge whether it is the target, and follow it or hold the last box
         peak = plan.decode(outputs)
+        clock.lap("decode")
         appearance = None
         if self._embedding is not None and self._search.wants_appearance(st):
             # is it still the target? its box's appearance against the target's

@@ -92,7 +92,9 @@ class OpenVinoBackend:
         return np.array(self._exemplar.infer({"exemplar": self._crops(exemplars)})[0], copy=True)
 
     def _run_search(self, kernel: np.ndarray, search: np.ndarray) -> dict[str, np.ndarray]:
-        results = self._search.infer({"kernel": np.ascontiguousarray(kernel), "search": self._crops(search)})
+        # share_inputs: the request reads the arrays in place instead of copying them (about 0.1 ms a frame)
+        inputs = {"kernel": np.ascontiguousarray(kernel), "search": self._crops(search)}
+        results = self._search.infer(inputs, share_inputs=True)
         # copies: the request's output tensors are reused by its next call
         return {name: np.array(results[port], copy=True) for name, port in self._outputs.items()}
 
