@@ -1,5 +1,5 @@
-"""tools/calibrate_found.py, tools/score_candidates.py, tools/batch_cost.py and tools/int8_fidelity.py at a tiny
-scale."""
+"""tools/calibrate_found.py, tools/score_candidates.py, tools/batch_cost.py, tools/int8_fidelity.py and
+tools/search_size.py at a tiny scale."""
 
 from __future__ import annotations
 
