@@ -204,8 +204,11 @@ def test_a_cut_down_copy_starts_from_the_trained_model(cache, tmp_path):
     assert not torch.equal(fresh.state_dict()["head.cls.weight"], kept["head.cls.weight"])
     alexnet = tmp_path / "alexnet.safetensors"
     save_weights(SiamFC(ModelConfig(width=0.125)), alexnet)
-    with pytest.raises(ConfigError, match="no tensor"):
+    with pytest.raises(ConfigError, match="has backbone alexnet, the model mobilenetv1"):
         Trainer(TrainConfig.from_dict({**cfg.to_dict(), "init": str(alexnet)}), cache, tmp_path / "none")
+    # a cut that loses the stride is refused with the config, before any run folder exists
+    with pytest.raises(ConfigError, match="leaves stride 8"):
+        TrainConfig.from_dict({**cfg.to_dict(), "model": {**full, "blocks": 5}})
 
 
 def test_weight_average_follows_the_steps_and_resumes(cache, tmp_path):

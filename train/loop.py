@@ -20,7 +20,7 @@ from tqdm import tqdm
 from tracker import atomic
 from tracker.config import BACKBONES, ConfigError, ModelConfig
 from tracker.machine import default_precision
-from tracker.model import SiamFC
+from tracker.model import SiamFC, build_backbone
 from tracker.model.inference import inference_form
 from tracker.shipped import resolve_weights
 from tracker.weights import load_weights, save_weights
@@ -100,6 +100,8 @@ class TrainConfig:
                 "teacher must be a weights file or a shipped model's name, or a non-empty list of them",
             ),
         ]
+        if self.model.blocks is not None:
+            build_backbone(self.model)  # a cut that loses the stride is refused here, before a run folder is made
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"TrainConfig: {message}")
@@ -185,10 +187,14 @@ def load_teacher(path: str | tuple[str, ...], student: ModelConfig, device: torc
 
 def init_from(model: SiamFC, path: str) -> tuple[int, int]:
     """Copy into ``model`` every tensor of the trained model ``path`` (a weights file or a shipped name) whose name
-    and shape match; returns (tensors copied, tensors in ``model``). None copied is an error: the start was asked
-    for and would silently not happen."""
-    source = load_weights(resolve_weights(path), device="cpu").state_dict()
-    own = model.state_dict()
+    and shape match; returns (tensors copied, tensors in ``model``). Another backbone, or none copied, is an error:
+    the start was asked for and would silently not happen."""
+    trained = load_weights(resolve_weights(path), device="cpu")
+    if trained.config.backbone != model.config.backbone:
+        raise ConfigError(
+            f"TrainConfig: init {path} has backbone {trained.config.backbone}, the model {model.config.backbone}"
+        )
+    source, own = trained.state_dict(), model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     if not matched:
         raise ConfigError(f"TrainConfig: init {path} shares no tensor of the same name and shape with the model")
