@@ -110,3 +110,5 @@ def test_search_size_rewrites_the_crop_and_retags_what_depends_on_the_weights(bo
     bad = run_tool("search_size.py", "--weights", str(source), "--search-size", "225", "--out", str(tmp_path / "b"))
     assert bad.returncode == 2 and "multiples of 16 minus 1" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "b").exists()
+    again = run_tool("search_size.py", "--weights", str(source), "--search-size", "239", "--out", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr and load_weights(out).config.search_size == 223

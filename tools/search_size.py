@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = resolve_weights(args.weights)
         out = args.out or source
+        if args.out is not None and args.out.exists():
+            raise TrackerError(f"{args.out} exists; give a new file, or no --out to rewrite {source.name} in place")
         model = load_weights(source)
         old = model.config.search_size
         resized = SiamFC(dataclasses.replace(model.config, search_size=args.search_size))
