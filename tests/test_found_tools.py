@@ -112,3 +112,7 @@ def test_search_size_rewrites_the_crop_and_retags_what_depends_on_the_weights(bo
     assert not (tmp_path / "b").exists()
     again = run_tool("search_size.py", "--weights", str(source), "--search-size", "239", "--out", str(out))
     assert again.returncode == 2 and "exists" in again.stderr and load_weights(out).config.search_size == 223
+    # settings made for other weights are refused, not re-tagged as the new file's
+    (tmp_path / "box_settings.json").write_text((tmp_path / "small_settings.json").read_text())
+    stale = run_tool("search_size.py", "--weights", str(source), "--search-size", "239", "--out", str(tmp_path / "c"))
+    assert stale.returncode == 2 and "other weights" in stale.stderr and not (tmp_path / "c").exists()

@@ -24,7 +24,7 @@ from tracker.backends.graphs import shipped_int8_path
 from tracker.errors import TrackerError
 from tracker.model import SiamFC
 from tracker.shipped import resolve_weights
-from tracker.tuned import save_settings, settings_path
+from tracker.tuned import save_settings, settings_path, tuned_settings
 from tracker.weights import load_weights, read_metadata, save_weights
 
 
@@ -44,14 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         old = model.config.search_size
         resized = SiamFC(dataclasses.replace(model.config, search_size=args.search_size))
         resized.load_state_dict(model.state_dict())
-        settings = json.loads(settings_path(source).read_text()) if settings_path(source).is_file() else None
+        settings = tuned_settings(source)  # checked to be the source's: a stale file is refused, not re-tagged
         embedding = Embedding.load(embedding_path(source), source) if embedding_path(source).is_file() else None
         extra = {k: v for k, v in read_metadata(source).items() if k not in ("format_version", "model_config")}
         record = {"search_size": args.search_size, "was": old, "from": source.name, "note": args.note}
         save_weights(resized, out, {**extra, "search_size_set": json.dumps(record)})
-        if settings is not None:
-            chosen = {**settings.get("chosen", {}), "search_size_set": record}
-            save_settings(out, settings["settings"], chosen, overwrite=True)
+        if settings:
+            chosen = {**json.loads(settings_path(source).read_text()).get("chosen", {}), "search_size_set": record}
+            save_settings(out, settings, chosen, overwrite=True)
         if embedding is not None:
             embedding.save(embedding_path(out), out, {**embedding.info, "search_size_set": record})
     except (TrackerError, OSError, ValueError) as e:
