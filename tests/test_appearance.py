@@ -9,7 +9,16 @@ import torch
 from synthetic import make_sequence, write_dataset
 
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig
-from tracker.appearance import Embedding, Memory, calibrated_verifier, embedding_path, redetect_check, to_array
+from tracker.appearance import (
+    Embedding,
+    Memory,
+    box_cells,
+    box_pool,
+    calibrated_verifier,
+    embedding_path,
+    redetect_check,
+    to_array,
+)
 from tracker.config import ConfigError
 from tracker.errors import TrackerError, WeightsError
 from train import appearance as tool
@@ -31,6 +40,42 @@ def test_embedding_centres_projects_and_normalises():
     assert Embedding(mean, projection)(feats).shape == (5, 8)
     with pytest.raises(WeightsError, match="expects features"):
         Embedding(mean)(_features(2)[:, :3])
+
+
+def test_box_cells_are_the_cells_a_centred_box_covers():
+    k = 4
+    np.testing.assert_allclose(box_cells([[1.0, 1.0]], k)[0], np.ones((k, k)))
+    middle = np.zeros((k, k))
+    middle[1:3, 1:3] = 1
+    np.testing.assert_allclose(box_cells([[0.5, 0.5]], k)[0], middle)
+    # rows follow the height, columns the width; a box thinner than a cell counts as one cell wide
+    thin = box_cells([[0.01, 0.5]], k)[0]
+    np.testing.assert_allclose(thin.sum(), 2 * 1.0)  # two rows x (half of two columns)
+    np.testing.assert_allclose(thin[1:3, 1:3], 0.5)
+    assert thin[0].sum() == thin[3].sum() == 0
+
+
+def test_a_box_embedding_sees_only_the_box():
+    feats = _features(3)  # (3, 4, 3, 3)
+    extents = np.array([[1 / 3, 1 / 3], [1.0, 1.0], [1 / 3, 1.0]])
+    mean = np.full(4, 0.1, np.float32)
+    emb = Embedding(mean, pool="box")
+    v = emb(feats, extents)
+    assert v.shape == (3, 4)
+    expected = np.stack([feats[0, :, 1, 1], feats[1].mean((1, 2)), feats[2, :, :, 1].mean(1)]) - mean
+    np.testing.assert_allclose(v, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    # what lies around the box (the context of the crop) does not change its vector
+    around = feats.copy()
+    around[0, :, 0, :] += 5.0
+    np.testing.assert_allclose(emb(around, extents)[0], v[0], atol=1e-6)
+    with pytest.raises(ValueError, match="extents"):
+        emb(feats)
+    with pytest.raises(WeightsError, match="feature channels"):
+        emb(feats[:, :3], extents)
+    with pytest.raises(WeightsError, match="mean of shape"):
+        Embedding(feats[0], pool="box")
+    with pytest.raises(WeightsError, match="pooling"):
+        Embedding(mean, pool="ring")
 
 
 def test_to_array_takes_torch_tensors_and_arrays():
@@ -57,6 +102,8 @@ def test_embedding_file_round_trip_and_its_checks(box_weights, handset_weights, 
     with pytest.raises(WeightsError, match="cannot read"):
         Embedding.load(tmp_path / "junk.safetensors", box_weights)
     assert embedding_path(box_weights).name == "box_appearance.safetensors"
+    Embedding(np.ones(4, np.float32), pool="box").save(path, box_weights)
+    assert Embedding.load(path, box_weights).pool == "box"
 
 
 def test_memory_keeps_the_first_vector_and_the_latest_ones():
@@ -122,20 +169,34 @@ def test_a_redetection_needs_verify_redetect():
         TrackerConfig(verify_redetect=1.2)
 
 
-@pytest.fixture(scope="module")
-def verified_weights(handset_weights, tmp_path_factory):
-    """The hand-set network's weights, copied, with an appearance embedding beside them (centred on the mean of
-    the first frame's crops of several synthetic scenes)."""
-    path = tmp_path_factory.mktemp("verified") / "handset.safetensors"
-    path.write_bytes(handset_weights.read_bytes())
+def _verified_copy(weights, folder, pool: str):
+    """``weights`` copied into ``folder`` with an appearance embedding of pooling ``pool`` beside them (centred on
+    the mean of the first frame's crops of several synthetic scenes)."""
+    path = folder / "handset.safetensors"
+    path.write_bytes(weights.read_bytes())
     tracker = SiamFCTracker(path, backend="torch")
-    feats = []
+    feats, extents = [], []
     for seed in range(10, 16):
         frames, boxes = make_sequence(n=1, seed=seed)
         tracker.init(frames[0], boxes[0])
         feats.append(to_array(tracker._backend.embed(tracker._state.exemplar[None])))
-    Embedding(np.concatenate(feats).mean(0)).save(embedding_path(path), path)
+        extents.append(tracker._search.appearance_extent(tracker._state.size))
+    feats = np.concatenate(feats)
+    mean = feats.mean(0) if pool == "flat" else box_pool(feats, np.array(extents)).mean(0).astype(np.float32)
+    Embedding(mean, pool=pool).save(embedding_path(path), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def verified_weights(handset_weights, tmp_path_factory):
+    """The hand-set network's weights, copied, with a flat appearance embedding beside them."""
+    return _verified_copy(handset_weights, tmp_path_factory.mktemp("verified"), "flat")
+
+
+@pytest.fixture(scope="module")
+def box_verified_weights(handset_weights, tmp_path_factory):
+    """The same with a box-pooled appearance embedding."""
+    return _verified_copy(handset_weights, tmp_path_factory.mktemp("box_verified"), "box")
 
 
 def _swapped_stream():
@@ -182,7 +243,11 @@ def test_a_verifier_that_never_vetoes_keeps_the_trackers_answers(verified_weight
 
 
 @pytest.mark.slow
-def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(verified_weights):
+@pytest.mark.parametrize("pool", ["flat", "box"])
+def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(
+    verified_weights, box_verified_weights, pool
+):
+    verified_weights = verified_weights if pool == "flat" else box_verified_weights
     frames, boxes = _swapped_stream()
     threshold = _separating_threshold(verified_weights, frames, boxes)
     tracker = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=threshold))
@@ -234,8 +299,9 @@ def test_verify_every_still_reports_the_swap(verified_weights):
         TrackerConfig(verify_every=0)
 
 
-@pytest.mark.parametrize("every", [1, 4])
-def test_multitracker_verifies_each_target_as_its_single_tracker(verified_weights, every):
+@pytest.mark.parametrize(("pool", "every"), [("flat", 1), ("flat", 4), ("box", 1)])
+def test_multitracker_verifies_each_target_as_its_single_tracker(verified_weights, box_verified_weights, pool, every):
+    verified_weights = verified_weights if pool == "flat" else box_verified_weights
     frames, boxes = _swapped_stream()
     config = TrackerConfig(verify_threshold=-1.0, verify_every=every)
     single = SiamFCTracker(verified_weights, backend="torch", config=config)

@@ -7,10 +7,13 @@ same backbone, the graph every backend already runs at ``init``), its features b
 cosine similarity with a small memory of the target's own vectors (the first frame's, and a few confidently
 tracked ones) must reach a threshold for the target to count as found.
 
-The vector is the exemplar features, centred on their mean over the training crops and flattened: an
-:class:`Embedding` file (safetensors, beside the network's weights) holds that mean, and optionally a learned
-projection (``train.appearance`` trains one with a triplet or contrastive loss and writes the file). Which one a
-file holds was chosen by a verification ROC on videos held apart from training (weights/README.md).
+The vector is made of the exemplar features in one of two ways (:data:`POOLS`): ``flat``, the whole (C, k, k)
+map centred on its mean over the training crops and flattened (context and all); or ``box``, the features
+averaged over the cells the box itself covers and centred, a C-vector of what is inside the box, which the
+context around a target (a wall it walks past, the road under a car) does not sway. An :class:`Embedding` file
+(safetensors, beside the network's weights) holds that mean, its pooling, and optionally a learned projection
+(``train.appearance`` trains one with a triplet or contrastive loss and writes the file). Which one a file holds
+was chosen by a verification ROC on videos held apart from training (weights/README.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from .config import TrackerConfig
 
 FORMAT = "siamtrack-appearance"
+POOLS = ("flat", "box")  # the whole map flattened; the features averaged over the box's cells
 
 
 def weights_digest(weights: str | os.PathLike) -> str:
@@ -56,20 +60,55 @@ def to_array(kernel: object) -> np.ndarray:
     return np.asarray(kernel, dtype=np.float32)
 
 
+def box_cells(extents: np.ndarray, k: int) -> np.ndarray:
+    """How much of each cell of a k x k exemplar map a centred box covers, (B, k, k) in [0, 1]; ``extents`` (B, 2):
+    the box's (w, h) as fractions of the exemplar crop's side. A box is taken as at least one cell wide and high,
+    so that every box covers some cells."""
+    extents = np.clip(np.asarray(extents, dtype=np.float64).reshape(-1, 2), 1.0 / k, 1.0)
+    edges = np.arange(k + 1) / k
+    low, high = 0.5 - extents / 2, 0.5 + extents / 2  # (B, 2)
+    cover = np.clip(np.minimum(edges[1:], high[..., None]) - np.maximum(edges[:-1], low[..., None]), 0, None) * k
+    return (cover[:, 1, :, None] * cover[:, 0, None, :]).astype(np.float32)  # rows: h, columns: w
+
+
+def box_pool(features: np.ndarray, extents: np.ndarray) -> np.ndarray:
+    """Features (B, C, k, k) averaged over the cells each centred box covers (:func:`box_cells`), (B, C)."""
+    cells = box_cells(extents, features.shape[-1])
+    return np.einsum("bcij,bij->bc", features, cells) / cells.sum((1, 2))[:, None]
+
+
 @dataclass(frozen=True)
 class Embedding:
-    """Exemplar features ``(B, C, k, k)`` -> unit vectors ``(B, D)``: centred on ``mean`` (C, k, k), flattened,
-    projected by ``projection`` (D, C * k * k) when there is one, normalised."""
+    """Exemplar features ``(B, C, k, k)`` -> unit vectors ``(B, D)``. ``pool`` "flat": centred on ``mean``
+    (C, k, k) and flattened; "box": averaged over the box's cells (:func:`box_cells`, the box's ``extents``) and
+    centred on ``mean`` (C,). Then projected by ``projection`` (D, ·) when there is one, and normalised."""
 
     mean: np.ndarray
     projection: np.ndarray | None = None
     info: dict = field(default_factory=dict)  # how it was made, from the file's metadata
+    pool: str = "flat"
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise WeightsError(f"appearance embedding pooling {self.pool!r}: expected one of {', '.join(POOLS)}")
+        if self.mean.ndim != (3 if self.pool == "flat" else 1):
+            raise WeightsError(f"a {self.pool!r} appearance embedding cannot have a mean of shape {self.mean.shape}")
+
+    def __call__(self, features: np.ndarray, extents: np.ndarray | None = None) -> np.ndarray:
+        """Unit vectors of ``features`` (B, C, k, k); ``extents`` (B, 2): each box's (w, h) as fractions of the
+        exemplar crop's side, which a "box" embedding needs (:meth:`TargetSearch.appearance_extent`)."""
         features = np.asarray(features, dtype=np.float32)
-        if features.shape[1:] != self.mean.shape:
-            raise WeightsError(f"appearance embedding expects features {self.mean.shape}, got {features.shape[1:]}")
-        x = (features - self.mean).reshape(len(features), -1)
+        if self.pool == "box":
+            if features.ndim != 4 or features.shape[1] != len(self.mean):
+                raise WeightsError(f"appearance embedding expects {len(self.mean)} feature channels, got "
+                                   f"{features.shape[1:]}")  # fmt: skip
+            if extents is None:
+                raise ValueError("a 'box' appearance embedding needs the boxes' extents")
+            x = box_pool(features, extents) - self.mean
+        else:
+            if features.shape[1:] != self.mean.shape:
+                raise WeightsError(f"appearance embedding expects features {self.mean.shape}, got {features.shape[1:]}")
+            x = (features - self.mean).reshape(len(features), -1)
         if self.projection is not None:
             x = x @ self.projection.T
         norm = np.linalg.norm(x, axis=1, keepdims=True)
@@ -84,7 +123,8 @@ class Embedding:
         tensors = {"mean": np.ascontiguousarray(self.mean, dtype=np.float32)}
         if self.projection is not None:
             tensors["projection"] = np.ascontiguousarray(self.projection, dtype=np.float32)
-        meta = {"format": FORMAT, "weights_sha256": weights_digest(weights), "info": json.dumps(info or self.info)}
+        meta = {"format": FORMAT, "weights_sha256": weights_digest(weights), "info": json.dumps(info or self.info),
+                "pool": self.pool}  # fmt: skip
         with atomic_path(path) as tmp:
             tmp.write_bytes(save(tensors, metadata=meta))
 
@@ -113,7 +153,11 @@ class Embedding:
             raise WeightsError(f"{path} is not a siamtrack appearance embedding")
         if meta.get("weights_sha256") != weights_digest(weights):
             raise WeightsError(f"the appearance embedding {path} was made for other weights than {weights}")
-        return cls(tensors["mean"], tensors.get("projection"), json.loads(meta.get("info", "{}")))
+        try:
+            return cls(tensors["mean"], tensors.get("projection"), json.loads(meta.get("info", "{}")),
+                       meta.get("pool", "flat"))  # fmt: skip
+        except WeightsError as e:
+            raise WeightsError(f"{path}: {e}") from None
 
 
 def calibrated_verifier(weights: str | os.PathLike) -> dict[str, float | int]:

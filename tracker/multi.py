@@ -124,7 +124,8 @@ class MultiTracker(BackendInfo):
         if states and self._embedding is not None:
             # the exemplars' kernels start each target's appearance memory, and are kept for its network calls
             kernels = self._run(self._backend.embed, np.stack([st.exemplar for st in states]))
-            for st, vector in zip(states, self._embedding(to_array(kernels)), strict=True):
+            extents = np.stack([self._search.appearance_extent(st.size) for st in states])
+            for st, vector in zip(states, self._embedding(to_array(kernels), extents), strict=True):
                 self._search.remember(st, vector)
             self._kernels.update((i, kernels[j : j + 1]) for j, i in enumerate(ids))
         self._targets.update(zip(ids, states, strict=True))
@@ -185,13 +186,15 @@ class MultiTracker(BackendInfo):
         vectors: dict[int, np.ndarray] = {}
         verified = [i for i in peaks if self._embedding is not None and self._search.wants_appearance(self._targets[i])]
         if verified:  # each verified target's box against its own appearance memory, in one batch
-            crops = np.stack([self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in verified])
-            vectors = dict(zip(verified, self._appearances(crops), strict=True))
+            views = [self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in verified]
+            crops, extents = (np.stack(v) for v in zip(*views, strict=True))
+            vectors = dict(zip(verified, self._appearances(crops, extents), strict=True))
         return {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
 
-    def _appearances(self, crops: np.ndarray) -> np.ndarray:
-        """Unit appearance vectors (N, D) of exemplar-sized crops (N, 127, 127, 3), through the exemplar branch."""
-        return self._embedding(to_array(self._run(appearance_features, self._backend, crops)))
+    def _appearances(self, crops: np.ndarray, extents: np.ndarray) -> np.ndarray:
+        """Unit appearance vectors (N, D) of exemplar-sized crops (N, 127, 127, 3) through the exemplar branch, the
+        boxes' ``extents`` (N, 2) in them."""
+        return self._embedding(to_array(self._run(appearance_features, self._backend, crops)), extents)
 
     def _score(self, plans: dict[int, SearchPlan]) -> dict[int, dict[str, np.ndarray]]:
         """The network's finite outputs on each target's ``N_i`` crops, in calls of ``batch_targets``.

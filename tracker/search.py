@@ -164,11 +164,18 @@ class TargetSearch:
             or n - st.verified >= (self.config.verify_every or 1)
         )
 
-    def appearance_crop(self, frame: np.ndarray, peak: Peak, st: TargetState) -> np.ndarray:
-        """The exemplar-sized crop of the box ``peak`` would give: what the verifier embeds."""
+    def appearance_crop(self, frame: np.ndarray, peak: Peak, st: TargetState) -> tuple[np.ndarray, np.ndarray]:
+        """The exemplar-sized crop of the box ``peak`` would give, and that box's extent in it
+        (:meth:`appearance_extent`): what the verifier embeds."""
         center, size = self._clamped(peak, st)
         z_sz = context_size(size[0], size[1], self.config.context)
-        return crop_and_resize(frame, center, z_sz, self.model_config.exemplar_size, st.pad_value)
+        crop = crop_and_resize(frame, center, z_sz, self.model_config.exemplar_size, st.pad_value)
+        return crop, size / z_sz
+
+    def appearance_extent(self, size: np.ndarray) -> np.ndarray:
+        """A box of ``size`` (w, h) as fractions of the side of its exemplar crop (the context square around it):
+        the cells of the exemplar features that the box covers (``tracker.appearance.box_cells``)."""
+        return np.asarray(size, dtype=np.float64) / context_size(size[0], size[1], self.config.context)
 
     def conclude(self, peak: Peak, st: TargetState, appearance: np.ndarray | None = None) -> TrackResult:
         """Update ``st`` with the decoded ``peak`` and give the frame's answer; ``appearance``: the unit vector of

@@ -105,7 +105,8 @@ class Tracker(BackendInfo):
             outputs = self._run(self._backend.score, kernel, calibration.crops)
             calibration.decode(pp.finite_outputs(outputs))
         if self._embedding is not None:
-            self._search.remember(state, self._embedding(to_array(kernel))[0])
+            extent = self._search.appearance_extent(state.size)[None]
+            self._search.remember(state, self._embedding(to_array(kernel), extent)[0])
         self._state, self._kernels = state, {1: kernel}
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -131,8 +132,9 @@ class Tracker(BackendInfo):
         appearance = None
         if self._embedding is not None and self._search.wants_appearance(st):
             # is it still the target? its box's appearance against the target's
-            crop = self._search.appearance_crop(frame, peak, st)
-            appearance = self._embedding(to_array(self._run(appearance_features, self._backend, crop[None])))[0]
+            crop, extent = self._search.appearance_crop(frame, peak, st)
+            features = self._run(appearance_features, self._backend, crop[None])
+            appearance = self._embedding(to_array(features), extent[None])[0]
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
         clock.lap("post")

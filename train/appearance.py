@@ -9,6 +9,8 @@ features are measured, on the videos named by ``--holdout`` (held apart from the
 
 - ``raw``: the features flattened and normalised;
 - ``centred``: the same, centred first on their mean over the other videos' crops;
+- ``box``: the features averaged over the cells the target's box covers, centred on that average's mean over the
+  other videos' crops (a background window is pooled over a box of the target's size);
 - ``triplet``: a learned linear projection of the centred features, batch-hard triplet loss on cosine distance;
 - ``contrastive``: the same projection, contrastive loss on cosine distance.
 
@@ -31,14 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from tracker import TrackerConfig
-from tracker.appearance import REDETECT_CHECK, Embedding, embedding_path, is_redetect_check
+from tracker.appearance import REDETECT_CHECK, Embedding, box_pool, embedding_path, is_redetect_check
 from tracker.errors import TrackerError
 from tracker.eval import absence
 from tracker.weights import load_weights
 
 from .curate import CACHE_SIZE, EXEMPLAR, MANIFEST, curate
 
-KINDS = ("raw", "centred", "triplet", "contrastive")
+KINDS = ("raw", "centred", "box", "triplet", "contrastive")
 TRIPLET_MARGIN = 0.3  # cosine distance by which the farthest positive must beat the nearest negative
 CONTRASTIVE_MARGIN = 0.6  # cosine distance beyond which a dissimilar pair no longer counts
 BACKGROUND_OFFSET = 112  # cache pixels from the target's centre to a background window's (0.9 context squares)
@@ -46,14 +48,14 @@ BACKGROUND_OFFSET = 112  # cache pixels from the target's centre to a background
 
 def features(weights: Path, cache_dir: Path, every: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Exemplar features of the cached crops: ``feats`` (N, C, k, k), ``video`` (N,) index into ``names``,
-    ``background`` (N,) bool."""
+    ``background`` (N,) bool, ``extents`` (N, 2) the target's box (w, h) as fractions of the crop's side."""
     model = load_weights(weights).eval()
     manifest = json.loads((cache_dir / MANIFEST).read_text())
     rng = np.random.default_rng(seed)
     lo, off = (CACHE_SIZE - EXEMPLAR) // 2, BACKGROUND_OFFSET
-    feats, video, background = [], [], []
+    feats, video, background, extents = [], [], [], []
     for v, seq in enumerate(manifest["sequences"]):
-        crops, kinds = [], []
+        crops, kinds, boxes = [], [], []
         for i, frame in enumerate(seq["frames"]):
             if frame is None or i % every:
                 continue
@@ -62,21 +64,25 @@ def features(weights: Path, cache_dir: Path, every: int, seed: int = 0) -> dict[
                 continue
             crops.append(image[lo : lo + EXEMPLAR, lo : lo + EXEMPLAR])
             kinds.append(False)
+            boxes.append((frame[1] / EXEMPLAR, frame[2] / EXEMPLAR))  # the cache's context square is EXEMPLAR px
             if (i // every) % 3 == 0:
                 for dx, dy in ((-off, -off), (off, off), (off, -off), (-off, off)):
                     if rng.random() < 0.5:
                         y, x = lo + dy, lo + dx
                         crops.append(image[y : y + EXEMPLAR, x : x + EXEMPLAR])
                         kinds.append(True)
+                        boxes.append(boxes[-1])
         for start in range(0, len(crops), 64):
             batch = torch.from_numpy(np.stack(crops[start : start + 64])).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
                 feats.append(model.embed(batch).float().numpy())
         video += [v] * len(crops)
         background += kinds
+        extents += boxes
     names = np.array([s["name"] for s in manifest["sequences"]])
     video_, background_ = np.array(video), np.array(background)
-    return {"feats": np.concatenate(feats), "video": video_, "background": background_, "names": names}
+    return {"feats": np.concatenate(feats), "video": video_, "background": background_, "names": names,
+            "extents": np.array(extents, dtype=np.float32).reshape(-1, 2)}  # fmt: skip
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -159,6 +165,7 @@ def embeddings(data: dict[str, np.ndarray], held: list[int], steps: int, seed: i
     zero = np.zeros(feats.shape[1:], np.float32)
     mean = feats[train].mean(0)
     out = {"raw": Embedding(zero), "centred": Embedding(mean)}
+    out["box"] = Embedding(box_pool(feats[train], data["extents"][train]).mean(0).astype(np.float32), pool="box")
     x = torch.tensor((feats[train] - mean).reshape(int(train.sum()), -1))
     for loss in ("triplet", "contrastive"):
         projection = fit_projection(x, video[train], background[train], loss, steps, 128, seed)
@@ -243,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| embedding | " + " | ".join(args.holdout) + " | pooled |")
         print("|---|" + "---|" * (len(held) + 1))
         for kind, emb in kinds.items():
-            roc = verification_roc(emb(data["feats"]), data["video"], data["background"], held)
+            roc = verification_roc(emb(data["feats"], data["extents"]), data["video"], data["background"], held)
             rows[kind] = roc
             cells = " | ".join(f"{roc['per_video'].get(v, float('nan')):.3f}" for v in held)
             print(f"| {kind} | {cells} | {roc['pooled']:.3f} |")
