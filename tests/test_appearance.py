@@ -299,7 +299,7 @@ def test_verify_every_still_reports_the_swap(verified_weights):
         TrackerConfig(verify_every=0)
 
 
-@pytest.mark.parametrize(("pool", "every"), [("flat", 1), ("flat", 4), ("box", 1)])
+@pytest.mark.parametrize(("pool", "every"), [("flat", 1), pytest.param("flat", 4, marks=pytest.mark.slow), ("box", 1)])
 def test_multitracker_verifies_each_target_as_its_single_tracker(verified_weights, box_verified_weights, pool, every):
     verified_weights = verified_weights if pool == "flat" else box_verified_weights
     frames, boxes = _swapped_stream()
