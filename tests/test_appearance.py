@@ -15,6 +15,7 @@ from tracker.appearance import (
     box_cells,
     box_pool,
     calibrated_verifier,
+    colour_histograms,
     embedding_path,
     redetect_check,
     to_array,
@@ -76,6 +77,37 @@ def test_a_box_embedding_sees_only_the_box():
         Embedding(feats[0], pool="box")
     with pytest.raises(WeightsError, match="pooling"):
         Embedding(mean, pool="ring")
+
+
+def test_colour_histograms_see_the_colour_of_the_box_only():
+    red, blue = np.zeros((2, 31, 31, 3), np.uint8), np.zeros((31, 31, 3), np.uint8)
+    red[:, :, :, 2], blue[:, :, 0] = 200, 200
+    red[1, :8], red[1, -8:] = 255, 255  # other context around the same box
+    hist = colour_histograms(np.stack([red[0], red[1], blue]), [[0.4, 0.4]] * 3)
+    assert hist.shape == (3, 128)
+    np.testing.assert_allclose((hist**2).sum(1), 1.0, atol=1e-6)
+    assert hist[0] @ hist[1] == pytest.approx(1.0)  # the box alike, the context not
+    assert hist[0] @ hist[2] == pytest.approx(0.0)
+
+
+def test_an_embedding_with_the_colour_averages_the_two_cues(box_weights, tmp_path):
+    feats = _features(2)
+    crops = np.zeros((2, 31, 31, 3), np.uint8)
+    crops[0, :, :, 2], crops[1, :, :, 0] = 200, 200
+    extents = np.full((2, 2), 0.5)
+    emb = Embedding(feats.mean(0), colour_mean=np.zeros(128, np.float32))
+    v = emb(feats, extents, crops)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-6)
+    plain, colour = Embedding(feats.mean(0))(feats), colour_histograms(crops, extents)
+    assert v[0] @ v[1] == pytest.approx((plain[0] @ plain[1] + colour[0] @ colour[1]) / 2, abs=1e-6)
+    np.testing.assert_allclose(emb(feats, histograms=colour), v, atol=1e-6)
+    with pytest.raises(ValueError, match="crops"):
+        emb(feats, extents)
+    with pytest.raises(WeightsError, match="colour mean"):
+        Embedding(feats.mean(0), colour_mean=np.zeros(5, np.float32))
+    path = tmp_path / "colour_appearance.safetensors"
+    emb.save(path, box_weights)
+    np.testing.assert_array_equal(Embedding.load(path, box_weights).colour_mean, emb.colour_mean)
 
 
 def test_to_array_takes_torch_tensors_and_arrays():
@@ -175,15 +207,21 @@ def _verified_copy(weights, folder, pool: str):
     path = folder / "handset.safetensors"
     path.write_bytes(weights.read_bytes())
     tracker = SiamFCTracker(path, backend="torch")
-    feats, extents = [], []
+    feats, extents, crops = [], [], []
     for seed in range(10, 16):
         frames, boxes = make_sequence(n=1, seed=seed)
         tracker.init(frames[0], boxes[0])
         feats.append(to_array(tracker._backend.embed(tracker._state.exemplar[None])))
         extents.append(tracker._search.appearance_extent(tracker._state.size))
+        crops.append(tracker._state.exemplar)
     feats = np.concatenate(feats)
-    mean = feats.mean(0) if pool == "flat" else box_pool(feats, np.array(extents)).mean(0).astype(np.float32)
-    Embedding(mean, pool=pool).save(embedding_path(path), path)
+    if pool == "box":
+        Embedding(box_pool(feats, np.array(extents)).mean(0).astype(np.float32), pool="box").save(
+            embedding_path(path), path
+        )
+    else:  # "flat", or "colour": flat features beside the box's colour
+        colour = colour_histograms(np.stack(crops), np.array(extents)).mean(0) if pool == "colour" else None
+        Embedding(feats.mean(0), colour_mean=colour).save(embedding_path(path), path)
     return path
 
 
@@ -197,6 +235,12 @@ def verified_weights(handset_weights, tmp_path_factory):
 def box_verified_weights(handset_weights, tmp_path_factory):
     """The same with a box-pooled appearance embedding."""
     return _verified_copy(handset_weights, tmp_path_factory.mktemp("box_verified"), "box")
+
+
+@pytest.fixture(scope="module")
+def colour_verified_weights(handset_weights, tmp_path_factory):
+    """The same with a flat appearance embedding and the box's colour."""
+    return _verified_copy(handset_weights, tmp_path_factory.mktemp("colour_verified"), "colour")
 
 
 def _swapped_stream():
@@ -243,11 +287,11 @@ def test_a_verifier_that_never_vetoes_keeps_the_trackers_answers(verified_weight
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pool", ["flat", "box"])
+@pytest.mark.parametrize("pool", ["flat", "box", "colour"])
 def test_the_verifier_reports_the_target_lost_when_the_box_shows_something_else(
-    verified_weights, box_verified_weights, pool
+    verified_weights, box_verified_weights, colour_verified_weights, pool
 ):
-    verified_weights = verified_weights if pool == "flat" else box_verified_weights
+    verified_weights = {"flat": verified_weights, "box": box_verified_weights, "colour": colour_verified_weights}[pool]
     frames, boxes = _swapped_stream()
     threshold = _separating_threshold(verified_weights, frames, boxes)
     tracker = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=threshold))

@@ -35,6 +35,11 @@ FORMAT = "siamtrack-appearance"
 POOLS = ("flat", "box")  # the whole map flattened; the features averaged over the box's cells
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` normalised to unit length (a zero row stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def weights_digest(weights: str | os.PathLike) -> str:
     """The SHA-256 of a weights file, or of the file a ``track-export`` folder was exported from: an embedding
     file names the network whose features it was made for."""
@@ -71,6 +76,28 @@ def box_cells(extents: np.ndarray, k: int) -> np.ndarray:
     return (cover[:, 1, :, None] * cover[:, 0, None, :]).astype(np.float32)  # rows: h, columns: w
 
 
+COLOUR_BINS = (16, 8)  # hue x saturation bins of the colour histogram
+
+
+def colour_histograms(crops: np.ndarray, extents: np.ndarray) -> np.ndarray:
+    """Hue-saturation histograms (B, 16 * 8) of the box inside each exemplar-sized crop (B, E, E, 3) uint8 BGR, the
+    box centred with ``extents`` (B, 2) as in :func:`box_cells`; square-rooted and normalised, so that the dot
+    product of two is their Bhattacharyya coefficient."""
+    import cv2
+
+    crops = np.asarray(crops)
+    side = crops.shape[1]
+    out = np.zeros((len(crops), int(np.prod(COLOUR_BINS))), np.float32)
+    for i, (crop, extent) in enumerate(zip(crops, np.asarray(extents, dtype=np.float64).reshape(-1, 2), strict=True)):
+        w, h = np.clip(extent, 2.0 / side, 1.0) * side
+        x0, y0 = int(round((side - w) / 2)), int(round((side - h) / 2))
+        roi = np.ascontiguousarray(crop[y0 : side - y0, x0 : side - x0])
+        hsv = cv2.cvtColor(roi, cv2.COLOR_BGR2HSV)
+        hist = cv2.calcHist([hsv], [0, 1], None, list(COLOUR_BINS), [0, 180, 0, 256]).ravel()
+        out[i] = np.sqrt(hist / max(float(hist.sum()), 1.0))
+    return out
+
+
 def box_pool(features: np.ndarray, extents: np.ndarray) -> np.ndarray:
     """Features (B, C, k, k) averaged over the cells each centred box covers (:func:`box_cells`), (B, C)."""
     cells = box_cells(extents, features.shape[-1])
@@ -87,17 +114,42 @@ class Embedding:
     projection: np.ndarray | None = None
     info: dict = field(default_factory=dict)  # how it was made, from the file's metadata
     pool: str = "flat"
+    # with the colour of the box: the mean of the training crops' colour_histograms, which the box's histogram is
+    # centred on; the vector is then the features' unit vector and the colour's, side by side, normalised (a
+    # similarity is the mean of the two cues'). None: the features alone
+    colour_mean: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
             raise WeightsError(f"appearance embedding pooling {self.pool!r}: expected one of {', '.join(POOLS)}")
         if self.mean.ndim != (3 if self.pool == "flat" else 1):
             raise WeightsError(f"a {self.pool!r} appearance embedding cannot have a mean of shape {self.mean.shape}")
+        if self.colour_mean is not None and self.colour_mean.shape != (int(np.prod(COLOUR_BINS)),):
+            raise WeightsError(f"an appearance embedding's colour mean must have {int(np.prod(COLOUR_BINS))} bins, "
+                               f"got {self.colour_mean.shape}")  # fmt: skip
 
-    def __call__(self, features: np.ndarray, extents: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        features: np.ndarray,
+        extents: np.ndarray | None = None,
+        crops: np.ndarray | None = None,
+        histograms: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Unit vectors of ``features`` (B, C, k, k); ``extents`` (B, 2): each box's (w, h) as fractions of the
-        exemplar crop's side, which a "box" embedding needs (:meth:`TargetSearch.appearance_extent`)."""
+        exemplar crop's side, which a "box" embedding needs (:meth:`TargetSearch.appearance_extent`); ``crops``
+        (B, E, E, 3): the exemplar-sized crops the features are of, or their ``histograms``
+        (:func:`colour_histograms`), which one with the colour needs."""
         features = np.asarray(features, dtype=np.float32)
+        if self.colour_mean is None:
+            return self._features(features, extents)
+        if histograms is None:
+            if extents is None or crops is None:
+                raise ValueError("an appearance embedding with the colour needs the crops and the boxes' extents")
+            histograms = colour_histograms(crops, extents)
+        colour = _unit(np.asarray(histograms, dtype=np.float32) - self.colour_mean)
+        return _unit(np.concatenate([self._features(features, extents), colour], axis=1))
+
+    def _features(self, features: np.ndarray, extents: np.ndarray | None) -> np.ndarray:
         if self.pool == "box":
             if features.ndim != 4 or features.shape[1] != len(self.mean):
                 raise WeightsError(f"appearance embedding expects {len(self.mean)} feature channels, got "
@@ -111,8 +163,7 @@ class Embedding:
             x = (features - self.mean).reshape(len(features), -1)
         if self.projection is not None:
             x = x @ self.projection.T
-        norm = np.linalg.norm(x, axis=1, keepdims=True)
-        return x / np.maximum(norm, 1e-12)
+        return _unit(x)
 
     def save(self, path: str | os.PathLike, weights: str | os.PathLike, info: dict | None = None) -> None:
         """Write the embedding for the network ``weights`` (its digest goes into the file) to ``path``."""
@@ -123,6 +174,8 @@ class Embedding:
         tensors = {"mean": np.ascontiguousarray(self.mean, dtype=np.float32)}
         if self.projection is not None:
             tensors["projection"] = np.ascontiguousarray(self.projection, dtype=np.float32)
+        if self.colour_mean is not None:
+            tensors["colour_mean"] = np.ascontiguousarray(self.colour_mean, dtype=np.float32)
         meta = {"format": FORMAT, "weights_sha256": weights_digest(weights), "info": json.dumps(info or self.info),
                 "pool": self.pool}  # fmt: skip
         with atomic_path(path) as tmp:
@@ -155,7 +208,7 @@ class Embedding:
             raise WeightsError(f"the appearance embedding {path} was made for other weights than {weights}")
         try:
             return cls(tensors["mean"], tensors.get("projection"), json.loads(meta.get("info", "{}")),
-                       meta.get("pool", "flat"))  # fmt: skip
+                       meta.get("pool", "flat"), tensors.get("colour_mean"))  # fmt: skip
         except WeightsError as e:
             raise WeightsError(f"{path}: {e}") from None
 

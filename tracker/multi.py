@@ -123,9 +123,10 @@ class MultiTracker(BackendInfo):
         ids = list(range(self._next_id, self._next_id + len(states)))
         if states and self._embedding is not None:
             # the exemplars' kernels start each target's appearance memory, and are kept for its network calls
-            kernels = self._run(self._backend.embed, np.stack([st.exemplar for st in states]))
+            exemplars = np.stack([st.exemplar for st in states])
+            kernels = self._run(self._backend.embed, exemplars)
             extents = np.stack([self._search.appearance_extent(st.size) for st in states])
-            for st, vector in zip(states, self._embedding(to_array(kernels), extents), strict=True):
+            for st, vector in zip(states, self._embedding(to_array(kernels), extents, exemplars), strict=True):
                 self._search.remember(st, vector)
             self._kernels.update((i, kernels[j : j + 1]) for j, i in enumerate(ids))
         self._targets.update(zip(ids, states, strict=True))
@@ -194,7 +195,7 @@ class MultiTracker(BackendInfo):
     def _appearances(self, crops: np.ndarray, extents: np.ndarray) -> np.ndarray:
         """Unit appearance vectors (N, D) of exemplar-sized crops (N, 127, 127, 3) through the exemplar branch, the
         boxes' ``extents`` (N, 2) in them."""
-        return self._embedding(to_array(self._run(appearance_features, self._backend, crops)), extents)
+        return self._embedding(to_array(self._run(appearance_features, self._backend, crops)), extents, crops)
 
     def _score(self, plans: dict[int, SearchPlan]) -> dict[int, dict[str, np.ndarray]]:
         """The network's finite outputs on each target's ``N_i`` crops, in calls of ``batch_targets``.

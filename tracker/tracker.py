@@ -106,7 +106,7 @@ class Tracker(BackendInfo):
             calibration.decode(pp.finite_outputs(outputs))
         if self._embedding is not None:
             extent = self._search.appearance_extent(state.size)[None]
-            self._search.remember(state, self._embedding(to_array(kernel), extent)[0])
+            self._search.remember(state, self._embedding(to_array(kernel), extent, state.exemplar[None])[0])
         self._state, self._kernels = state, {1: kernel}
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -134,7 +134,7 @@ class Tracker(BackendInfo):
             # is it still the target? its box's appearance against the target's
             crop, extent = self._search.appearance_crop(frame, peak, st)
             features = self._run(appearance_features, self._backend, crop[None])
-            appearance = self._embedding(to_array(features), extent[None])[0]
+            appearance = self._embedding(to_array(features), extent[None], crop[None])[0]
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
         clock.lap("post")

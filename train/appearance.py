@@ -11,6 +11,8 @@ features are measured, on the videos named by ``--holdout`` (held apart from the
 - ``centred``: the same, centred first on their mean over the other videos' crops;
 - ``box``: the features averaged over the cells the target's box covers, centred on that average's mean over the
   other videos' crops (a background window is pooled over a box of the target's size);
+- ``colour``: ``centred`` beside the box's hue-saturation histogram, centred on its mean over the other videos'
+  crops (a similarity is the mean of the two cues');
 - ``triplet``: a learned linear projection of the centred features, batch-hard triplet loss on cosine distance;
 - ``contrastive``: the same projection, contrastive loss on cosine distance.
 
@@ -33,14 +35,14 @@ import torch
 import torch.nn.functional as F
 
 from tracker import TrackerConfig
-from tracker.appearance import REDETECT_CHECK, Embedding, box_pool, embedding_path, is_redetect_check
+from tracker.appearance import REDETECT_CHECK, Embedding, box_pool, colour_histograms, embedding_path, is_redetect_check
 from tracker.errors import TrackerError
 from tracker.eval import absence
 from tracker.weights import load_weights
 
 from .curate import CACHE_SIZE, EXEMPLAR, MANIFEST, curate
 
-KINDS = ("raw", "centred", "box", "triplet", "contrastive")
+KINDS = ("raw", "centred", "box", "colour", "triplet", "contrastive")
 TRIPLET_MARGIN = 0.3  # cosine distance by which the farthest positive must beat the nearest negative
 CONTRASTIVE_MARGIN = 0.6  # cosine distance beyond which a dissimilar pair no longer counts
 BACKGROUND_OFFSET = 112  # cache pixels from the target's centre to a background window's (0.9 context squares)
@@ -48,12 +50,13 @@ BACKGROUND_OFFSET = 112  # cache pixels from the target's centre to a background
 
 def features(weights: Path, cache_dir: Path, every: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Exemplar features of the cached crops: ``feats`` (N, C, k, k), ``video`` (N,) index into ``names``,
-    ``background`` (N,) bool, ``extents`` (N, 2) the target's box (w, h) as fractions of the crop's side."""
+    ``background`` (N,) bool, ``extents`` (N, 2) the target's box (w, h) as fractions of the crop's side,
+    ``colour`` (N, D) the box's colour histograms (``tracker.appearance.colour_histograms``)."""
     model = load_weights(weights).eval()
     manifest = json.loads((cache_dir / MANIFEST).read_text())
     rng = np.random.default_rng(seed)
     lo, off = (CACHE_SIZE - EXEMPLAR) // 2, BACKGROUND_OFFSET
-    feats, video, background, extents = [], [], [], []
+    feats, video, background, extents, colour = [], [], [], [], []
     for v, seq in enumerate(manifest["sequences"]):
         crops, kinds, boxes = [], [], []
         for i, frame in enumerate(seq["frames"]):
@@ -79,10 +82,13 @@ def features(weights: Path, cache_dir: Path, every: int, seed: int = 0) -> dict[
         video += [v] * len(crops)
         background += kinds
         extents += boxes
+        if crops:
+            colour.append(colour_histograms(np.stack(crops), np.array(boxes)))
     names = np.array([s["name"] for s in manifest["sequences"]])
     video_, background_ = np.array(video), np.array(background)
+    extents_ = np.array(extents, dtype=np.float32).reshape(-1, 2)
     return {"feats": np.concatenate(feats), "video": video_, "background": background_, "names": names,
-            "extents": np.array(extents, dtype=np.float32).reshape(-1, 2)}  # fmt: skip
+            "extents": extents_, "colour": np.concatenate(colour)}  # fmt: skip
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -166,6 +172,7 @@ def embeddings(data: dict[str, np.ndarray], held: list[int], steps: int, seed: i
     mean = feats[train].mean(0)
     out = {"raw": Embedding(zero), "centred": Embedding(mean)}
     out["box"] = Embedding(box_pool(feats[train], data["extents"][train]).mean(0).astype(np.float32), pool="box")
+    out["colour"] = Embedding(mean, colour_mean=data["colour"][train].mean(0))
     x = torch.tensor((feats[train] - mean).reshape(int(train.sum()), -1))
     for loss in ("triplet", "contrastive"):
         projection = fit_projection(x, video[train], background[train], loss, steps, 128, seed)
@@ -250,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| embedding | " + " | ".join(args.holdout) + " | pooled |")
         print("|---|" + "---|" * (len(held) + 1))
         for kind, emb in kinds.items():
-            roc = verification_roc(emb(data["feats"], data["extents"]), data["video"], data["background"], held)
+            vectors = emb(data["feats"], data["extents"], histograms=data["colour"])
+            roc = verification_roc(vectors, data["video"], data["background"], held)
             rows[kind] = roc
             cells = " | ".join(f"{roc['per_video'].get(v, float('nan')):.3f}" for v in held)
             print(f"| {kind} | {cells} | {roc['pooled']:.3f} |")
