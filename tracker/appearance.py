@@ -10,7 +10,8 @@ tracked ones) must reach a threshold for the target to count as found.
 The vector is made of the exemplar features in one of two ways (:data:`POOLS`): ``flat``, the whole (C, k, k)
 map centred on its mean over the training crops and flattened (context and all); or ``box``, the features
 averaged over the cells the box itself covers and centred, a C-vector of what is inside the box, which the
-context around a target (a wall it walks past, the road under a car) does not sway. An :class:`Embedding` file
+context around a target (a wall it walks past, the road under a car) does not sway. Either may have the box's
+colour beside it (a hue-saturation histogram, :func:`colour_histograms`). An :class:`Embedding` file
 (safetensors, beside the network's weights) holds that mean, its pooling, and optionally a learned projection
 (``train.appearance`` trains one with a triplet or contrastive loss and writes the file). Which one a file holds
 was chosen by a verification ROC on videos held apart from training (weights/README.md).
