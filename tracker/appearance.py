@@ -78,6 +78,7 @@ def box_cells(extents: np.ndarray, k: int) -> np.ndarray:
 
 
 COLOUR_BINS = (16, 8)  # hue x saturation bins of the colour histogram
+COLOUR_SIZE = COLOUR_BINS[0] * COLOUR_BINS[1]  # its length
 
 
 def colour_histograms(crops: np.ndarray, extents: np.ndarray) -> np.ndarray:
@@ -88,7 +89,7 @@ def colour_histograms(crops: np.ndarray, extents: np.ndarray) -> np.ndarray:
 
     crops = np.asarray(crops)
     side = crops.shape[1]
-    out = np.zeros((len(crops), int(np.prod(COLOUR_BINS))), np.float32)
+    out = np.zeros((len(crops), COLOUR_SIZE), np.float32)
     for i, (crop, extent) in enumerate(zip(crops, np.asarray(extents, dtype=np.float64).reshape(-1, 2), strict=True)):
         w, h = np.clip(extent, 2.0 / side, 1.0) * side
         x0, y0 = int(round((side - w) / 2)), int(round((side - h) / 2))
@@ -125,8 +126,8 @@ class Embedding:
             raise WeightsError(f"appearance embedding pooling {self.pool!r}: expected one of {', '.join(POOLS)}")
         if self.mean.ndim != (3 if self.pool == "flat" else 1):
             raise WeightsError(f"a {self.pool!r} appearance embedding cannot have a mean of shape {self.mean.shape}")
-        if self.colour_mean is not None and self.colour_mean.shape != (int(np.prod(COLOUR_BINS)),):
-            raise WeightsError(f"an appearance embedding's colour mean must have {int(np.prod(COLOUR_BINS))} bins, "
+        if self.colour_mean is not None and self.colour_mean.shape != (COLOUR_SIZE,):
+            raise WeightsError(f"an appearance embedding's colour mean must have {COLOUR_SIZE} bins, "
                                f"got {self.colour_mean.shape}")  # fmt: skip
 
     def __call__(

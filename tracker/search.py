@@ -170,7 +170,7 @@ class TargetSearch:
         center, size = self._clamped(peak, st)
         z_sz = context_size(size[0], size[1], self.config.context)
         crop = crop_and_resize(frame, center, z_sz, self.model_config.exemplar_size, st.pad_value)
-        return crop, size / z_sz
+        return crop, self.appearance_extent(size)
 
     def appearance_extent(self, size: np.ndarray) -> np.ndarray:
         """A box of ``size`` (w, h) as fractions of the side of its exemplar crop (the context square around it):
