@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tracker.config import BACKBONES, ConfigError, ModelConfig
+from tracker.errors import WeightsError
 from tracker.model import MobileNet, SiamFC, inference_form
 from tracker.model.backbones import TFConv, _same_pad
 from train.labels import make_labels
@@ -180,6 +181,43 @@ def test_a_block_cut_keeps_the_stride_and_drops_the_last_blocks():
             ModelConfig(backbone="mobilenetv2", width=1.0, blocks=bad)
     with pytest.raises(ConfigError, match="blocks"):
         ModelConfig(backbone="alexnet", blocks=3)
+
+
+def test_channel_multiple_rounds_a_width():
+    """TF's rounding (multiples of 8) makes MobileNetV2 0.5's 12-channel stage 16; DeepLabV3's 0.5 encoder keeps
+    12 (multiples of 4), so its file loads only into a network built with ``channel_multiple=4``."""
+
+    def widths(net):
+        return [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    assert widths(MobileNet(2, 0.5, stride=16))[:6] == [16, 16, 8, 48, 48, 16]
+    assert widths(MobileNet(2, 0.5, stride=16, multiple=4))[:6] == [16, 16, 8, 48, 48, 12]
+    assert widths(MobileNet(2, 1.0, stride=16, multiple=4)) == widths(MobileNet(2, 1.0, stride=16))
+    cfg = ModelConfig(backbone="mobilenetv2", width=0.5, stride=16, neck=64, head="box", channel_multiple=4)
+    older = {k: v for k, v in cfg.to_dict().items() if k != "channel_multiple"}  # a file from before the field
+    assert ModelConfig.from_dict(older).channel_multiple == 8
+    with torch.no_grad():
+        assert SiamFC(cfg).backbone(torch.rand(1, 3, 255, 255) * 255).shape == (1, 64, 16, 16)
+    for bad in (3, 0, 16, True):
+        with pytest.raises(ConfigError, match="channel_multiple"):
+            ModelConfig(backbone="mobilenetv2", width=0.5, channel_multiple=bad)
+
+
+def test_deeplab_encoder_loads_up_to_its_dilated_blocks():
+    """DeepLabV3's MobileNetV2 0.5 encoder (output stride 16) fills a stride-16 cut: its dilated blocks come
+    after it, and a width-0.5 network with TF's rounding is refused."""
+    path = PRETRAINED / "deeplabv3_mnv2_dm05_pascal_quant.tflite"
+    if not path.is_file():
+        pytest.skip("../shared/pretrained is not here")
+    pytest.importorskip("tflite")
+    from train.__main__ import pretrained_shape
+
+    shape = pretrained_shape(str(path))
+    assert shape == {"width": 0.5, "channel_multiple": 4}
+    net = MobileNet(2, shape["width"], stride=16, multiple=shape["channel_multiple"])
+    assert load_pretrained(net, path) == 39  # stem, the first block's 2, and 12 blocks of 3
+    with pytest.raises(WeightsError, match="wrong file or width"):
+        load_pretrained(MobileNet(2, 0.5, stride=16), path)
 
 
 def test_geometry_is_validated():

@@ -105,6 +105,9 @@ class ModelConfig:
     # MobileNets: keep only the first this many blocks after the stem (None: every block up to the stride). The cut
     # must keep the stride, so it can drop only blocks that run at the full stride (their cost without their depth)
     blocks: int | None = None
+    # MobileNets: a width multiplier's channel counts are rounded to a multiple of this: TF's 8 (the ImageNet files),
+    # or 4 for DeepLabV3's MobileNetV2 0.5 encoder, whose stages keep 12 channels where TF's rounding makes 16
+    channel_multiple: int = 8
     # "fc": SiamFC's similarity map, searched at several scales; "box": one crop, a box regressed at every cell of
     # a point-wise correlation map (SiamFC++'s design; MobileNet backbones)
     head: str = "fc"
@@ -151,6 +154,8 @@ class ModelConfig:
         if self.blocks is not None and (isinstance(self.blocks, bool) or not isinstance(self.blocks, int)
                                         or self.blocks < 1 or padding != "same"):  # fmt: skip
             raise ConfigError(f"blocks must be None or a count >= 1 for a MobileNet backbone, got {self.blocks!r}")
+        if isinstance(self.channel_multiple, bool) or self.channel_multiple not in (1, 2, 4, 8):
+            raise ConfigError(f"channel_multiple must be 1, 2, 4 or 8, got {self.channel_multiple!r}")
         if self.neck < 0 or (self.neck and padding != "same"):
             raise ConfigError(f"neck must be 0 or a channel count for a MobileNet backbone, got {self.neck}")
         if padding == "same" and ((self.exemplar_size + 1) % self.stride or (self.search_size + 1) % self.stride):

@@ -127,16 +127,21 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         model.pop("out_scale", None)  # another metric's scale (e.g. xcorr's 0.001 from a copied config) is wrong
         model["metric"] = args.metric
     if cfg.get("pretrained") and "width" not in model and "backbone" in model:
-        model["width"] = pretrained_width(cfg["pretrained"])  # the file's width, e.g. mobilenet_v1_0.5_160
+        for key, value in pretrained_shape(cfg["pretrained"]).items():  # the file's width, e.g. mobilenet_v1_0.5_160
+            model.setdefault(key, value)
     return TrainConfig.from_dict(cfg)
 
 
-def pretrained_width(path: str) -> float:
-    """Width multiplier named in a ``mobilenet_v<N>_<width>_<size>_quant.tflite`` file name (1.0 if none)."""
+def pretrained_shape(path: str) -> dict:
+    """The ModelConfig width (and channel rounding) a TFLite file's name implies: the width of
+    ``mobilenet_v<N>_<width>_<size>_quant.tflite``; DeepLabV3's ``deeplabv3_mnv2_dm05_*`` encoder is MobileNetV2 0.5
+    with its channels in multiples of 4; 1.0 for any other name."""
+    if Path(path).name.startswith("deeplabv3_mnv2_dm05"):
+        return {"width": 0.5, "channel_multiple": 4}
     try:
-        return version_and_width(path)[1]
+        return {"width": version_and_width(path)[1]}
     except WeightsError:
-        return 1.0
+        return {"width": 1.0}
 
 
 def held_apart(sequences: list, names: tuple[str, ...]) -> list:

@@ -142,11 +142,15 @@ class MobileNet(nn.Module):
     """MobileNetV1 or V2 at a width multiplier, cut where the total stride would exceed ``stride`` (8, 16 or 32
     for the whole network), or after its first ``blocks`` blocks where that keeps the stride. Layers are TFLite's,
     so ImageNet weights load one convolution at a time in order (``train.pretrained``). ``neck > 0`` adds a 1x1
-    convolution + BatchNorm to that many channels."""
+    convolution + BatchNorm to that many channels. Channel counts at a width are rounded to a multiple of
+    ``multiple`` (TF's 8; 4 for DeepLabV3's MobileNetV2 0.5 encoder)."""
 
-    def __init__(self, version: int, width: float = 1.0, stride: int = 8, neck: int = 0, blocks: int | None = None):
+    def __init__(
+        self, version: int, width: float = 1.0, stride: int = 8, neck: int = 0, blocks: int | None = None,
+        multiple: int = 8,
+    ):  # fmt: skip
         super().__init__()
-        c = _divisible(32 * width)
+        c = _divisible(32 * width, multiple)
         layers: list[nn.Module] = [TFConv(3, c, 3, 2)]
         # (block, its stride) up to the stride: a V2 block is an inverted residual, a V1 block a separable pair
         cut: list[tuple[list[nn.Module], int]] = []
@@ -158,14 +162,14 @@ class MobileNet(nn.Module):
                 total *= s
                 for i in range(n):
                     step = s if i == 0 else 1
-                    cut.append(([InvertedResidual(c, _divisible(cout * width), step, t)], step))
-                    c = _divisible(cout * width)
+                    cut.append(([InvertedResidual(c, _divisible(cout * width, multiple), step, t)], step))
+                    c = _divisible(cout * width, multiple)
         else:
             for cout, s in V1_LAYERS:
                 if total * s > stride:
                     break
                 total *= s
-                cout = _divisible(cout * width)
+                cout = _divisible(cout * width, multiple)
                 cut.append(([TFConv(c, c, 3, s, groups=c), TFConv(c, cout, 1)], s))
                 c = cout
         if blocks is not None:
@@ -200,8 +204,8 @@ class MobileNet(nn.Module):
 BUILDERS = {
     "alexnet": lambda c: AlexNet(c.width, c.stem_kernel, c.groups),
     "handset": lambda c: HandSet(),
-    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck, c.blocks),
-    "mobilenetv1": lambda c: MobileNet(1, c.width, c.stride, c.neck, c.blocks),
+    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck, c.blocks, c.channel_multiple),
+    "mobilenetv1": lambda c: MobileNet(1, c.width, c.stride, c.neck, c.blocks, c.channel_multiple),
 }
 
 
