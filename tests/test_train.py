@@ -24,6 +24,7 @@ from train.__main__ import main as train_main
 from train.curate import curate
 from train.labels import make_labels
 from train.loop import TrainConfig, Trainer, learning_rate, make_optimizer
+from train.losses import feature_distill
 from train.pairs import PairConfig, PairDataset
 
 
@@ -185,6 +186,39 @@ def test_distillation_takes_a_teacher_on_the_same_grid(cache, tmp_path):
         np.testing.assert_allclose(ensemble(z, x)["response"], expected["response"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="non-empty list"):
         tiny_config(steps=2, teacher=())
+
+
+def test_feature_distillation_learns_the_teachers_features(cache, tmp_path):
+    """feature_weight: the backbone's outputs on both crops learn the teacher's beside its maps."""
+    torch.manual_seed(3)
+    teacher = tmp_path / "teacher.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.125)), teacher)
+    maps = Trainer(tiny_config(steps=20, teacher=str(teacher)), cache, tmp_path / "maps")
+    both = Trainer(tiny_config(steps=20, teacher=str(teacher), feature_weight=1.0), cache, tmp_path / "both")
+    batch = [torch.stack(t) for t in zip(*[both._loader().dataset[i] for i in range(4)], strict=True)]
+    z = batch[0].float()
+
+    def gap() -> float:
+        with torch.no_grad():
+            return float(feature_distill(both.model.embed(z), both.teacher.embed(z)))
+
+    # the same model start (seed) and pairs: the feature term adds to the loss, and steps close the gap
+    before = gap()
+    assert both.train_step(batch) > maps.train_step(batch)
+    for _ in range(15):
+        both.train_step(batch)
+    assert gap() < 0.8 * before
+    feats = torch.randn(2, 8, 4, 4)
+    assert float(feature_distill(feats, feats)) == 0.0
+    assert float(feature_distill(2 * feats, feats)) == pytest.approx(1.0)
+    wider = tmp_path / "wider.safetensors"
+    save_weights(SiamFC(ModelConfig(width=0.25)), wider)
+    with pytest.raises(ConfigError, match="in the model's shape"):
+        Trainer(tiny_config(steps=2, teacher=str(wider), feature_weight=1.0), cache, tmp_path / "wider")
+    with pytest.raises(ConfigError, match="needs one teacher"):
+        tiny_config(steps=2, feature_weight=1.0)
+    with pytest.raises(ConfigError, match="needs one teacher"):
+        tiny_config(steps=2, teacher=(str(teacher), str(wider)), feature_weight=1.0)
 
 
 def test_a_cut_down_copy_starts_from_the_trained_model(cache, tmp_path):

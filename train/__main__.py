@@ -99,6 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--distill-weight", type=float, help=f"weight of the distillation loss (default {d.distill_weight:g})"
     )
+    p.add_argument(
+        "--feature-weight", type=float,
+        help="weight of the features' distillation: the backbone's outputs learn the teacher's (default 0: off)",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {d.workers})")
     p.add_argument("--val-every", type=int, help=f"steps between validations, 0: never (default {d.val_every})")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
@@ -114,7 +118,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     else:
         cfg = {}
     for key in ("steps", "batch_size", "lr", "workers", "val_every", "pretrained", "freeze_layers", "freeze_steps",
-                "backbone_lr", "loss", "holdout", "teacher", "distill_weight", "init"):  # fmt: skip
+                "backbone_lr", "loss", "holdout", "teacher", "distill_weight", "feature_weight", "init"):  # fmt: skip
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if isinstance(cfg.get("teacher"), list) and len(cfg["teacher"]) == 1:

@@ -26,7 +26,7 @@ from tracker.shipped import resolve_weights
 from tracker.weights import load_weights, save_weights
 
 from .heads import TRAIN_HEADS
-from .losses import LOSSES
+from .losses import LOSSES, feature_distill
 from .pairs import PairConfig, PairDataset
 from .pretrained import load_pretrained
 
@@ -65,6 +65,10 @@ class TrainConfig:
     # (a list): their maps averaged, an ensemble as teacher; None, or a distill_weight of 0: labels only
     teacher: str | tuple[str, ...] | None = None
     distill_weight: float = 1.0
+    # distillation of the features too: the backbone's outputs (after the neck) on the exemplar and search crops
+    # learn the teacher's (losses.feature_distill), times this weight, beside its maps. It needs one teacher whose
+    # features have the model's channels and grid (the same neck width), and one process. 0: maps only
+    feature_weight: float = 0.0
     # a trained model (a weights file, or a shipped model's name) whose tensors start every layer of the same name
     # and shape (after ``pretrained``); the others keep their initialisation. A cut-down copy of a trained network
     # (fewer blocks, a new neck) starts from what it keeps of it. None: no such start
@@ -75,7 +79,9 @@ class TrainConfig:
     ema: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad", "distill_weight"):
+        for name in (
+            "lr", "min_lr", "backbone_lr", "weight_decay", "momentum", "clip_grad", "distill_weight", "feature_weight",
+        ):  # fmt: skip
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"TrainConfig: {name} must be finite")
         checks = [
@@ -89,6 +95,11 @@ class TrainConfig:
             (self.weight_decay >= 0 and 0 <= self.momentum < 1, "need weight_decay >= 0 and 0 <= momentum < 1"),
             (self.clip_grad > 0, "clip_grad must be > 0"),
             (self.distill_weight >= 0, "distill_weight must be >= 0"),
+            (self.feature_weight >= 0, "feature_weight must be >= 0"),
+            (
+                self.feature_weight == 0 or (isinstance(self.teacher, str) and self.distill_weight > 0),
+                "feature_weight needs one teacher (and a distill_weight above 0)",
+            ),
             (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.checkpoint_every >= 1 and self.val_every >= 0, "need checkpoint_every >= 1, val_every >= 0"),
             (self.pretrained is None or BACKBONES[self.model.backbone].pretrained, "pretrained needs a MobileNet"),
@@ -185,6 +196,22 @@ def load_teacher(path: str | tuple[str, ...], student: ModelConfig, device: torc
     return teacher.to(device, memory_format=torch.channels_last)
 
 
+def check_features(model: SiamFC, teacher: torch.nn.Module, config: ModelConfig) -> None:
+    """Refuse a feature distillation whose teacher's features differ from the model's in shape (channels or grid)."""
+    crop = torch.zeros(1, 3, config.exemplar_size, config.exemplar_size)
+    training = model.training
+    model.eval()  # no BatchNorm statistics from this crop
+    with torch.no_grad():
+        own = tuple(model.embed(crop.to(next(model.parameters()).device)).shape)
+        theirs = tuple(teacher.embed(crop.to(next(teacher.parameters()).device)).shape)
+    model.train(training)
+    if own != theirs:
+        raise ConfigError(
+            f"TrainConfig: feature_weight needs the teacher's features in the model's shape: the teacher's exemplar "
+            f"features are {theirs}, the model's {own} (give the model the teacher's neck width)"
+        )
+
+
 def init_from(model: SiamFC, path: str) -> tuple[int, int]:
     """Copy into ``model`` every tensor of the trained model ``path`` (a weights file or a shipped name) whose name
     and shape match; returns (tensors copied, tensors in ``model``). Another backbone, or none copied, is an error:
@@ -256,6 +283,10 @@ class Trainer:
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
         distil = cfg.teacher and cfg.distill_weight > 0  # a teacher of weight 0 would run for nothing
         self.teacher = load_teacher(cfg.teacher, cfg.model, self.device) if distil else None
+        if cfg.feature_weight > 0:
+            check_features(self.model, self.teacher, cfg.model)
+            if self.distributed:
+                raise ConfigError("TrainConfig: feature_weight runs in one process (the features bypass DDP)")
         self.optimizer = make_optimizer(self.model, cfg)
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
@@ -329,17 +360,27 @@ class Trainer:
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
-            outputs = self.net(z.float(), x.float())
+            features = self.cfg.feature_weight > 0  # one process (checked): the model's parts run directly
+            if features:
+                zf, xf = self.model.embed(z.float()), self.model.backbone(x.float())
+                outputs = self.model.head_outputs(zf, xf)
+            else:
+                outputs = self.net(z.float(), x.float())
             if self.teacher is not None:
                 with torch.no_grad():
                     cl = torch.channels_last
-                    taught = self.teacher(
-                        z.float().contiguous(memory_format=cl), x.float().contiguous(memory_format=cl)
-                    )
+                    zt, xt = z.float().contiguous(memory_format=cl), x.float().contiguous(memory_format=cl)
+                    if features:
+                        tz, tx = self.teacher.embed(zt), self.teacher.backbone(xt)
+                        taught = self.teacher.head_outputs(tz, tx)
+                    else:
+                        taught = self.teacher(zt, xt)
         head = TRAIN_HEADS[self.cfg.model.head]
         loss = head.loss(outputs, *targets, classification=self.cfg.loss)
         if self.teacher is not None:
             loss = loss + self.cfg.distill_weight * head.distill(outputs, taught)
+        if features:
+            loss = loss + self.cfg.feature_weight * (feature_distill(zf, tz) + feature_distill(xf, tx))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)

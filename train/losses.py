@@ -184,6 +184,14 @@ def box_head_distill(student: dict[str, torch.Tensor], teacher: dict[str, torch.
     return loss
 
 
+def feature_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Distillation of features (FitNets' hint, the feature term of "Distilled Siamese Networks for Visual
+    Tracking"): the mean squared difference of the model's backbone outputs and the teacher's on the same crops, over
+    the teacher's mean square, so that its weight does not depend on the features' scale."""
+    t = teacher.float()
+    return F.mse_loss(student.float(), t) / t.pow(2).mean().clamp_min(1e-6)
+
+
 def fc_head_distill(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
     """Distillation of SiamFC's response map: BCE against the teacher's probabilities at every cell."""
     return F.binary_cross_entropy_with_logits(student["response"].float(), torch.sigmoid(teacher["response"].float()))
