@@ -234,3 +234,25 @@ def test_several_weights_and_a_config_in_one_run(tiny_dataset: Path, handset_wei
     assert a == b  # the same weights track alike
     config.write_text('{"window_influenze": 0.5}')
     assert evaluate.main([*args, "--config", str(config), "--out", str(out)]) == 2  # a misspelled field is refused
+
+
+def test_frontier_labels_do_not_cover_each_other():
+    """Trackers at (nearly) the same speed and AUC get labels moved apart by whole lines; a lone one keeps its
+    place beside its point."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tracker.eval.plots import label_offsets
+
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.set(xlim=(1, 20), ylim=(0, 0.7))
+    points = {"a": (2.5, 0.466), "bb": (2.4, 0.465), "ccc": (2.6, 0.46), "alone": (15.0, 0.2), "none": (np.nan, 0.3)}
+    offsets = label_offsets(ax, points)
+    assert offsets["alone"] == (5, 4) and offsets["none"] == (5, 4)
+    crowded = [offsets[n][1] for n in ("a", "bb", "ccc")]
+    assert len(set(crowded)) == 3 and min(abs(p - q) for p in crowded for q in crowded if p != q) >= 8
+    plt.close(fig)

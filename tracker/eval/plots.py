@@ -62,15 +62,35 @@ def precision_plot(results: dict[str, dict], path: str | Path, title: str = "Pre
     _save(fig, Path(path))
 
 
+def label_offsets(ax: object, points: dict[str, tuple[float, float]], size: float = 8.0) -> dict[str, tuple]:
+    """Offsets in points (right of each point, then up or down by whole lines) for labels of ``points`` (data
+    coordinates on ``ax``) such that no two labels' boxes overlap, taken from the top of the plot down; a label
+    is about 0.6 ``size`` wide a character and ``size`` high."""
+    to_pt = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float, float]] = []
+    offsets = {}
+    finite = {n: p for n, p in points.items() if np.isfinite(p).all()}
+    for name in sorted(finite, key=lambda n: -finite[n][1]):
+        x, y = (v * to_pt for v in ax.transData.transform(finite[name]))
+        width = 0.6 * size * len(name)
+        for step in (0, -1, 1, -2, 2, -3, 3, -4, 4):
+            dy = 4 + step * (size + 2)
+            box = (x + 5, y + dy, x + 5 + width, y + dy + size)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        offsets[name] = (5, dy)
+    return {**offsets, **{n: (5, 4) for n in points if n not in offsets}}
+
+
 def frontier_plot(results: dict[str, dict], path: str | Path, threads: int | None = None) -> None:
     """The speed / accuracy frontier: success AUC against median update() ms (log scale), one labelled point
-    per tracker, all from the same run."""
+    per tracker, all from the same run; labels that would cover each other are moved up or down."""
     fig, ax = _figure()
     colour = _colours(results)
-    for name, r in results.items():
-        ms = 1000.0 / r["fps"] if r["fps"] else np.nan
-        ax.scatter([ms], [r["auc"]], s=30, color=colour[name])
-        ax.annotate(name, (ms, r["auc"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    points = {name: (1000.0 / r["fps"] if r["fps"] else np.nan, r["auc"]) for name, r in results.items()}
+    for name, (ms, auc) in points.items():
+        ax.scatter([ms], [auc], s=30, color=colour[name])
     suffix = f", {threads} thread(s)" if threads else ""
     ax.set(xlabel=f"update() ms, median{suffix} (left is faster)", ylabel="success AUC", title="Speed vs accuracy")
     ax.set_xscale("log")
@@ -78,4 +98,7 @@ def frontier_plot(results: dict[str, dict], path: str | Path, threads: int | Non
         axis(FormatStrFormatter("%g"))  # plain milliseconds, not powers of ten
     ax.set_ylim(0, max(0.1, *(r["auc"] for r in results.values())) * 1.15)
     ax.grid(alpha=0.3, which="both")
+    for name, offset in label_offsets(ax, points).items():
+        line = None if offset == (5, 4) else {"arrowstyle": "-", "lw": 0.6, "color": colour[name]}  # a moved one
+        ax.annotate(name, points[name], textcoords="offset points", xytext=offset, fontsize=8, arrowprops=line)
     _save(fig, Path(path))
