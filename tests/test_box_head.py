@@ -347,6 +347,33 @@ def test_box_head_export_parity(box_weights):
     _all_close(ort.score(ort.embed(exemplars), search), ref.score(ref.embed(exemplars), search), 1e-4)
 
 
+def test_separable_tower_keeps_the_outputs_and_exports(tmp_path):
+    """separable_tower: each tower layer a depthwise 3x3 and a 1x1, the outputs' shapes unchanged, a fraction of the
+    tower's multiply-adds, and ONNX Runtime matches torch on it."""
+    pytest.importorskip("onnxruntime")
+    from tracker.weights import save_weights
+
+    cfg = ModelConfig(**{**BOX.to_dict(), "separable_tower": True})
+    torch.manual_seed(0)
+    model = SiamFC(cfg).eval()
+    convs = [m for m in model.head.tower.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.kernel_size, m.groups) for m in convs] == [((3, 3), 64), ((1, 1), 1), ((3, 3), 16), ((1, 1), 1)]
+    dense = sum(p.numel() for p in SiamFC(BOX).head.tower.parameters())
+    assert sum(p.numel() for p in model.head.tower.parameters()) < dense / 3
+    for conv in (model.head.cls, model.head.box, model.head.quality):
+        torch.nn.init.normal_(conv.weight, std=0.3)  # outputs that spread enough to compare backends on
+    weights = tmp_path / "separable.safetensors"
+    save_weights(model, weights)
+    exemplars, search = _inputs(2)
+    ref = select.create_backend("torch", weights, "cpu", precision="fp32")
+    ort = select.create_backend("onnx", weights, "cpu", scales=1)
+    out = ref.score(ref.embed(exemplars), search)
+    assert {k: v.shape[1:] for k, v in out.items()} == {"cls": (16, 16), "box": (4, 16, 16), "quality": (16, 16)}
+    _all_close(ort.score(ort.embed(exemplars), search), out, 1e-4)
+    with pytest.raises(ConfigError, match="separable_tower"):
+        ModelConfig(**{**BOX.to_dict(), "separable_tower": "yes"})
+
+
 def test_box_head_tensorrt_outputs_on_fakes(box_weights, tmp_path, monkeypatch):
     """The TensorRT backend's multi-output path, with TensorRT and CUDA faked on the CPU (tests/fake_tensorrt.py)."""
     pytest.importorskip("onnxruntime")

@@ -113,6 +113,9 @@ class ModelConfig:
     head: str = "fc"
     tower: int = 96  # box head: channels of its conv tower
     tower_layers: int = 2  # box head: 3x3 conv + BatchNorm + ReLU layers before its three outputs
+    # box head: each tower layer's 3x3 convolution depthwise-separable (a depthwise 3x3, then a 1x1 to the tower's
+    # channels), about a tenth of its multiply-adds
+    separable_tower: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -145,6 +148,8 @@ class ModelConfig:
                 f"the {self.head} head correlates by {' or '.join(head.metrics)}; metric {self.metric!r} is for the "
                 f"{others} head"
             )
+        if not isinstance(self.separable_tower, bool):
+            raise ConfigError(f"separable_tower must be true or false, got {self.separable_tower!r}")
         if self.tower < 1 or self.tower_layers < 1:
             raise ConfigError(f"tower and tower_layers must be >= 1, got {self.tower} and {self.tower_layers}")
         if self.stride not in strides:

@@ -26,7 +26,7 @@ def build(config: ModelConfig, channels: int):  # -> BoxHead (torch, imported he
     from .net import BoxHead
 
     cells = (-(-config.exemplar_size // config.stride)) ** 2
-    return BoxHead(cells, config.tower, config.tower_layers, config.stride)
+    return BoxHead(cells, config.tower, config.tower_layers, config.stride, config.separable_tower)
 
 
 def crops_per_target(config: TrackerConfig) -> int:

@@ -21,7 +21,8 @@ def pointwise_corr(kernel: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
 
 
 class BoxHead(nn.Module):
-    """Single-pass box head: point-wise correlation, a shared conv tower, then three 3x3 convolutions.
+    """Single-pass box head: point-wise correlation, a shared conv tower (3x3 convolutions, or depthwise-separable
+    ones with ``separable``), then three 3x3 convolutions.
 
     ``kernel``: (B, C, k, k); ``search``: (B * S, C, H, W). Returns, on the search features' grid (R = H):
     ``cls`` (B * S, 1, R, R) logits that the target's centre region covers the cell; ``box`` (B * S, 4, R, R)
@@ -29,13 +30,18 @@ class BoxHead(nn.Module):
     ``quality`` (B * S, 1, R, R) logits of the box's centre-ness at the cell (how central the cell is in it).
     """
 
-    def __init__(self, cells: int, tower: int, layers: int, stride: int) -> None:
+    def __init__(self, cells: int, tower: int, layers: int, stride: int, separable: bool = False) -> None:
         super().__init__()
         self.stride = stride
         blocks: list[nn.Module] = []
         for i in range(layers):
-            blocks += [nn.Conv2d(cells if i == 0 else tower, tower, 3, padding=1, bias=False), nn.BatchNorm2d(tower),
-                       nn.ReLU(inplace=True)]  # fmt: skip
+            c = cells if i == 0 else tower
+            if separable:  # a depthwise 3x3, then a 1x1 across channels
+                depthwise = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+                conv: nn.Module = nn.Sequential(depthwise, nn.Conv2d(c, tower, 1, bias=False))
+            else:
+                conv = nn.Conv2d(c, tower, 3, padding=1, bias=False)
+            blocks += [conv, nn.BatchNorm2d(tower), nn.ReLU(inplace=True)]
         self.tower = nn.Sequential(*blocks)
         self.cls = nn.Conv2d(tower, 1, 3, padding=1)
         self.box = nn.Conv2d(tower, 4, 3, padding=1)
