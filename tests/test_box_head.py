@@ -347,6 +347,7 @@ def test_box_head_export_parity(box_weights):
     _all_close(ort.score(ort.embed(exemplars), search), ref.score(ref.embed(exemplars), search), 1e-4)
 
 
+@pytest.mark.slow
 def test_separable_tower_keeps_the_outputs_and_exports(tmp_path):
     """separable_tower: each tower layer a depthwise 3x3 and a 1x1, the outputs' shapes unchanged, a fraction of the
     tower's multiply-adds, and ONNX Runtime matches torch on it."""
