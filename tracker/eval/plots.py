@@ -62,8 +62,11 @@ def precision_plot(results: dict[str, dict], path: str | Path, title: str = "Pre
     _save(fig, Path(path))
 
 
+LABEL_AT = (5, 4)  # a point's label: this many points right of it and up
+
+
 def label_offsets(ax: object, points: dict[str, tuple[float, float]], size: float = 8.0) -> dict[str, tuple]:
-    """Offsets in points (right of each point, then up or down by whole lines) for labels of ``points`` (data
+    """Offsets in points (:data:`LABEL_AT`, then up or down by whole lines) for labels of ``points`` (data
     coordinates on ``ax``) such that no two labels' boxes overlap, taken from the top of the plot down; a label
     is about 0.6 ``size`` wide a character and ``size`` high."""
     to_pt = 72.0 / ax.figure.dpi
@@ -74,13 +77,13 @@ def label_offsets(ax: object, points: dict[str, tuple[float, float]], size: floa
         x, y = (v * to_pt for v in ax.transData.transform(finite[name]))
         width = 0.6 * size * len(name)
         for step in (0, -1, 1, -2, 2, -3, 3, -4, 4):
-            dy = 4 + step * (size + 2)
-            box = (x + 5, y + dy, x + 5 + width, y + dy + size)
+            dx, dy = LABEL_AT[0], LABEL_AT[1] + step * (size + 2)
+            box = (x + dx, y + dy, x + dx + width, y + dy + size)
             if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
                 break
         placed.append(box)
-        offsets[name] = (5, dy)
-    return {**offsets, **{n: (5, 4) for n in points if n not in offsets}}
+        offsets[name] = (dx, dy)
+    return {**offsets, **{n: LABEL_AT for n in points if n not in offsets}}
 
 
 def frontier_plot(results: dict[str, dict], path: str | Path, threads: int | None = None) -> None:
@@ -99,6 +102,6 @@ def frontier_plot(results: dict[str, dict], path: str | Path, threads: int | Non
     ax.set_ylim(0, max(0.1, *(r["auc"] for r in results.values())) * 1.15)
     ax.grid(alpha=0.3, which="both")
     for name, offset in label_offsets(ax, points).items():
-        line = None if offset == (5, 4) else {"arrowstyle": "-", "lw": 0.6, "color": colour[name]}  # a moved one
+        line = None if offset == LABEL_AT else {"arrowstyle": "-", "lw": 0.6, "color": colour[name]}  # a moved one
         ax.annotate(name, points[name], textcoords="offset points", xytext=offset, fontsize=8, arrowprops=line)
     _save(fig, Path(path))

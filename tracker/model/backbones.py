@@ -160,10 +160,11 @@ class MobileNet(nn.Module):
                 if total * s > stride:
                     break
                 total *= s
+                cout = _divisible(cout * width, multiple)
                 for i in range(n):
                     step = s if i == 0 else 1
-                    cut.append(([InvertedResidual(c, _divisible(cout * width, multiple), step, t)], step))
-                    c = _divisible(cout * width, multiple)
+                    cut.append(([InvertedResidual(c, cout, step, t)], step))
+                    c = cout
         else:
             for cout, s in V1_LAYERS:
                 if total * s > stride:
