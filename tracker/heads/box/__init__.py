@@ -86,9 +86,10 @@ class BoxSearch(TargetSearch):
 
         def decode(outputs: dict[str, np.ndarray]) -> Peak:
             score, (cx, cy, w, h), penalty, (iy, ix) = self._best(outputs, st, to_crop)
-            rate = float(penalty[iy, ix] * score[iy, ix] * self.box_lr)
-            center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
-            regressed = np.array([w[iy, ix], h[iy, ix]]) / to_crop
+            best = float(score[iy, ix])
+            rate = float(penalty * score[iy, ix] * self.box_lr)
+            center = st.center + np.array([cx, cy]) / to_crop
+            regressed = np.array([w, h]) / to_crop
             size = st.size * (1 - rate) + regressed * rate
             if self.aspect_rate != 1.0:  # the size as above, the aspect ratio at its own rate (in log space)
                 log_aspect = np.log(st.size[0] / st.size[1])
@@ -96,7 +97,7 @@ class BoxSearch(TargetSearch):
                 log_aspect += self.aspect_rate * rate * (np.log(regressed[0] / regressed[1]) - log_aspect)
                 size = np.sqrt(size[0] * size[1]) * np.exp(np.array([0.5, -0.5]) * log_aspect)
             psr = pp.peak_to_sidelobe(_logit(score), self.config.psr_exclude)
-            return Peak(center, size, float(score[iy, ix]), psr)
+            return Peak(center, size, best, psr)
 
         return SearchPlan(crop[None], decode)
 
@@ -110,10 +111,10 @@ class BoxSearch(TargetSearch):
 
         def decode(outputs: dict[str, np.ndarray]) -> Peak:
             score, (cx, cy, w, h), _, (iy, ix) = self._best(outputs, st, to_crop, gain=False)
-            regressed = np.maximum(np.array([w[iy, ix], h[iy, ix]]) / to_crop, 1e-6)
+            regressed = np.maximum(np.array([w, h]) / to_crop, 1e-6)
             gain = np.exp(self.box_calibration * np.log(st.size / regressed))
             st.box_gain = np.clip(gain, *BOX_GAIN)
-            center = st.center + np.array([cx[iy, ix], cy[iy, ix]]) / to_crop
+            center = st.center + np.array([cx, cy]) / to_crop
             return Peak(center, regressed, float(score[iy, ix]), 0.0)
 
         return SearchPlan(crop[None], decode)
@@ -126,12 +127,14 @@ class BoxSearch(TargetSearch):
 
     def _best(
         self, outputs: dict[str, np.ndarray], st: TargetState, to_crop: float, gain: bool = True
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, tuple[int, int]]:
-        """The score map, the boxes ``(cx, cy, w, h)`` (crop pixels from its centre; w and h times the target's
-        ``box_gain`` where ``gain``), the size and aspect penalty, and the best penalised cell ``(iy, ix)``."""
+    ) -> tuple[np.ndarray, tuple[float, float, float, float], np.float32, tuple[int, int]]:
+        """The score map, the box ``(cx, cy, w, h)`` at the best penalised cell (crop pixels from its centre; w and
+        h times the target's ``box_gain`` where ``gain``), the size and aspect penalty there, and that cell
+        ``(iy, ix)``. Only the sizes are decoded at every cell: the penalty needs them."""
         cfg = self.config
         score = self.probability(outputs)[0]
-        cx, cy, w, h = decode_boxes(outputs["box"][0], self._offsets)
+        left, top, right, bottom = outputs["box"][0]
+        w, h = left + right, top + bottom
         if gain and st.box_gain is not None:
             w, h = w * st.box_gain[0], h * st.box_gain[1]
         tw, th = st.size * to_crop
@@ -141,8 +144,12 @@ class BoxSearch(TargetSearch):
         penalty = np.exp(-(size_change * ratio_change - 1) * self.penalty_k)
         influence = self.window_influence
         pscore = penalty * score * (1 - influence) + self._cell_window * influence
-        iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-        return score, (cx, cy, w, h), penalty, (int(iy), int(ix))
+        iy, ix = divmod(int(np.argmax(pscore)), pscore.shape[1])
+        offsets = self._offsets
+        cx = offsets[ix] + (right[iy, ix] - left[iy, ix]) / 2
+        cy = offsets[iy] + (bottom[iy, ix] - top[iy, ix]) / 2
+        box = (float(cx), float(cy), float(w[iy, ix]), float(h[iy, ix]))
+        return score, box, penalty[iy, ix], (iy, ix)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
