@@ -23,6 +23,7 @@ from tracker.backends.graphs import (
     shipped_int8,
     shipped_int8_path,
     shipped_weight_bits,
+    weights_sha256,
 )
 from tracker.backends.onnx_backend import OnnxBackend
 from tracker.backends.torch_backend import TorchBackend
@@ -227,7 +228,9 @@ def test_int8_from_the_default_weights_runs_the_shipped_graph(tmp_path, monkeypa
     bits = 8 if vnni else 7
     assert shipped_weight_bits(weights, spec) == bits
     folder = exported_graphs(weights, spec)  # the cache folder of this export says where it came from
-    assert folder.name.endswith("-shipped-w8" if vnni else "-shipped")
+    # named by the shipped graph's bytes too: a new graph shipped for the same weights is exported anew
+    digest = weights_sha256(shipped_int8_path(weights, bits))[:8]
+    assert folder.name.endswith(f"-shipped-w8-{digest}" if vnni else f"-shipped-{digest}")
     assert read_graph_meta(folder).calibration["shipped"] == shipped_int8_path(weights, bits).name
     assert (folder / SEARCH_FILE).read_bytes() == shipped_int8_path(weights, bits).read_bytes()
     assert shipped_weight_bits(weights, GraphSpec(targets=2, scales=1, precision="int8")) is None

@@ -32,7 +32,16 @@ from ..appearance import embedding_path
 from ..atomic import atomic_folder
 from ..errors import BackendError, InputError, TrackerError
 from ..tuned import settings_path
-from .graphs import META_FILE, GraphMeta, GraphSpec, cache_root, shipped_int8, shipped_weight_bits, weights_sha256
+from .graphs import (
+    META_FILE,
+    GraphMeta,
+    GraphSpec,
+    cache_root,
+    shipped_int8,
+    shipped_int8_path,
+    shipped_weight_bits,
+    weights_sha256,
+)
 
 
 def missing_packages(spec: GraphSpec, calibration: str | os.PathLike | None = None) -> list[str]:
@@ -118,6 +127,8 @@ def exported_graphs(weights: str | os.PathLike, spec: GraphSpec) -> Path:
         raise BackendError(f"weights not found: {weights}")
     bits = shipped_weight_bits(weights, spec) if spec.precision == "int8" else None
     shipped = {None: "", 7: "-shipped", 8: "-shipped-w8"}[bits]
+    if bits is not None:  # and which shipped graph: a package with a new one for the same weights exports anew
+        shipped += f"-{weights_sha256(shipped_int8_path(weights, bits))[:8]}"
     folder = cache_root() / "onnx" / f"{weights_sha256(weights)[:16]}-{spec.tag}{shipped}"
     if (folder / META_FILE).is_file():
         return folder
