@@ -50,6 +50,7 @@ def test_dry_run_plans_every_metric_and_loss(tmp_path):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
+@pytest.mark.slow  # four runs of the tool, each its own process importing torch: about 7 s on 2 cores
 def test_bad_input_is_one_clear_error(tmp_path):
     data = write_dataset(tmp_path / "data", n_seq=1, frames=2)
     base = ["--data", str(data), "--dev", str(data), "--out", str(tmp_path / "out"), "--dry-run"]

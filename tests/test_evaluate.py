@@ -179,6 +179,7 @@ def test_run_lockstep_tracks_region_cut_frames_on_one_canvas(handset_weights: Pa
     assert not np.array_equal(run.gt, cut_boxes[1:])
 
 
+@pytest.mark.slow  # four runs of the tool, each its own process importing torch: about 7 s on 2 cores
 def test_tune_tracker_rejects_unknown_field(tmp_path: Path) -> None:
     script = [sys.executable, str(ROOT / "tools" / "tune_tracker.py"), "--weights", "w", "--data", str(tmp_path)]
     grid = ["--grid", "window_influence=0.1", "--grid", "windw=0.2"]

@@ -78,6 +78,7 @@ def test_int8_fidelity_measures_each_recipe_on_the_other_half(dataset: Path, box
     assert bad.returncode != 0 and "unknown recipe part 'w9'" in bad.stderr
 
 
+@pytest.mark.slow  # a tool run in its own process over a box-head export: about 7 s on 2 cores
 def test_search_size_rewrites_the_crop_and_retags_what_depends_on_the_weights(box_weights: Path, tmp_path) -> None:
     import numpy as np
     import torch

@@ -123,6 +123,7 @@ def test_the_shipped_settings_files_are_their_weights_own() -> None:
             assert chosen["data"] != "dev" and "tune_tracker.py" in chosen["command"]
 
 
+@pytest.mark.slow  # tool runs in their own processes: about 5 s on 2 cores
 def test_tune_tracker_save_refuses_to_overwrite(own_box_weights: Path, tmp_path: Path) -> None:
     save_settings(own_box_weights, {"box_lr": 0.3}, {})
     script = [sys.executable, str(ROOT / "tools" / "tune_tracker.py"), "--weights", str(own_box_weights)]
