@@ -118,6 +118,34 @@ def test_a_redetection_lost_again_before_it_is_confirmed_returns_to_the_held_box
         assert np.allclose(boxes[4], there) and lost[4] == 1
 
 
+@pytest.mark.parametrize("keep", [0, 2])
+def test_a_redetection_lost_again_soon_resumes_the_search_where_it_was(keep: int) -> None:
+    from tracker.config import ModelConfig
+    from tracker.search import Peak
+
+    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, redetect_keep_reach=keep)
+    search = SiamFCSearch(config, ModelConfig())
+    size = np.array([20.0, 16.0])
+    st = TargetState(np.array([50.0, 40.0]), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
+    here, there = np.array([50.0, 40.0]), np.array([200.0, 120.0])
+    # found, lost 4 frames, a look-alike taken for one frame, lost again; later a re-detection kept 3 frames, lost
+    steps = [(here, 0.9)] + [(here, 0.1)] * 4 + [(there, 0.9), (there, 0.1)]
+    steps += [(there, 0.9), (there, 0.9), (there, 0.9), (there, 0.1)]
+    lost, boxes = [], []
+    for center, score in steps:
+        r = search.conclude(Peak(center, size, score, 5.0), st)
+        lost.append(st.lost_frames)
+        boxes.append(np.array(r.box.center))
+    assert lost[:6] == [0, 1, 2, 3, 4, 0]
+    assert np.allclose(boxes[6], there)  # the box stays where the re-detection took it either way
+    # kept: the search goes on reaching as far as after 4 lost frames; off: it starts again from one crop
+    assert lost[6] == (5 if keep else 1)
+    # found 3 frames in a row after the re-detection (more than keep): a loss is a new one
+    assert lost[7:] == [0, 0, 0, 1] and st.resume is None
+    with pytest.raises(ConfigError, match="redetect_keep_reach"):
+        TrackerConfig(redetect_keep_reach=-1)
+
+
 def test_a_confirmed_redetection_is_kept() -> None:
     from tracker.config import ModelConfig
     from tracker.search import Peak

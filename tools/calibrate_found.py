@@ -2,7 +2,7 @@
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
 ``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every``, and
-the box head's ``box_calibration``, and ``redetect_confirm`` is one tracker;
+the box head's ``box_calibration``, ``redetect_confirm`` and ``redetect_keep_reach`` is one tracker;
 all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
 decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
 reported lost, visible frames reported found with the box off the target, returns re-acquired within 10 frames,
@@ -31,7 +31,7 @@ from tracker.eval import absence
 from tracker.eval.evaluate import select
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
-          "verify_redetect", "verify_every", "box_calibration", "redetect_confirm")  # fmt: skip
+          "verify_redetect", "verify_every", "box_calibration", "redetect_confirm", "redetect_keep_reach")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")], default=[confirm],
         help=f"redetect_confirm values (frames a far re-detection must hold; default {confirm})",
     )  # fmt: skip
+    parser.add_argument(
+        "--redetect-keep-reach", type=lambda t: [int(v) for v in t.split(",")], default=[0],
+        help="redetect_keep_reach values (frames after a re-detection in which a loss resumes the search's reach; "
+        "default 0: off)",
+    )  # fmt: skip
     absence.add_splice_arguments(parser)
     absence.add_canvas_argument(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
-        args.verify_every, args.box_calibration, args.redetect_confirm)]  # fmt: skip
+        args.verify_every, args.box_calibration, args.redetect_confirm, args.redetect_keep_reach)]  # fmt: skip
     # the verifier's schedule means nothing without the verifier; 'off' for both its thresholds: no verifier at
     # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
     grid = [g for g in grid if config(g, None).verify or g["verify_every"] == 1]

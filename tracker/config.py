@@ -260,6 +260,10 @@ class TrackerConfig:
     # the search's reach) return to where they were held, not to a look-alike that peaked for a frame or two. One
     # within that reach (the target back where it left) counts at once. 0: every re-detection counts at once
     redetect_confirm: int = 0
+    # a target lost again within this many frames of a re-detection resumes the lost search where it was before the
+    # re-detection (its reach, and the whole-frame scan's turn), from the box the re-detection took: a look-alike
+    # that peaked for a frame during an absence does not shrink the search back to one crop. 0: off
+    redetect_keep_reach: int = 0
     # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
     # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to
     # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: a tracked
@@ -327,9 +331,10 @@ class TrackerConfig:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
         if self.lost_scan_after is not None and (isinstance(self.lost_scan_after, bool) or self.lost_scan_after < 0):
             raise ConfigError(f"lost_scan_after must be an integer >= 0 or None, got {self.lost_scan_after!r}")
-        confirm = self.redetect_confirm
-        if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 0:
-            raise ConfigError(f"redetect_confirm must be an integer >= 0, got {self.redetect_confirm!r}")
+        for name in ("redetect_confirm", "redetect_keep_reach"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:
             raise ConfigError(f"verify_threshold must be in [-1, 1] or None, got {self.verify_threshold}")
         if self.verify_redetect is not None and not -1.0 <= self.verify_redetect <= 1.0:

@@ -57,6 +57,8 @@ class TargetState:
     # (center, size, lost_frames) held before a re-detection not yet confirmed (redetect_confirm), and its frames
     held: tuple[np.ndarray, np.ndarray, int] | None = None
     confirming: int = 0
+    # (lost_frames before the last re-detection, frames left in which a loss resumes them: redetect_keep_reach)
+    resume: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ class TargetSearch:
             score *= max(st.similarity, 0.0)
         if found:
             self._confirm(st, peak)
+            self._keep_reach(st)
             # follow the peak; a re-detection keeps the held size (size updates stay frozen while lost)
             st.center, st.size = self._clamped(peak, st)
             st.lost_frames = 0
@@ -235,6 +238,9 @@ class TargetSearch:
             judged = self.config.verify_threshold is not None
             if not st.lost_frames and judged and st.verified_box is not None:
                 st.center, st.size = (v.copy() for v in st.verified_box)
+            if not st.lost_frames and st.resume is not None:  # lost again soon after a re-detection
+                st.lost_frames = st.resume[0]
+            st.resume = None
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
 
@@ -251,6 +257,15 @@ class TargetSearch:
             st.confirming += 1
             if st.confirming >= self.config.redetect_confirm:
                 st.held = None
+
+    def _keep_reach(self, st: TargetState) -> None:
+        """On a found frame, before ``st`` follows it: a re-detection (``st`` lost) remembers how long the target had
+        been lost, for ``redetect_keep_reach`` frames; each later found frame counts one of them down."""
+        keep = self.config.redetect_keep_reach
+        if st.lost_frames and keep:
+            st.resume = (st.lost_frames, keep)
+        elif st.resume is not None:
+            st.resume = (st.resume[0], st.resume[1] - 1) if st.resume[1] > 1 else None
 
     def _reach(self, st: TargetState) -> float:
         """How far from the held centre, in frame pixels, a tracking search's response reaches (either axis)."""
