@@ -141,6 +141,24 @@ def test_bad_video_inputs(kind, needle, handset_weights, tmp_path, capfd):
     assert needle in one_line_error(capfd)
 
 
+def test_a_box_beyond_the_first_frame_is_tracked_by_its_part_inside_with_a_warning(
+    clip, handset_weights, tmp_path, capfd
+):
+    video, _, _ = clip
+    width, height = SIZE
+    out_csv = tmp_path / "boxes.csv"
+    args = [str(video), "--weights", str(handset_weights), "--threads", "1", "--boxes", str(out_csv)]
+    assert main([*args, "--bbox", f"{width - 20},{height - 30},50,60"]) == 0
+    err = capfd.readouterr().err
+    expected = f"{width - 20},{height - 30},20,30"
+    assert f"warning: the box of target 0, {width - 20},{height - 30},50,60, reaches beyond the {width}x{height}" in err
+    assert f"tracking the part inside it, {expected}" in err
+    first = next(csv.DictReader(out_csv.open()))
+    assert ",".join(f"{float(first[k]):g}" for k in "xywh") == expected
+    assert main([*args, "--bbox", f"{width - 50},{height - 60},50,60"]) == 0  # inside: no warning
+    assert "warning" not in capfd.readouterr().err
+
+
 def test_corrupt_first_image(tmp_path, handset_weights, capfd):
     (tmp_path / "0.jpg").write_bytes(b"garbage")
     assert main([str(tmp_path), "--bbox", "1,1,5,5", "--weights", str(handset_weights)]) == 2

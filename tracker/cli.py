@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -150,6 +150,11 @@ def select_box(frame: np.ndarray) -> Box:
     return Box(float(x), float(y), float(w), float(h))
 
 
+def _text(box: Box) -> str:
+    """``x,y,w,h`` as a user types it, without needless decimals."""
+    return ",".join(f"{v:g}" for v in box)
+
+
 def _show(frame: np.ndarray) -> bool:
     """Show one frame; False when the user asks to stop (q or Esc)."""
     try:
@@ -187,16 +192,26 @@ class Summary:
 
 
 def _track(
-    tracker: MultiTracker, frames: Iterator[tuple[int, np.ndarray]], boxes: list[Box] | None, summary: Summary
+    tracker: MultiTracker,
+    frames: Iterator[tuple[int, np.ndarray]],
+    boxes: list[Box] | None,
+    summary: Summary,
+    warn: Callable[[str], None],
 ) -> Iterator[tuple[int, np.ndarray, list[TrackResult]]]:
     """``(index, frame, results)``, one result per target: the first frame with the given boxes (score 1,
-    found), then the tracked results of every further frame; the time spent in update() goes to ``summary``."""
+    found), then the tracked results of every further frame; the time spent in update() goes to ``summary``.
+    A box that reaches beyond the first frame is tracked by its part inside, and ``warn`` says so."""
     index, frame = next(frames)
     if boxes is None:
         boxes = [select_box(frame)]
     tracker.add(frame, boxes)
     height, width = frame.shape[:2]
-    yield index, frame, [TrackResult(b.clip(width, height), 1.0, True) for b in boxes]  # the part inside is tracked
+    inside = [b.clip(width, height) for b in boxes]
+    for k, (given, kept) in enumerate(zip(boxes, inside, strict=True)):
+        if kept != given:  # often coordinates meant for another frame size
+            warn(f"the box of target {k}, {_text(given)}, reaches beyond the {width}x{height} first frame; "
+                 f"tracking the part inside it, {_text(kept)}")  # fmt: skip
+    yield index, frame, [TrackResult(b, 1.0, True) for b in inside]
     for index, frame in frames:
         start = time.perf_counter()
         results = tracker.update(frame)
@@ -242,7 +257,7 @@ def run(args: argparse.Namespace) -> Summary:
             stack.callback(cv2.destroyAllWindows)
         rows = []
         try:
-            for index, frame, results in _track(tracker, iter(source), first_boxes, summary):
+            for index, frame, results in _track(tracker, iter(source), first_boxes, summary, warn):
                 for target, r in enumerate(results):
                     rows.append((index, target, *r.box, r.score, r.found))
                     summary.lost[target] += not r.found
