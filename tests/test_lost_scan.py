@@ -94,22 +94,29 @@ def test_score_is_relative_and_redetection_asks_for_more() -> None:
         TrackerConfig(redetect_threshold=1.5)
 
 
-@pytest.mark.parametrize("confirm", [0, 3])
-def test_a_redetection_lost_again_before_it_is_confirmed_returns_to_the_held_box(confirm: int) -> None:
+def _replay(steps: list[tuple[np.ndarray, float]], **config: object) -> tuple[list, list, TargetState]:
+    """Conclude peaks ``(centre, score)`` (sharp, of the held size) in turn for a target found at (50, 40); the box
+    centres, the lost counts after each, and the state."""
     from tracker.config import ModelConfig
     from tracker.search import Peak
 
-    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, redetect_confirm=confirm)
+    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, **config)
     search = SiamFCSearch(config, ModelConfig())
     size = np.array([20.0, 16.0])
     st = TargetState(np.array([50.0, 40.0]), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
-    here, there, further = np.array([50.0, 40.0]), np.array([200.0, 120.0]), np.array([260.0, 150.0])
-    steps = [(here, 0.9), (here, 0.1), (here, 0.1), (there, 0.9), (there, 0.1), (further, 0.1)]
     boxes, lost = [], []
     for center, score in steps:
         r = search.conclude(Peak(center, size, score, 5.0), st)
         boxes.append(np.array(r.box.center))
         lost.append(st.lost_frames)
+    return boxes, lost, st
+
+
+@pytest.mark.parametrize("confirm", [0, 3])
+def test_a_redetection_lost_again_before_it_is_confirmed_returns_to_the_held_box(confirm: int) -> None:
+    here, there, further = np.array([50.0, 40.0]), np.array([200.0, 120.0]), np.array([260.0, 150.0])
+    steps = [(here, 0.9), (here, 0.1), (here, 0.1), (there, 0.9), (there, 0.1), (further, 0.1)]
+    boxes, lost, st = _replay(steps, redetect_confirm=confirm)
     # lost on frames 2 and 3, a look-alike far away taken on frame 4 and lost on frame 5
     assert np.allclose(boxes[3], there)
     if confirm:  # not confirmed: back to the box held before it, the search's reach as it was
@@ -120,22 +127,11 @@ def test_a_redetection_lost_again_before_it_is_confirmed_returns_to_the_held_box
 
 @pytest.mark.parametrize("keep", [0, 2])
 def test_a_redetection_lost_again_soon_resumes_the_search_where_it_was(keep: int) -> None:
-    from tracker.config import ModelConfig
-    from tracker.search import Peak
-
-    config = TrackerConfig(found_threshold=0.5, found_psr=2.0, reference_frames=1, redetect_keep_reach=keep)
-    search = SiamFCSearch(config, ModelConfig())
-    size = np.array([20.0, 16.0])
-    st = TargetState(np.array([50.0, 40.0]), size.copy(), size.copy(), None, (0.0,) * 3, (200, 300))
     here, there = np.array([50.0, 40.0]), np.array([200.0, 120.0])
     # found, lost 4 frames, a look-alike taken for one frame, lost again; later a re-detection kept 3 frames, lost
     steps = [(here, 0.9)] + [(here, 0.1)] * 4 + [(there, 0.9), (there, 0.1)]
     steps += [(there, 0.9), (there, 0.9), (there, 0.9), (there, 0.1)]
-    lost, boxes = [], []
-    for center, score in steps:
-        r = search.conclude(Peak(center, size, score, 5.0), st)
-        lost.append(st.lost_frames)
-        boxes.append(np.array(r.box.center))
+    boxes, lost, st = _replay(steps, redetect_keep_reach=keep)
     assert lost[:6] == [0, 1, 2, 3, 4, 0]
     assert np.allclose(boxes[6], there)  # the box stays where the re-detection took it either way
     # kept: the search goes on reaching as far as after 4 lost frames; off: it starts again from one crop
