@@ -72,3 +72,20 @@ def test_bench_bad_arguments(argv, needle, capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(argv)
     assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_rate_against_nanotrack_is_paired_turn_by_turn(capsys: pytest.CaptureFixture) -> None:
+    block = bench.BLOCK
+    # the machine slows down 4x halfway; in every turn NanoTrack takes 1.25x this tracker's time
+    load = np.repeat([1.0] * 5 + [4.0] * 5, block)
+    ours = bench.Entry("w (mobilenetv2), 1 target(s)", "openvino", "1", [object()], times={0: list(1e-3 * load)})
+    nano = bench.Entry("OpenCV NanoTrack", "opencv", "1", [object()], times={0: list(1.25e-3 * load)})
+    two = bench.Entry("w (mobilenetv2), 2 target(s)", "openvino", "1", [object()] * 2, times={0: list(load)})
+    other = bench.Entry("w (mobilenetv2), 1 target(s)", "openvino", "2", [object()], times={0: list(load)})
+    np.testing.assert_allclose(bench.turn_ratios(ours, nano, 0), 1.25)
+    # NanoTrack faster in 3 turns of 10
+    nano.times[0] = list(1e-3 * load * np.repeat([0.5] * 3 + [2.0] * 7, block))
+    bench.print_peer_ratios([ours, two, other, nano], [0])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| w (mobilenetv2)")]
+    # only one target, and only against NanoTrack at the same threads
+    assert rows == ["| w (mobilenetv2), 1 target(s) | openvino | 1 | 0 | 2.00x | 0.50-2.00x | 70% |"]

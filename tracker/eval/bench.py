@@ -295,6 +295,35 @@ def print_tables(entries: list[Entry], batched: list, busy_levels: list[int]) ->
         for label, tag, threads, k, ms in batched:
             print(f"| {label} | {tag} | {threads} | {k} | {ms:.1f} |")
     print_targets_table(entries, busy_levels)
+    print_peer_ratios(entries, busy_levels)
+
+
+def turn_ratios(entry: Entry, peer: Entry, busy: int) -> np.ndarray:
+    """Per turn of BLOCK frames, ``peer``'s time over ``entry``'s (above 1: ``entry`` is faster): turns are
+    timed one after the other, so each ratio compares the two under the same load of the machine."""
+    a, b = (np.asarray(e.times[busy]) for e in (entry, peer))
+    turns = range(0, min(len(a), len(b)), BLOCK)
+    return np.array([b[i : i + BLOCK].sum() / a[i : i + BLOCK].sum() for i in turns])
+
+
+def print_peer_ratios(entries: list[Entry], busy_levels: list[int]) -> None:
+    """Markdown: each one-target configuration's rate against NanoTrack's at the same threads, turn by turn."""
+    peers = {e.threads: e for e in entries if e.label == "OpenCV NanoTrack"}
+    rows = [e for e in entries if e.threads in peers and e.label != "OpenCV NanoTrack" and len(e.trackers) == 1]
+    rows = [e for e in rows if e.multi_of is None and ", 1 target(s)" in e.label]
+    if not rows:
+        return
+    print(f"\nAgainst NanoTrack at the same threads, turn by turn ({BLOCK} frames each, the two timed one after the")
+    print("other): NanoTrack's time over this one's (above 1: faster than NanoTrack), the median and the middle")
+    print("80% of the turns, and the share of turns it was faster in.\n")
+    print("| tracker | backend | threads | busy | rate against NanoTrack | middle 80% of turns | turns faster |")
+    print("|---|---|---|---|---|---|---|")
+    for e in rows:
+        for b in busy_levels:
+            r = turn_ratios(e, peers[e.threads], b)
+            low, high = np.percentile(r, [10, 90])
+            print(f"| {e.label} | {e.backend} | {e.threads} | {b} | {np.median(r):.2f}x | {low:.2f}-{high:.2f}x "
+                  f"| {100 * np.mean(r > 1):.0f}% |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
