@@ -130,6 +130,18 @@ def test_cache_key_follows_weights_threads_and_precision(handset_weights, alexne
     assert len({key(handset_weights, None, 3, 1, None), *others}) == 5
 
 
+def test_cache_key_follows_the_shipped_int8_graph(handset_weights, tmp_path, monkeypatch):
+    key = lambda: autoselect.cache_file(handset_weights, None, 1, 1, None)  # noqa: E731
+    none = key()
+    graph = tmp_path / "w_int8.onnx"
+    graph.write_bytes(b"one graph")
+    monkeypatch.setattr(autoselect, "shipped_weight_bits", lambda weights, spec: 7)
+    monkeypatch.setattr(autoselect, "shipped_int8_path", lambda weights, bits: graph)
+    first = key()
+    graph.write_bytes(b"another graph shipped for the same weights")
+    assert len({none, first, key()}) == 3
+
+
 def test_machine_change_measures_again(handset_weights, monkeypatch):
     timer = Timer(dict.fromkeys(CANDIDATES, 10.0))
     pick(handset_weights, timer)

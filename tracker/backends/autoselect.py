@@ -36,7 +36,7 @@ import numpy as np
 
 from ..atomic import write_text
 from ..errors import BackendError
-from .graphs import GraphSpec, cache_root, shipped_int8, weights_sha256
+from .graphs import GraphSpec, cache_root, shipped_int8, shipped_int8_path, shipped_weight_bits, weights_sha256
 
 CACHE_FORMAT = "5"  # bump when the candidates or how they run change (3: OpenVINO; 4: shipped int8; 5: bf16 head)
 BUSY_CPUS = 0.25  # other processes' average CPU use while timing above which the timing is not cached
@@ -159,7 +159,7 @@ def machine_key() -> dict[str, object]:
             flags = hashlib.sha256(value.encode()).hexdigest()[:16]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {}
-    for package in ("torch", "onnxruntime", "openvino"):
+    for package in ("siamtrack", "torch", "onnxruntime", "openvino"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -170,10 +170,13 @@ def machine_key() -> dict[str, object]:
 def cache_file(
     weights: str | os.PathLike, threads: int | None, scales: int, targets: int, precision: str | None
 ) -> Path:
-    """The cache entry for this weights file, machine and setting."""
+    """The cache entry for this weights file, the int8 search graph shipped for it (a package that ships another
+    one times its candidates again), machine and setting."""
+    bits = shipped_weight_bits(weights, GraphSpec(targets=targets, scales=scales, precision="int8"))
     key = {
         "format": CACHE_FORMAT,
         "weights": weights_sha256(weights),
+        "int8_graph": None if bits is None else weights_sha256(shipped_int8_path(weights, bits)),
         "machine": machine_key(),
         "threads": threads,
         "scales": scales,
