@@ -221,6 +221,8 @@ def score_in_chunks(
             f"got {len(search)} search crops for {b} target(s), but the graphs were exported for {s} scales "
             f"per target: export with `track-export --scales {max(1, len(search) // max(b, 1))}`"
         )
+    if b == spec.targets:  # one run, as exported (every frame of one tracked target): no chunks to join
+        return run(kernel, search)
     out: dict[str, list[np.ndarray]] = {}
     for i in range(0, b, spec.targets):
         k = kernel[i : i + spec.targets]
