@@ -361,6 +361,37 @@ def test_multitracker_verifies_each_target_as_its_single_tracker(verified_weight
             assert b.similarity == pytest.approx(a.similarity, abs=1e-4)
 
 
+def test_template_update_moves_the_kernel_on_remembered_frames_as_multitracker_does(verified_weights, handset_weights):
+    frames, boxes = make_sequence(n=25, seed=0)
+    config = TrackerConfig(verify_threshold=-1.0, template_rate=0.5)
+    single = SiamFCTracker(verified_weights, backend="torch", config=config)
+    single.init(frames[0], boxes[0])
+    first = to_array(single._kernels[1]).copy()
+    multi = MultiTracker(verified_weights, backend="torch", config=config)
+    (target,) = multi.add(frames[0], [boxes[0]])
+    moved = []
+    for frame in frames[1:]:
+        a, b = single.update(frame), multi.update(frame)[target]
+        assert a.found and b.found
+        np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+        kernel = to_array(single._kernels[1])
+        np.testing.assert_allclose(kernel, to_array(multi._kernels[target]), atol=1e-5)
+        moved.append(not np.array_equal(kernel, first))
+    # the frames remembered: the last of the first reference_frames (5), then every 10th
+    assert moved.index(True) == 4 and moved.count(True) == len(moved) - 4
+    plain = SiamFCTracker(verified_weights, backend="torch", config=TrackerConfig(verify_threshold=-1.0))
+    plain.init(frames[0], boxes[0])
+    for frame in frames[1:]:
+        plain.update(frame)
+    np.testing.assert_array_equal(to_array(plain._kernels[1]), first)  # no update: the first frame's kernel
+    with pytest.raises(ConfigError, match="template_rate"):
+        TrackerConfig(template_rate=1.5)
+    with pytest.raises(ConfigError, match="template_rate"):  # no verifier whose crops it could use
+        SiamFCTracker(handset_weights, backend="torch", config=TrackerConfig(template_rate=0.1))
+    with pytest.raises(ConfigError, match="template_rate"):
+        MultiTracker(verified_weights, backend="torch", config=TrackerConfig(template_rate=0.1, verify=False))
+
+
 def test_track_export_carries_the_embedding(verified_weights, tmp_path):
     pytest.importorskip("onnx")
     from tracker.backends.exported import export_graphs

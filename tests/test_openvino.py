@@ -71,11 +71,12 @@ def demo_fp32() -> np.ndarray:
 
 
 def test_shipped_weights_on_the_demo_clip_as_torch(demo_fp32):
-    """The shipped default on the demo clip: OpenVINO fp32's boxes within 1.5 px of torch fp32's, 0.2 px on
-    average (on an AMD EPYC: 1.1 px at most on one frame, 0.08 px on average, with the boxes calibrated on the first
-    frame)."""
+    """The shipped default on the demo clip: OpenVINO fp32's boxes within 2.5 px of torch fp32's, 0.2 px on
+    average. On an AMD EPYC: 1.1 px at most on one frame, 0.08 px on average with the boxes calibrated on the first
+    frame; 1.6 px on two frames, 0.13 px on average once the kernel follows the target (template_rate), which
+    carries a difference in one frame's box into the later kernels."""
     error = np.abs(demo_fp32[:, :4] - track_clip()[:, :4])
-    assert error.max() <= 1.5 and error.mean() <= 0.2, error.max()
+    assert error.max() <= 2.5 and error.mean() <= 0.2, (error.max(), error.mean())
 
 
 def test_shipped_weights_on_the_demo_clip_in_int8(demo_fp32):

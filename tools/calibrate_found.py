@@ -2,7 +2,8 @@
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
 ``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect`` and ``verify_every``, and
-the box head's ``box_calibration``, ``redetect_confirm`` and ``redetect_keep_reach`` is one tracker;
+the box head's ``box_calibration``, ``redetect_confirm``, ``redetect_keep_reach`` and ``template_rate`` is one
+tracker;
 all of them run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is
 decoded once) and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames
 reported lost, visible frames reported found with the box off the target, returns re-acquired within 10 frames,
@@ -31,7 +32,8 @@ from tracker.eval import absence
 from tracker.eval.evaluate import select
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
-          "verify_redetect", "verify_every", "box_calibration", "redetect_confirm", "redetect_keep_reach")  # fmt: skip
+          "verify_redetect", "verify_every", "box_calibration", "redetect_confirm", "redetect_keep_reach",
+          "template_rate")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         help="redetect_keep_reach values (frames after a re-detection in which a loss resumes the search's reach; "
         "default 0: off)",
     )  # fmt: skip
+    parser.add_argument("--template-rate", type=values, default=values("head"),
+                        help="template_rate values ('head': the weights' own)")  # fmt: skip
     absence.add_splice_arguments(parser)
     absence.add_canvas_argument(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
-        args.verify_every, args.box_calibration, args.redetect_confirm, args.redetect_keep_reach)]  # fmt: skip
+        args.verify_every, args.box_calibration, args.redetect_confirm, args.redetect_keep_reach,
+        args.template_rate)]  # fmt: skip
     # the verifier's schedule means nothing without the verifier; 'off' for both its thresholds: no verifier at
     # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
     grid = [g for g in grid if config(g, None).verify or g["verify_every"] == 1]

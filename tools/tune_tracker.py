@@ -35,6 +35,7 @@ from tracker.eval.evaluate import select
 from tracker.eval.metrics import summarise
 from tracker.eval.run import BOX_METRICS, run_lockstep
 from tracker.heads import search_for
+from tracker.shipped import resolve_weights
 from tracker.tuned import TUNABLE, save_settings, settings_path, tuned_settings, with_tuned
 
 NOT_KNOBS = ("threads", "precision")  # how the network runs, not how the tracker tracks
@@ -121,7 +122,7 @@ def effective_defaults(weights: Path, model_config: ModelConfig) -> dict:
 
 def save(results: dict, argv: list[str], overwrite: bool) -> Path:
     """Write the best configuration as the weights' settings file, with where and how it was chosen."""
-    weights, best = Path(results["weights"]), results["configs"][0]
+    weights, best = resolve_weights(results["weights"]), results["configs"][0]  # a model name or a path
     default = next((r for r in results["configs"] if r["default"]), None)
     chosen = {
         "data": Path(results["data"]).name,
@@ -203,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--starts must be at least 1, got {args.starts}")
         if not 0 <= args.canvas_motion < float("inf"):
             raise InputError(f"--canvas-motion must be a finite number >= 0, got {args.canvas_motion}")
-        if args.save and settings_path(args.weights).exists() and not args.overwrite:
-            raise InputError(f"{settings_path(args.weights)} exists; add --overwrite to replace it")
+        if args.save and settings_path(resolve_weights(args.weights)).exists() and not args.overwrite:
+            raise InputError(f"{settings_path(resolve_weights(args.weights))} exists; add --overwrite to replace it")
         untunable = [name for name in parse_grid(args.grid) if name not in TUNABLE]
         if args.save and untunable:  # before the sweep, not after it
             raise InputError(f"--save: a weights file carries only {', '.join(TUNABLE)}, not {', '.join(untunable)}")

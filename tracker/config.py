@@ -284,6 +284,11 @@ class TrackerConfig:
     # with the verify_redetect, redetect_threshold, redetect_fraction and verify_every recorded there (for the
     # fields left None). False: no appearance verifier at all
     verify: bool = True
+    # template update: on each frame whose appearance the verifier adds to the target's memory (found, tracked, every
+    # 10th frame), the kernel moves this far towards the exemplar features of the box found there (a linear
+    # update); it needs the verifier or the weights' re-detection check, whose crop it reuses. 0: the first frame's
+    # kernel throughout; None: the weights' settings (tracker.tuned), else 0
+    template_rate: float | None = None
     # CPU threads of the network, for this tracker only; None: the backend's default (torch 1, onnx one per core)
     threads: int | None = None
     # network precision, None for the backend's default: torch auto | fp32 | bf16 | fp16 (CUDA); onnx fp32 | fp16 |
@@ -335,6 +340,8 @@ class TrackerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.template_rate is not None and not 0.0 <= self.template_rate <= 1.0:
+            raise ConfigError(f"template_rate must be in [0, 1], got {self.template_rate}")
         if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:
             raise ConfigError(f"verify_threshold must be in [-1, 1] or None, got {self.verify_threshold}")
         if self.verify_redetect is not None and not -1.0 <= self.verify_redetect <= 1.0:

@@ -15,14 +15,14 @@ import numpy as np
 
 from . import postprocess as pp
 from .appearance import to_array
-from .backends import appearance_features
+from .backends import appearance_features, blend_kernel, joined_kernels
 from .config import TrackerConfig
 from .errors import InputError, UnknownTargetError, guard_runtime
 from .geometry import as_frame
 from .heads import search_for
 from .result import TrackResult
 from .search import SearchPlan, TargetState
-from .tracker import BackendInfo, load_embedding, open_backend
+from .tracker import BackendInfo, check_template, load_embedding, open_backend
 
 RESTART = "remove every target, then add them on the new stream"  # how to start over, in a frame-size error
 
@@ -81,6 +81,7 @@ class MultiTracker(BackendInfo):
         self.config, self.weights, self._backend = open_backend(weights, backend, device, config, graph_targets)
         self._search = search_for(self.config, self._backend.model_config)
         self._embedding = load_embedding(self._search, self.weights)  # one appearance memory per target
+        check_template(config, self._embedding)
         self._targets: dict[int, TargetState] = {}
         self._next_id = 0
         self._frame_shape: tuple[int, int] | None = None  # (H, W) of the stream, while there are targets
@@ -185,17 +186,21 @@ class MultiTracker(BackendInfo):
         outputs = self._score(plans)
         peaks = {i: plans[i].decode(outputs[i]) for i in plans}
         vectors: dict[int, np.ndarray] = {}
+        features: dict[int, np.ndarray] = {}
         verified = [i for i in peaks if self._embedding is not None and self._search.wants_appearance(self._targets[i])]
         if verified:  # each verified target's box against its own appearance memory, in one batch
             views = [self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in verified]
             crops, extents = (np.stack(v) for v in zip(*views, strict=True))
-            vectors = dict(zip(verified, self._appearances(crops, extents), strict=True))
-        return {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
-
-    def _appearances(self, crops: np.ndarray, extents: np.ndarray) -> np.ndarray:
-        """Unit appearance vectors (N, D) of exemplar-sized crops (N, 127, 127, 3) through the exemplar branch, the
-        boxes' ``extents`` (N, 2) in them."""
-        return self._embedding(to_array(self._run(appearance_features, self._backend, crops)), extents, crops)
+            maps = to_array(self._run(appearance_features, self._backend, crops))
+            features = {i: maps[j : j + 1] for j, i in enumerate(verified)}
+            vectors = dict(zip(verified, self._embedding(maps, extents, crops), strict=True))
+        results = {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
+        rate = self.config.template_rate
+        for i in features:
+            if rate and self._targets[i].remembered:  # its kernel towards the target as it looks now
+                self._kernels[i] = blend_kernel(self._kernels[i], features[i], rate)
+                self._layout = ()  # the calls' kernels are built anew
+        return results
 
     def _score(self, plans: dict[int, SearchPlan]) -> dict[int, dict[str, np.ndarray]]:
         """The network's finite outputs on each target's ``N_i`` crops, in calls of ``batch_targets``.
@@ -227,7 +232,7 @@ class MultiTracker(BackendInfo):
         if new:
             kernels = self._run(self._backend.embed, np.stack([self._targets[i].exemplar for i in new]))
             self._kernels.update((i, kernels[j : j + 1]) for j, i in enumerate(new))
-        joined = _joined([(self._kernels[i], c) for i, c in layout])
+        joined = joined_kernels([(self._kernels[i], c) for i, c in layout])
         if joined is not None:
             return joined
         exemplars = np.concatenate([np.repeat(self._targets[i].exemplar[None], c, axis=0) for i, c in layout])
@@ -247,20 +252,6 @@ def _calls(copies: dict[int, int], size: int) -> tuple[tuple[tuple[int, int], ..
             calls.append([])
         calls[-1].append((i, c))
     return tuple(tuple(call) for call in calls if call)
-
-
-def _joined(parts: list[tuple[object, int]]) -> object | None:
-    """One kernel handle from single-target handles, each repeated for its copies: the handles of the shipped
-    backends are ``(1, C, k, k)`` arrays, numpy (onnx, tensorrt) or torch (torch), joined along the first axis;
-    None for any other kind of handle."""
-    handles = [h for h, _ in parts]
-    if all(isinstance(h, np.ndarray) for h in handles):
-        return np.concatenate([np.repeat(h, c, axis=0) for h, c in parts])
-    if all(type(h).__module__.startswith("torch") for h in handles):
-        import torch  # already imported by the backend that made these handles
-
-        return torch.cat([h.expand(c, *h.shape[1:]) for h, c in parts])
-    return None
 
 
 def _padded(crops: np.ndarray, n: int) -> np.ndarray:

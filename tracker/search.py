@@ -59,6 +59,7 @@ class TargetState:
     confirming: int = 0
     # (lost_frames before the last re-detection, frames left in which a loss resumes them: redetect_keep_reach)
     resume: tuple[int, int] | None = None
+    remembered: bool = False  # whether the last frame concluded added its appearance to the memory
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class TargetSearch:
         else:
             # a re-detection still being confirmed keeps the re-detection's bar
             found = self._is_found(score, peak.psr, bool(st.lost_frames) or st.held is not None, st.level)
-        similarity = None
+        similarity, st.remembered = None, False
         if appearance is not None and st.memory is not None:
             # "is this still my target?": the box's appearance against the target's own; the score carries it so
             # that a look-alike the network scores high is still scored low. Over the first reference_frames the
@@ -213,7 +214,8 @@ class TargetSearch:
             needed = self._similarity_needed(bool(st.lost_frames) or st.held is not None)
             found = found and (measuring or similarity >= needed)
             remember = st.tracked == self.config.reference_frames or st.tracked % MEMORY_EVERY == 0
-            if found and not st.lost_frames and remember:
+            st.remembered = found and not st.lost_frames and remember
+            if st.remembered:
                 st.memory.add(appearance)
             st.similarity, st.verified = similarity, st.tracked
         if st.similarity is not None:

@@ -17,9 +17,9 @@ import numpy as np
 
 from . import postprocess as pp
 from .appearance import Embedding, embedding_path, to_array, with_redetect_check
-from .backends import Backend, appearance_features
+from .backends import Backend, appearance_features, blend_kernel, joined_kernels
 from .backends.select import create_backend
-from .config import ModelConfig, TrackerConfig
+from .config import ConfigError, ModelConfig, TrackerConfig
 from .errors import InputError, NotInitializedError, WeightsError, guard_runtime
 from .geometry import as_frame
 from .heads import crops_per_target, search_for
@@ -79,6 +79,7 @@ class Tracker(BackendInfo):
         self._model_config = self._backend.model_config
         self._search = search_for(self.config, self._model_config)
         self._embedding = load_embedding(self._search, self.weights)
+        check_template(config, self._embedding)
         self._state: TargetState | None = None
         self._kernels: dict[int, object] = {}  # backend kernel handles by number of target copies (1 while tracking)
         self.stage_clock: StageClock | None = None  # set one to time update()'s stages (tracker.timing)
@@ -129,7 +130,7 @@ class Tracker(BackendInfo):
         # decode the peak, judge whether it is the target, and follow it or hold the last box
         peak = plan.decode(outputs)
         clock.lap("decode")
-        appearance = None
+        appearance = features = None
         if self._embedding is not None and self._search.wants_appearance(st):
             # is it still the target? its box's appearance against the target's
             crop, extent = self._search.appearance_crop(frame, peak, st)
@@ -137,6 +138,8 @@ class Tracker(BackendInfo):
             appearance = self._embedding(to_array(features), extent[None], crop[None])[0]
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
+        if st.remembered and self.config.template_rate:  # the kernel towards the target as it looks now
+            self._kernels = {1: blend_kernel(self._kernels[1], features, self.config.template_rate)}
         clock.lap("post")
         return result
 
@@ -158,7 +161,11 @@ class Tracker(BackendInfo):
         if copies * per_target > n:
             crops = np.concatenate([crops, np.repeat(crops[-1:], copies * per_target - n, axis=0)])
         if copies not in self._kernels:
-            self._kernels[copies] = self._run(self._backend.embed, np.repeat(st.exemplar[None], copies, axis=0))
+            # an updated kernel repeated; else the first frame's exemplar embedded as that many targets
+            repeated = joined_kernels([(self._kernels[1], copies)]) if self.config.template_rate else None
+            if repeated is None:
+                repeated = self._run(self._backend.embed, np.repeat(st.exemplar[None], copies, axis=0))
+            self._kernels[copies] = repeated
         outputs = self._run(self._backend.score, self._kernels[copies], crops)
         outputs = pp.finite_outputs({name: v[:n] for name, v in outputs.items()})
         clock.lap("network")
@@ -167,6 +174,17 @@ class Tracker(BackendInfo):
     def _run(self, fn: Callable[..., object], *args: object) -> object:
         """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
         return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+
+def check_template(given: TrackerConfig | None, embedding: Embedding | None) -> None:
+    """Raise ConfigError where the caller asks for a template update (``template_rate``) that cannot run: it
+    updates the kernel from the appearance verifier's crops, and this tracker has no verifier (``verify=False``,
+    or weights without an appearance embedding). A rate from the weights' own settings is simply not used then."""
+    if given is not None and given.template_rate and embedding is None:
+        raise ConfigError(
+            "template_rate updates the kernel from the appearance verifier's crops: it needs verify_threshold or the "
+            "weights' re-detection check (an appearance embedding beside the weights, and verify not False)"
+        )
 
 
 def load_embedding(search: TargetSearch, weights: Path) -> Embedding | None:

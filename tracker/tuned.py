@@ -21,8 +21,9 @@ from .config import ConfigError, TrackerConfig
 from .errors import InputError, WeightsError
 
 FORMAT = "siamtrack-settings"
-# the fields a weights file may carry: the box decoder's (None in TrackerConfig until a file or the head fills them)
-TUNABLE = ("penalty_k", "box_lr", "window_influence", "aspect_rate", "box_calibration")
+# the fields a weights file may carry: the box decoder's and the template update's (None in TrackerConfig until a file
+# or the head fills them)
+TUNABLE = ("penalty_k", "box_lr", "window_influence", "aspect_rate", "box_calibration", "template_rate")
 
 
 def settings_path(weights: str | os.PathLike) -> Path:

@@ -36,3 +36,26 @@ def appearance_features(backend: Backend, crops: np.ndarray) -> object:
     """The appearance verifier's exemplar-sized crops through ``backend``'s exemplar branch: its
     ``embed_appearance`` where it has one, else :meth:`Backend.embed`."""
     return getattr(backend, "embed_appearance", backend.embed)(crops)
+
+
+def joined_kernels(parts: list[tuple[object, int]]) -> object | None:
+    """One kernel handle from single-target handles, each repeated for its copies: the handles of the shipped
+    backends are ``(1, C, k, k)`` arrays, numpy (onnx, openvino, tensorrt) or torch (torch), joined along the first
+    axis; None for any other kind of handle."""
+    handles = [h for h, _ in parts]
+    if all(isinstance(h, np.ndarray) for h in handles):
+        return np.concatenate([np.repeat(h, c, axis=0) for h, c in parts])
+    if all(type(h).__module__.startswith("torch") for h in handles):
+        import torch  # already imported by the backend that made these handles
+
+        return torch.cat([h.expand(c, *h.shape[1:]) for h, c in parts])
+    return None
+
+
+def blend_kernel(kernel: object, features: object, rate: float) -> object:
+    """``(1 - rate) * kernel + rate * features``, a kernel handle of ``kernel``'s kind (numpy or torch), from the
+    exemplar features of another crop of the target (any handle)."""
+    new = np.asarray(features.detach().float().cpu().numpy() if hasattr(features, "detach") else features, np.float32)
+    if hasattr(kernel, "detach"):  # torch, without importing it
+        return kernel * (1 - rate) + kernel.new_tensor(new) * rate
+    return (np.asarray(kernel, np.float32) * (1 - rate) + new * rate).astype(np.float32)
