@@ -161,7 +161,7 @@ def test_kernels_of_an_unknown_kind_are_embedded_again(handset_weights, scene, m
     runs = []
     for join in (True, False):
         if not join:
-            monkeypatch.setattr(multi, "_joined", lambda parts: None)
+            monkeypatch.setattr(multi, "joined_kernels", lambda parts: None)
         mt = MultiTracker(handset_weights, backend="torch", config=LOSES)
         mt.add(scene[0], BOXES)
         runs.append([mt.update(frame) for frame in scene[1:12]])  # target 0 is lost from frame 8: a new layout
