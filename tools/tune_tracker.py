@@ -204,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--starts must be at least 1, got {args.starts}")
         if not 0 <= args.canvas_motion < float("inf"):
             raise InputError(f"--canvas-motion must be a finite number >= 0, got {args.canvas_motion}")
-        if args.save and settings_path(resolve_weights(args.weights)).exists() and not args.overwrite:
-            raise InputError(f"{settings_path(resolve_weights(args.weights))} exists; add --overwrite to replace it")
+        if args.save and not args.overwrite:
+            existing = settings_path(resolve_weights(args.weights))  # a model name or a path
+            if existing.exists():
+                raise InputError(f"{existing} exists; add --overwrite to replace it")
         untunable = [name for name in parse_grid(args.grid) if name not in TUNABLE]
         if args.save and untunable:  # before the sweep, not after it
             raise InputError(f"--save: a weights file carries only {', '.join(TUNABLE)}, not {', '.join(untunable)}")

@@ -134,8 +134,8 @@ class Tracker(BackendInfo):
         if self._embedding is not None and self._search.wants_appearance(st):
             # is it still the target? its box's appearance against the target's
             crop, extent = self._search.appearance_crop(frame, peak, st)
-            features = self._run(appearance_features, self._backend, crop[None])
-            appearance = self._embedding(to_array(features), extent[None], crop[None])[0]
+            features = to_array(self._run(appearance_features, self._backend, crop[None]))
+            appearance = self._embedding(features, extent[None], crop[None])[0]
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
         if st.remembered and self.config.template_rate:  # the kernel towards the target as it looks now

@@ -52,10 +52,9 @@ def joined_kernels(parts: list[tuple[object, int]]) -> object | None:
     return None
 
 
-def blend_kernel(kernel: object, features: object, rate: float) -> object:
+def blend_kernel(kernel: object, features: np.ndarray, rate: float) -> object:
     """``(1 - rate) * kernel + rate * features``, a kernel handle of ``kernel``'s kind (numpy or torch), from the
-    exemplar features of another crop of the target (any handle)."""
-    new = np.asarray(features.detach().float().cpu().numpy() if hasattr(features, "detach") else features, np.float32)
+    exemplar features (float32, as ``tracker.appearance.to_array`` gives them) of another crop of the target."""
     if hasattr(kernel, "detach"):  # torch, without importing it
-        return kernel * (1 - rate) + kernel.new_tensor(new) * rate
-    return (np.asarray(kernel, np.float32) * (1 - rate) + new * rate).astype(np.float32)
+        return kernel * (1 - rate) + kernel.new_tensor(features) * rate
+    return (np.asarray(kernel, np.float32) * (1 - rate) + features * rate).astype(np.float32)

@@ -309,8 +309,9 @@ def turn_ratios(entry: Entry, peer: Entry, busy: int) -> np.ndarray:
 def print_peer_ratios(entries: list[Entry], busy_levels: list[int]) -> None:
     """Markdown: each one-target configuration's rate against NanoTrack's at the same threads, turn by turn."""
     peers = {e.threads: e for e in entries if e.label == "OpenCV NanoTrack"}
-    rows = [e for e in entries if e.threads in peers and e.label != "OpenCV NanoTrack" and len(e.trackers) == 1]
-    rows = [e for e in rows if e.multi_of is None and ", 1 target(s)" in e.label]
+    # one target's tracker (a MultiTracker entry has one tracker too, but its own table)
+    one = [e for e in entries if len(e.trackers) == 1 and e.multi_of is None]
+    rows = [e for e in one if e.threads in peers and e.label != "OpenCV NanoTrack"]
     if not rows:
         return
     print(f"\nAgainst NanoTrack at the same threads, turn by turn ({BLOCK} frames each, the two timed one after the")
