@@ -203,6 +203,45 @@ def test_channel_multiple_rounds_a_width():
             ModelConfig(backbone="mobilenetv2", width=0.5, channel_multiple=bad)
 
 
+def test_expansions_rebuild_a_pruned_mobilenetv2(tmp_path):
+    """A MobileNetV2 with fewer hidden channels in some blocks (``ModelConfig.expansions``) keeps its input, output
+    and every block's outer channels; its weights file rebuilds that very network, and counts that cannot be are
+    refused by name."""
+    from tracker.weights import load_weights, save_weights
+
+    full = ModelConfig(backbone="mobilenetv2", width=0.5, stride=16, neck=32, head="box", tower=32)
+    hidden = [m.layers[-1].conv.in_channels for m in SiamFC(full).backbone.features if hasattr(m, "layers")]
+    pruned_counts = [hidden[0], 24, 24] + hidden[3:]
+    cfg = ModelConfig.from_dict({**full.to_dict(), "expansions": pruned_counts})  # JSON gives a list
+    assert cfg.expansions == tuple(pruned_counts)
+    model = SiamFC(cfg).eval()
+    blocks = [m for m in model.backbone.features if hasattr(m, "layers")]
+    assert [b.layers[-1].conv.in_channels for b in blocks] == pruned_counts
+    assert blocks[1].layers[1].conv.groups == 24  # the depthwise convolution follows the expansion
+    with torch.no_grad():
+        assert model.backbone(torch.rand(1, 3, 255, 255) * 255).shape == (1, 32, 16, 16)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in SiamFC(full).parameters())
+    save_weights(model, tmp_path / "pruned.safetensors")
+    again = load_weights(tmp_path / "pruned.safetensors")
+    assert again.config == cfg
+    z, x = torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 255, 255) * 255
+    with torch.no_grad():
+        assert torch.equal(model(z, x)["cls"], again.eval()(z, x)["cls"])
+    bad_counts = {
+        "counts for the": pruned_counts[:-1],  # one count per block kept
+        "at most": [hidden[0], hidden[1] + 8] + hidden[2:],
+        "does not expand": [hidden[0] - 8] + hidden[1:],  # the first block has no expansion to prune
+    }
+    for message, counts in bad_counts.items():
+        with pytest.raises(ConfigError, match=message):
+            SiamFC(ModelConfig.from_dict({**full.to_dict(), "expansions": counts}))
+    for bad in ([], [0], "96", [1.5]):
+        with pytest.raises(ConfigError, match="expansions"):
+            ModelConfig(backbone="mobilenetv2", width=0.5, expansions=bad)
+    with pytest.raises(ConfigError, match="MobileNetV2's"):
+        ModelConfig(backbone="mobilenetv1", width=0.5, expansions=[8])
+
+
 def test_deeplab_encoder_loads_up_to_its_dilated_blocks():
     """DeepLabV3's MobileNetV2 0.5 encoder (output stride 16) fills a stride-16 cut: its dilated blocks come
     after it, and a width-0.5 network with TF's rounding is refused."""

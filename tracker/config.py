@@ -108,6 +108,10 @@ class ModelConfig:
     # MobileNets: a width multiplier's channel counts are rounded to a multiple of this: TF's 8 (the ImageNet files),
     # or 4 for DeepLabV3's MobileNetV2 0.5 encoder, whose stages keep 12 channels where TF's rounding makes 16
     channel_multiple: int = 8
+    # MobileNetV2: the hidden (expanded) channels of each block kept after the cut, in order (None: each block's
+    # input channels times its expansion, as in the paper). A network pruned of expansion channels stores its own
+    # counts here; a block without expansion (the first) keeps its input's
+    expansions: tuple[int, ...] | None = None
     # "fc": SiamFC's similarity map, searched at several scales; "box": one crop, a box regressed at every cell of
     # a point-wise correlation map (SiamFC++'s design; MobileNet backbones)
     head: str = "fc"
@@ -159,6 +163,14 @@ class ModelConfig:
         if self.blocks is not None and (isinstance(self.blocks, bool) or not isinstance(self.blocks, int)
                                         or self.blocks < 1 or padding != "same"):  # fmt: skip
             raise ConfigError(f"blocks must be None or a count >= 1 for a MobileNet backbone, got {self.blocks!r}")
+        if self.expansions is not None:
+            counts = self.expansions
+            if (isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)) or not counts
+                    or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts)):  # fmt: skip
+                raise ConfigError(f"expansions must be None or a list of channel counts >= 1, got {counts!r}")
+            if self.backbone != "mobilenetv2":
+                raise ConfigError(f"expansions are MobileNetV2's hidden channels, not {self.backbone}'s")
+            object.__setattr__(self, "expansions", tuple(counts))  # JSON gives a list; frozen: set once, here
         if isinstance(self.channel_multiple, bool) or self.channel_multiple not in (1, 2, 4, 8):
             raise ConfigError(f"channel_multiple must be 1, 2, 4 or 8, got {self.channel_multiple!r}")
         if self.neck < 0 or (self.neck and padding != "same"):

@@ -109,9 +109,9 @@ def _same_pad(n: int, k: int, s: int) -> tuple[int, int]:
 class InvertedResidual(nn.Module):
     """MobileNetV2's block: 1x1 expand (ReLU6), 3x3 depthwise (ReLU6), linear 1x1 project, identity shortcut."""
 
-    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, hidden: int | None = None) -> None:
         super().__init__()
-        mid = cin * expand
+        mid = cin * expand if hidden is None else hidden
         layers = [TFConv(cin, mid, 1)] if expand != 1 else []
         layers += [TFConv(mid, mid, 3, stride, groups=mid), TFConv(mid, cout, 1, relu6=False)]
         self.layers = nn.Sequential(*layers)
@@ -143,11 +143,12 @@ class MobileNet(nn.Module):
     for the whole network), or after its first ``blocks`` blocks where that keeps the stride. Layers are TFLite's,
     so ImageNet weights load one convolution at a time in order (``train.pretrained``). ``neck > 0`` adds a 1x1
     convolution + BatchNorm to that many channels. Channel counts at a width are rounded to a multiple of
-    ``multiple`` (TF's 8; 4 for DeepLabV3's MobileNetV2 0.5 encoder)."""
+    ``multiple`` (TF's 8; 4 for DeepLabV3's MobileNetV2 0.5 encoder). ``expansions`` (V2): each kept block's hidden
+    channels, where a pruned network has fewer than the paper's."""
 
     def __init__(
         self, version: int, width: float = 1.0, stride: int = 8, neck: int = 0, blocks: int | None = None,
-        multiple: int = 8,
+        multiple: int = 8, expansions: tuple[int, ...] | None = None,
     ):  # fmt: skip
         super().__init__()
         c = _divisible(32 * width, multiple)
@@ -181,6 +182,8 @@ class MobileNet(nn.Module):
                     f"blocks {blocks} {'is more' if blocks > len(cut) else f'leaves stride {kept}'}"
                 )
             cut = cut[:blocks]
+        if expansions is not None:
+            cut = _with_expansions(cut, expansions)
         for block, _ in cut:
             layers += block
         c = _last_channels(layers)
@@ -201,11 +204,34 @@ class MobileNet(nn.Module):
         return [p for m in self.modules() if isinstance(m, TFConv) for p in m.parameters()]
 
 
+def _with_expansions(
+    cut: list[tuple[list[nn.Module], int]], expansions: tuple[int, ...]
+) -> list[tuple[list[nn.Module], int]]:
+    """MobileNetV2's ``cut`` blocks rebuilt with the hidden channels ``expansions`` (one count per block)."""
+    if len(expansions) != len(cut):
+        raise ConfigError(f"expansions has {len(expansions)} counts for the {len(cut)} blocks kept after the cut")
+    rebuilt = []
+    for (block, step), hidden in zip(cut, expansions):
+        (old,) = block
+        first, last = old.layers[0].conv, old.layers[-1].conv
+        cin, cout, full = first.in_channels, last.out_channels, first.out_channels
+        n = len(rebuilt) + 1
+        if len(old.layers) == 2 and hidden != cin:
+            raise ConfigError(
+                f"expansions: block {n} does not expand: its hidden channels are its {cin} inputs, not {hidden}"
+            )
+        if hidden > full:
+            raise ConfigError(f"expansions: block {n} has at most {full} hidden channels, not {hidden}")
+        expand = full // cin if len(old.layers) == 3 else 1
+        rebuilt.append(([InvertedResidual(cin, cout, step, expand, hidden)], step))
+    return rebuilt
+
+
 # backbone name (tracker.config.BACKBONES, which describes each) -> its constructor from a ModelConfig
 BUILDERS = {
     "alexnet": lambda c: AlexNet(c.width, c.stem_kernel, c.groups),
     "handset": lambda c: HandSet(),
-    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck, c.blocks, c.channel_multiple),
+    "mobilenetv2": lambda c: MobileNet(2, c.width, c.stride, c.neck, c.blocks, c.channel_multiple, c.expansions),
     "mobilenetv1": lambda c: MobileNet(1, c.width, c.stride, c.neck, c.blocks, c.channel_multiple),
 }
 
