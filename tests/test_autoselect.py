@@ -142,6 +142,20 @@ def test_cache_key_follows_the_shipped_int8_graph(handset_weights, tmp_path, mon
     assert len({none, first, key()}) == 3
 
 
+def test_a_graph_shipped_for_vnni_alone_makes_int8_a_candidate(handset_weights, tmp_path, monkeypatch):
+    """Weights that ship only the 8-bit-weight graph (for CPUs with VNNI) on such a CPU: int8 is timed too, as the
+    cache key, which names that graph, says; it once looked for the 7-bit graph alone and cached a float pick."""
+    graph = tmp_path / "w_int8_w8.onnx"
+    graph.write_bytes(b"a graph for VNNI")
+    monkeypatch.setattr(autoselect, "shipped_weight_bits", lambda weights, spec: 8)
+    monkeypatch.setattr(autoselect, "shipped_int8_path", lambda weights, bits: graph)
+    asked = []
+    monkeypatch.setattr(autoselect, "cpu_candidates", lambda precision, calibrated: asked.append(calibrated) or [])
+    with pytest.raises(BackendError):  # no candidate built: what matters is what was asked for
+        measured_cpu_backend(handset_weights, Fake, timer=Timer({}), load=quiet)
+    assert asked == [True]
+
+
 def test_machine_change_measures_again(handset_weights, monkeypatch):
     timer = Timer(dict.fromkeys(CANDIDATES, 10.0))
     pick(handset_weights, timer)

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..atomic import write_text
 from ..errors import BackendError
-from .graphs import GraphSpec, cache_root, shipped_int8, shipped_int8_path, shipped_weight_bits, weights_sha256
+from .graphs import GraphSpec, cache_root, shipped_int8_path, shipped_weight_bits, weights_sha256
 
 CACHE_FORMAT = "5"  # bump when the candidates or how they run change (3: OpenVINO; 4: shipped int8; 5: bf16 head)
 BUSY_CPUS = 0.25  # other processes' average CPU use while timing above which the timing is not cached
@@ -226,7 +226,8 @@ def measured_cpu_backend(
             pass  # e.g. onnxruntime uninstalled since: measure again
     built, skipped = {}, {}
     if candidates is None:
-        calibrated = shipped_int8(weights, GraphSpec(targets, scales, "uint8", "int8")) is not None
+        # the graph this CPU would run (the 8-bit one alone counts where the CPU has VNNI), as the cache key names it
+        calibrated = shipped_weight_bits(weights, GraphSpec(targets, scales, "uint8", "int8")) is not None
         candidates = cpu_candidates(precision, calibrated)
     for backend, prec in candidates:
         try:
