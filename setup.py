@@ -14,15 +14,20 @@ from setuptools import find_packages, setup
 # int8 search graphs (tracker.backends.graphs.shipped_int8) beside them
 SHIPPED = [
     "mobilenetv2_box.safetensors",
+    "mobilenetv2_pruned_box.safetensors",
     "mobilenetv1_box.safetensors",
     "siamfc.safetensors",
     "mobilenetv2_box_appearance.safetensors",
+    "mobilenetv2_pruned_box_appearance.safetensors",
     "mobilenetv1_box_appearance.safetensors",
     "mobilenetv2_box_settings.json",
+    "mobilenetv2_pruned_box_settings.json",
     "mobilenetv1_box_settings.json",
     "mobilenetv2_box_int8.onnx",
+    "mobilenetv2_pruned_box_int8.onnx",
     "mobilenetv1_box_int8.onnx",
     "mobilenetv2_box_int8_w8.onnx",
+    "mobilenetv2_pruned_box_int8_w8.onnx",
     "mobilenetv1_box_int8_w8.onnx",
 ]
 

@@ -15,10 +15,12 @@ from .errors import WeightsError
 # model name -> its weights file in weights/ (the model card, weights/README.md, has a row for each)
 MODELS = {
     "accurate": "mobilenetv2_box.safetensors",  # the box head on MobileNetV2 1.0
+    # "accurate" with half the expansion channels of its blocks 2-6, distilled from it
+    "balanced": "mobilenetv2_pruned_box.safetensors",
     "fast": "mobilenetv1_box.safetensors",  # the box head on MobileNetV1 0.25, distilled from "accurate"
     "classic": "siamfc.safetensors",  # SiamFC's AlexNet and 3-scale head, trained from scratch
 }
-DEFAULT_MODEL = "accurate"
+DEFAULT_MODEL = "balanced"
 WEIGHTS_NAME = MODELS[DEFAULT_MODEL]
 DATA = Path(__file__).resolve().parent / "data"  # a built wheel: weights/ files are packaged here
 SOURCE = Path(__file__).resolve().parent.parent / "weights"  # a source checkout (or an editable install)
