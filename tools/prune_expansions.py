@@ -7,8 +7,8 @@ squares so that the block's output on the pruned network's own inputs stays the 
 records the counts kept (``ModelConfig.expansions``), so the file rebuilds its own model.
 
     python tools/prune_expansions.py --weights accurate --data ../shared/data/train \\
-        --holdout Bird2 MotorRolling building4 Yacht2 air_conditioning_box1 --blocks 2-6 --drop 0.5 \\
-        --out runs/pruned/start.safetensors
+        --holdout Bird2 MotorRolling building4 Yacht2 air_conditioning_box1 --blocks 2-6 --drop 0.25 \\
+        --out runs/pruned/start25.safetensors
 
 Prints, on crops of the held-apart sequences, how often the pruned network's peak lies within one cell of the
 original's, and the box error there: how much the training that follows has to recover.
@@ -63,23 +63,23 @@ def inputs_to(model: SiamFC, index: int, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def prune_block(block: InvertedResidual, keep: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> None:
-    """Keep the hidden channels ``keep`` of ``block``; its projection becomes ``weight`` (cout, k) and ``bias``."""
-    expand, depthwise, project = block.layers
-    for conv, groups in ((expand.conv, 1), (depthwise.conv, len(keep))):
-        new = torch.nn.Conv2d(
-            conv.in_channels if groups == 1 else len(keep), len(keep), conv.kernel_size, conv.stride, conv.padding,
-            groups=groups,
-        )  # fmt: skip
-        new.weight.data, new.bias.data = conv.weight.data[keep].clone(), conv.bias.data[keep].clone()
-        if groups == 1:
-            expand.conv = new
-        else:
-            depthwise.conv = new
-    conv = project.conv
-    project.conv = torch.nn.Conv2d(len(keep), conv.out_channels, 1)
-    project.conv.weight.data = weight.reshape(conv.out_channels, len(keep), 1, 1).contiguous()
-    project.conv.bias.data = bias.contiguous()
+def prune_block(
+    block: InvertedResidual, keep: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> InvertedResidual:
+    """``block`` with only its hidden channels ``keep``; its projection becomes ``weight`` (cout, k) and ``bias``."""
+    expand, depthwise, project = (layer.conv for layer in block.layers)
+    pruned = InvertedResidual(
+        expand.in_channels, project.out_channels, depthwise.stride[0], expand.out_channels // expand.in_channels,
+        len(keep),
+    )  # fmt: skip
+    new_expand, new_depthwise, new_project = (layer.conv for layer in pruned.layers)
+    with torch.no_grad():
+        for new, old in ((new_expand, expand), (new_depthwise, depthwise)):
+            new.weight.copy_(old.weight[keep])
+            new.bias.copy_(old.bias[keep])
+        new_project.weight.copy_(weight.reshape(new_project.weight.shape))
+        new_project.bias.copy_(bias)
+    return pruned
 
 
 def main() -> int:
@@ -127,7 +127,7 @@ def main() -> int:
         rows = torch.from_numpy(np.random.default_rng(b).choice(len(a), min(len(a), 200_000), replace=False))
         a1 = torch.cat([a[rows], torch.ones(len(rows), 1, dtype=torch.float64)], 1)
         solution = torch.linalg.solve(a1.T @ a1 + 1e-3 * torch.eye(k + 1, dtype=torch.float64), a1.T @ y[rows])
-        prune_block(block, keep, solution[:-1].T.float(), solution[-1].float())
+        block = pruned.backbone.features[i] = prune_block(block, keep, solution[:-1].T.float(), solution[-1].float())
         with torch.no_grad():
             now = block.layers(xin)
         error = float(((now - target) ** 2).mean() / (target**2).mean())

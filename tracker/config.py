@@ -165,8 +165,9 @@ class ModelConfig:
             raise ConfigError(f"blocks must be None or a count >= 1 for a MobileNet backbone, got {self.blocks!r}")
         if self.expansions is not None:
             counts = self.expansions
-            if (isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)) or not counts
-                    or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts)):  # fmt: skip
+            if not isinstance(counts, (list, tuple)) or not counts or any(
+                isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts
+            ):
                 raise ConfigError(f"expansions must be None or a list of channel counts >= 1, got {counts!r}")
             if self.backbone != "mobilenetv2":
                 raise ConfigError(f"expansions are MobileNetV2's hidden channels, not {self.backbone}'s")

@@ -15,7 +15,7 @@ from .errors import WeightsError
 # model name -> its weights file in weights/ (the model card, weights/README.md, has a row for each)
 MODELS = {
     "accurate": "mobilenetv2_box.safetensors",  # the box head on MobileNetV2 1.0
-    # "accurate" with half the expansion channels of its blocks 2-6, distilled from it
+    # "accurate" with a quarter fewer expansion channels in its blocks 2-6, distilled from it
     "balanced": "mobilenetv2_pruned_box.safetensors",
     "fast": "mobilenetv1_box.safetensors",  # the box head on MobileNetV1 0.25, distilled from "accurate"
     "classic": "siamfc.safetensors",  # SiamFC's AlexNet and 3-scale head, trained from scratch
