@@ -628,3 +628,74 @@ def test_a_loss_holds_the_last_verified_box_only_where_tracked_frames_are_judged
     lost = search.conclude(Peak(np.array([61.0, 45.0]), size, 0.8, 0.0), st)  # flat response: lost
     assert not lost.found
     np.testing.assert_allclose(st.center, [52.0, 41.0] if judged else [60.0, 45.0])
+
+
+def test_separate_peaks_keeps_apart_and_takes_the_held_cell_second():
+    from tracker.search import separate_peaks
+
+    logits = np.zeros((9, 9))
+    logits[1, 1], logits[1, 2], logits[7, 7], logits[4, 4], logits[0, 8] = 5.0, 4.9, 4.0, 1.0, 3.0
+    logits[8, 0] = -np.inf  # outside the frame: no candidate
+    assert separate_peaks(logits, (1, 1), (), 3, 1) == [(1, 1), (7, 7), (0, 8)]  # (1, 2) belongs to the first peak
+    assert separate_peaks(logits, (1, 1), [(4, 4)], 3, 1) == [(1, 1), (4, 4), (7, 7)]
+    assert separate_peaks(logits, (1, 1), [(1, 2)], 2, 1) == [(1, 1), (7, 7)]  # the held cell is the first peak's
+    assert separate_peaks(logits, (1, 1), (), 1, 1) == [(1, 1)]
+    assert len(separate_peaks(np.full((3, 3), -np.inf), (1, 1), (), 4, 0)) == 1  # nothing else left: the first alone
+
+
+def test_a_lost_target_takes_the_candidate_that_looks_like_it():
+    from tracker.config import ModelConfig
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import Peak, TargetState
+
+    eye = np.eye(3)
+    search = SiamFCSearch(TrackerConfig(verify_redetect=0.5, reference_frames=1, found_psr=2.0), ModelConfig())
+    st = TargetState(np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3,
+                     (100, 120))  # fmt: skip
+    search.remember(st, eye[0])
+    size = np.array([20.0, 16.0])
+    search.conclude(Peak(np.array([52.0, 41.0]), size, 0.8, 5.0), st, eye[0])
+    look_alike, weak, target = (Peak(np.array(c), size, s, 5.0) for c, s in
+                                (([10.0, 10.0], 0.9), ([30.0, 60.0], 0.0001), ([55.0, 40.0], 0.6)))  # fmt: skip
+    best = Peak(look_alike.center, size, look_alike.score, look_alike.psr, (weak, target))
+    assert search.candidates(best, st) == (best,)  # tracked: the best peak alone
+    st.lost_frames = 1
+    peaks = search.candidates(best, st)
+    assert peaks == (best, weak, target)
+    # the look-alike does not look like the target; the weak peak does but fails the score's bar; the target passes
+    assert search.choose(peaks, [eye[1], eye[0], 0.8 * eye[0] + 0.6 * eye[1]], st) == 2
+    assert search.choose(peaks, [eye[1], eye[0], eye[2]], st) == 0  # none passes both: the best, judged not found
+    result = search.conclude(peaks[2], st, 0.8 * eye[0] + 0.6 * eye[1])
+    assert result.found and st.lost_frames == 0
+    np.testing.assert_allclose(st.center, [55.0, 40.0])
+
+
+def test_re_detection_candidates_are_checked():
+    with pytest.raises(ConfigError, match="redetect_candidates"):
+        TrackerConfig(redetect_candidates=0)
+    with pytest.raises(ConfigError, match="redetect_candidates"):
+        TrackerConfig(redetect_candidates=True)
+
+
+def test_a_lost_multitracker_target_judges_its_candidates_as_its_single_tracker(verified_weights, monkeypatch):
+    from tracker.search import TargetSearch
+
+    frames, boxes = _swapped_stream()
+    threshold = _separating_threshold(verified_weights, frames, boxes)
+    judged: list[int] = []
+    choose = TargetSearch.choose
+    monkeypatch.setattr(TargetSearch, "choose", lambda self, p, v, st: judged.append(len(p)) or choose(self, p, v, st))
+    config = TrackerConfig(verify_threshold=threshold, redetect_candidates=3)
+    single = SiamFCTracker(verified_weights, backend="torch", config=config)
+    single.init(frames[0], boxes[0])
+    multi = MultiTracker(verified_weights, backend="torch", config=config)
+    (target,) = multi.add(frames[0], [boxes[0]])
+    for frame in frames[1:]:
+        a, b = single.update(frame), multi.update(frame)[target]
+        assert a.found == b.found
+        np.testing.assert_allclose(b.box, a.box, atol=1e-3)
+        assert (a.similarity is None) == (b.similarity is None)
+        if a.similarity is not None:
+            assert b.similarity == pytest.approx(a.similarity, abs=1e-4)
+    assert max(judged) > 1  # the lost frames judged several candidates
+    assert not single.update(frames[-1]).found  # the other object is still refused

@@ -40,11 +40,11 @@ def test_calibrate_found_scores_every_combination(dataset: Path, handset_weights
     assert [r[:4] for r in rows] == [["0", "0", "head", "0.5"], ["0", "0", "head", "1"],
                                      ["0.5", "0", "head", "0.5"], ["0.5", "0", "head", "1"]]  # fmt: skip
     # no verifier asked for, the box calibration the weights' own, re-detections not confirmed, the reach not
-    # kept after one and the template the weights' own (the defaults)
-    assert {tuple(r[4:11]) for r in rows} == {("off", "off", "1", "head", "0", "0", "head")}
+    # kept after one, the template the weights' own and one re-detection candidate (the defaults)
+    assert {tuple(r[4:12]) for r in rows} == {("off", "off", "1", "head", "0", "0", "head", "1")}
     for r in rows:
-        assert 0.0 <= float(r[11]) <= 1.0 and r[12].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
-    assert rows[0][12] == rows[1][12] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
+        assert 0.0 <= float(r[12]) <= 1.0 and r[13].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
+    assert rows[0][13] == rows[1][13] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
 
 
 def test_score_candidates_reads_the_box_heads_outputs(dataset: Path, box_weights: Path) -> None:

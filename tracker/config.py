@@ -277,6 +277,12 @@ class TrackerConfig:
     # re-detection (its reach, and the whole-frame scan's turn), from the box the re-detection took: a look-alike
     # that peaked for a frame during an absence does not shrink the search back to one crop. 0: off
     redetect_keep_reach: int = 0
+    # while lost with the appearance verifier, the re-detection's best few separate peaks are all verified (this
+    # many, the first as without it: the best, or the held box's where a far peak does not beat it by
+    # redetect_margin), and the one that looks most like the target among those that pass both the score's and
+    # the similarity's bars is taken: a look-alike that outscores the returning target no longer hides it.
+    # 1: only the best is verified
+    redetect_candidates: int = 1
     # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
     # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to
     # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: a tracked
@@ -353,6 +359,9 @@ class TrackerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        n = self.redetect_candidates
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"redetect_candidates must be an integer >= 1, got {n!r}")
         if self.template_rate is not None and not 0.0 <= self.template_rate <= 1.0:
             raise ConfigError(f"template_rate must be in [0, 1], got {self.template_rate}")
         if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:

@@ -188,12 +188,17 @@ class MultiTracker(BackendInfo):
         vectors: dict[int, np.ndarray] = {}
         features: dict[int, np.ndarray] = {}
         verified = [i for i in peaks if self._embedding is not None and self._search.wants_appearance(self._targets[i])]
-        if verified:  # each verified target's box against its own appearance memory, in one batch
-            views = [self._search.appearance_crop(frame, peaks[i], self._targets[i]) for i in verified]
+        if verified:  # each verified target's box (while lost, each candidate) against its own memory, in one batch
+            candidates = {i: self._search.candidates(peaks[i], self._targets[i]) for i in verified}
+            owners = [i for i in verified for _ in candidates[i]]
+            views = [self._search.appearance_crop(frame, p, self._targets[i]) for i in verified for p in candidates[i]]
             crops, extents = (np.stack(v) for v in zip(*views, strict=True))
             maps = to_array(self._run(appearance_features, self._backend, crops))
-            features = {i: maps[j : j + 1] for j, i in enumerate(verified)}
-            vectors = dict(zip(verified, self._embedding(maps, extents, crops), strict=True))
+            embedded = self._embedding(maps, extents, crops)
+            for i in verified:
+                rows = [k for k, owner in enumerate(owners) if owner == i]
+                j = rows[self._search.choose(candidates[i], embedded[rows], self._targets[i])]
+                peaks[i], features[i], vectors[i] = candidates[i][j - rows[0]], maps[j : j + 1], embedded[j]
         results = {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
         rate = self.config.template_rate
         for i in features:

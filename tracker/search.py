@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class Peak:
     size: np.ndarray  # (w, h), frame pixels
     score: float  # sigmoid of the peak response
     psr: float  # peak-to-sidelobe ratio of the raw response
+    # while lost, the re-detection's next separate peaks, for the verifier to judge too (redetect_candidates)
+    alternates: tuple[Peak, ...] = ()
 
 
 @dataclass
@@ -246,6 +248,27 @@ class TargetSearch:
             st.lost_frames += 1
         return TrackResult(self.box(st), score, found, similarity)
 
+    def candidates(self, peak: Peak, st: TargetState) -> tuple[Peak, ...]:
+        """The peaks the verifier judges for ``st`` on this frame: ``peak``, and while the target is lost (past its
+        first ``reference_frames``, no re-detection being confirmed) its alternates (``redetect_candidates``)."""
+        lost = st.lost_frames and st.held is None and st.tracked >= self.config.reference_frames
+        return (peak, *peak.alternates) if lost else (peak,)
+
+    def choose(self, peaks: Sequence[Peak], vectors: Sequence[np.ndarray], st: TargetState) -> int:
+        """Which of :meth:`candidates` ``peaks`` (with the unit vectors of their appearance crops) to conclude with:
+        the one most like the target among those whose score and similarity pass the re-detection's bars; the first
+        where none does (it is then judged not found, as it would be alone)."""
+        if len(peaks) == 1 or st.memory is None or st.reference is None:
+            return 0
+        needed = self._similarity_needed(True)
+        index, best = 0, -math.inf
+        for i, (peak, vector) in enumerate(zip(peaks, vectors, strict=True)):
+            score = min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
+            similarity = st.memory.similarity(vector)
+            if self._is_found(score, peak.psr, True, st.level) and similarity >= needed and similarity > best:
+                index, best = i, similarity
+        return index
+
     def _confirm(self, st: TargetState, peak: Peak) -> None:
         """Count a found frame towards confirming a re-detection (``redetect_confirm``): a re-detection beyond the
         tracking search's reach of the held box keeps that box until it has been found that many frames in a row;
@@ -362,12 +385,23 @@ class TargetSearch:
                 held = logits[max(0, hy - 1) : hy + 2, max(0, hx - 1) : hx + 2]
                 far = np.abs(np.array([ix, iy]) - middle).max() > (r - 1) / 2
                 if far and pp.sigmoid(logits[iy, ix]) < cfg.redetect_margin * pp.sigmoid(held.max()):
-                    iy, ix = np.unravel_index(int(np.argmax(held)), held.shape)
-                    iy, ix = iy + max(0, hy - 1), ix + max(0, hx - 1)
-            offset = (np.array([ix, iy]) - middle) * stride * crop_to_frame
-            score = float(pp.sigmoid(logits[iy, ix]))
-            psr = pp.peak_to_sidelobe(pp.peak_window(logits, r, (iy, ix)), cfg.psr_exclude)
-            return Peak(center + offset, st.size, score, psr)
+                    iy, ix = held_best(logits, hy, hx)
+
+            def peak(cell: tuple[int, int]) -> Peak:
+                offset = (np.array(cell[::-1]) - middle) * stride * crop_to_frame
+                psr = pp.peak_to_sidelobe(pp.peak_window(logits, r, cell), cfg.psr_exclude)
+                return Peak(center + offset, st.size, float(pp.sigmoid(logits[cell])), psr)
+
+            if cfg.redetect_candidates == 1 or not self.verifies:
+                return peak((iy, ix))
+            # the verifier judges the next separate peaks too: the held box's best cell (when the local grid did not
+            # take it), then the highest cells left, each at least the target's half-size from those taken
+            hx, hy = np.round(middle).astype(int)
+            held_cell = () if scanning else (held_best(logits, hy, hx),)
+            radius = max(1, math.ceil(float(st.size.max()) / crop_to_frame / stride / 2))
+            cells = separate_peaks(np.where(outside, -np.inf, logits), (iy, ix), held_cell, cfg.redetect_candidates,
+                                   radius)  # fmt: skip
+            return replace(peak(cells[0]), alternates=tuple(peak(c) for c in cells[1:]))
 
         return SearchPlan(crops, decode)
 
@@ -398,3 +432,37 @@ class TargetSearch:
         low = np.maximum(st.base_size * self.config.min_scale, 1.0)
         high = np.minimum(st.base_size * self.config.max_scale, frame_size)
         return center, np.clip(peak.size, low, high)
+
+
+def held_best(logits: np.ndarray, hy: int, hx: int) -> tuple[int, int]:
+    """The highest cell (row, col) of ``logits`` within one cell of the held box's cell (``hy``, ``hx``)."""
+    y0, x0 = max(0, hy - 1), max(0, hx - 1)
+    window = logits[y0 : hy + 2, x0 : hx + 2]
+    iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
+    return int(iy) + y0, int(ix) + x0
+
+
+def separate_peaks(
+    logits: np.ndarray, first: tuple[int, int], also: Sequence[tuple[int, int]], count: int, radius: int
+) -> list[tuple[int, int]]:
+    """Up to ``count`` cells (row, col) of ``logits``: ``first``, then each of ``also``, then the highest cells
+    left, each more than ``radius`` cells (either axis) from every cell taken before it; cells at -inf are none."""
+    taken = [(int(first[0]), int(first[1]))]
+    left = np.array(logits, dtype=np.float64)
+
+    def take(cell: tuple[int, int]) -> None:
+        y, x = cell
+        left[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = -np.inf
+
+    take(taken[0])
+    for cell in also:
+        if len(taken) < count and np.isfinite(left[cell]):
+            taken.append((int(cell[0]), int(cell[1])))
+            take(taken[-1])
+    while len(taken) < count:
+        iy, ix = np.unravel_index(int(np.argmax(left)), left.shape)
+        if not np.isfinite(left[iy, ix]):
+            break
+        taken.append((int(iy), int(ix)))
+        take(taken[-1])
+    return taken

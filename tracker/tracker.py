@@ -132,10 +132,14 @@ class Tracker(BackendInfo):
         clock.lap("decode")
         appearance = features = None
         if self._embedding is not None and self._search.wants_appearance(st):
-            # is it still the target? its box's appearance against the target's
-            crop, extent = self._search.appearance_crop(frame, peak, st)
-            features = to_array(self._run(appearance_features, self._backend, crop[None]))
-            appearance = self._embedding(features, extent[None], crop[None])[0]
+            # is it still the target? its box's appearance against the target's (while lost, each candidate's)
+            peaks = self._search.candidates(peak, st)
+            views = [self._search.appearance_crop(frame, p, st) for p in peaks]
+            crops, extents = (np.stack(v) for v in zip(*views, strict=True))
+            maps = to_array(self._run(appearance_features, self._backend, crops))
+            vectors = self._embedding(maps, extents, crops)
+            j = self._search.choose(peaks, vectors, st)
+            peak, appearance, features = peaks[j], vectors[j], maps[j : j + 1]
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
         if st.remembered and self.config.template_rate:  # the kernel towards the target as it looks now

@@ -211,7 +211,7 @@ def _with_expansions(
     if len(expansions) != len(cut):
         raise ConfigError(f"expansions has {len(expansions)} counts for the {len(cut)} blocks kept after the cut")
     rebuilt = []
-    for (block, step), hidden in zip(cut, expansions):
+    for (block, step), hidden in zip(cut, expansions, strict=True):
         (old,) = block
         first, last = old.layers[0].conv, old.layers[-1].conv
         cin, cout, full = first.in_channels, last.out_channels, first.out_channels
