@@ -153,8 +153,9 @@ class MobileNet(nn.Module):
         super().__init__()
         c = _divisible(32 * width, multiple)
         layers: list[nn.Module] = [TFConv(3, c, 3, 2)]
-        # (block, its stride) up to the stride: a V2 block is an inverted residual, a V1 block a separable pair
-        cut: list[tuple[list[nn.Module], int]] = []
+        # each block's channels and stride up to the stride, built once the cut and the hidden channels are known:
+        # (cin, cout, stride, expansion) for a V2 inverted residual, (cin, cout, stride) for a V1 separable pair
+        cut: list[tuple[int, ...]] = []
         total = 2
         if version == 2:
             for t, cout, n, s in V2_STAGES:
@@ -163,8 +164,7 @@ class MobileNet(nn.Module):
                 total *= s
                 cout = _divisible(cout * width, multiple)
                 for i in range(n):
-                    step = s if i == 0 else 1
-                    cut.append(([InvertedResidual(c, cout, step, t)], step))
+                    cut.append((c, cout, s if i == 0 else 1, t))
                     c = cout
         else:
             for cout, s in V1_LAYERS:
@@ -172,20 +172,22 @@ class MobileNet(nn.Module):
                     break
                 total *= s
                 cout = _divisible(cout * width, multiple)
-                cut.append(([TFConv(c, c, 3, s, groups=c), TFConv(c, cout, 1)], s))
+                cut.append((c, cout, s))
                 c = cout
         if blocks is not None:
-            kept = 2 * math.prod(s for _, s in cut[:blocks])
+            kept = 2 * math.prod(spec[2] for spec in cut[:blocks])
             if blocks > len(cut) or kept != total:
                 raise ConfigError(
                     f"MobileNetV{version} at stride {total} has {len(cut)} blocks, and a cut must keep its stride: "
                     f"blocks {blocks} {'is more' if blocks > len(cut) else f'leaves stride {kept}'}"
                 )
             cut = cut[:blocks]
-        if expansions is not None:
-            cut = _with_expansions(cut, expansions)
-        for block, _ in cut:
-            layers += block
+        if version == 2:
+            hidden = _check_expansions(cut, expansions) if expansions is not None else [None] * len(cut)
+            layers += [InvertedResidual(cin, cout, s, t, h) for (cin, cout, s, t), h in zip(cut, hidden, strict=True)]
+        else:
+            for cin, cout, s in cut:
+                layers += [TFConv(cin, cin, 3, s, groups=cin), TFConv(cin, cout, 1)]
         c = _last_channels(layers)
         if neck:
             layers += [nn.Conv2d(c, neck, 1), nn.BatchNorm2d(neck, eps=1e-5, momentum=0.05)]
@@ -204,27 +206,19 @@ class MobileNet(nn.Module):
         return [p for m in self.modules() if isinstance(m, TFConv) for p in m.parameters()]
 
 
-def _with_expansions(
-    cut: list[tuple[list[nn.Module], int]], expansions: tuple[int, ...]
-) -> list[tuple[list[nn.Module], int]]:
-    """MobileNetV2's ``cut`` blocks rebuilt with the hidden channels ``expansions`` (one count per block)."""
+def _check_expansions(cut: list[tuple[int, ...]], expansions: tuple[int, ...]) -> tuple[int, ...]:
+    """``expansions``, the hidden channels of MobileNetV2's ``cut`` blocks (cin, cout, stride, expansion), one count
+    per block, once each is checked against its block."""
     if len(expansions) != len(cut):
         raise ConfigError(f"expansions has {len(expansions)} counts for the {len(cut)} blocks kept after the cut")
-    rebuilt = []
-    for (block, step), hidden in zip(cut, expansions, strict=True):
-        (old,) = block
-        first, last = old.layers[0].conv, old.layers[-1].conv
-        cin, cout, full = first.in_channels, last.out_channels, first.out_channels
-        n = len(rebuilt) + 1
-        if len(old.layers) == 2 and hidden != cin:
+    for n, ((cin, _, _, t), hidden) in enumerate(zip(cut, expansions, strict=True), start=1):
+        if t == 1 and hidden != cin:
             raise ConfigError(
                 f"expansions: block {n} does not expand: its hidden channels are its {cin} inputs, not {hidden}"
             )
-        if hidden > full:
-            raise ConfigError(f"expansions: block {n} has at most {full} hidden channels, not {hidden}")
-        expand = full // cin if len(old.layers) == 3 else 1
-        rebuilt.append(([InvertedResidual(cin, cout, step, expand, hidden)], step))
-    return rebuilt
+        if hidden > cin * t:
+            raise ConfigError(f"expansions: block {n} has at most {cin * t} hidden channels, not {hidden}")
+    return expansions
 
 
 # backbone name (tracker.config.BACKBONES, which describes each) -> its constructor from a ModelConfig
