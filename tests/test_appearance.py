@@ -699,3 +699,53 @@ def test_a_lost_multitracker_target_judges_its_candidates_as_its_single_tracker(
             assert b.similarity == pytest.approx(a.similarity, abs=1e-4)
     assert max(judged) > 1  # the lost frames judged several candidates
     assert not single.update(frames[-1]).found  # the other object is still refused
+
+
+def test_memory_remembers_the_latest_refused_look_alikes():
+    eye = np.eye(4)
+    memory = Memory(eye[0], 2, distractors=2)
+    assert memory.distractor_similarity(eye[1]) is None
+    for v in eye[1:]:
+        memory.refuse(v)
+    assert len(memory.refused) == 2 and memory.distractor_similarity(eye[1]) == 0.0  # the oldest went
+    assert memory.distractor_similarity(eye[3]) == 1.0
+    off = Memory(eye[0], 2)
+    off.refuse(eye[1])
+    assert off.refused == []
+
+
+def test_a_lost_target_short_of_the_bar_is_taken_where_it_is_nearer_the_target_than_the_look_alikes():
+    from tracker.config import ModelConfig
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import Peak, TargetState
+
+    def unit(*v):
+        v = np.array(v, dtype=float)
+        return v / np.linalg.norm(v)
+
+    eye, size = np.eye(3), np.array([20.0, 16.0])
+    answers = []
+    for distractors in (0, 4):
+        config = TrackerConfig(verify_redetect=0.5, reference_frames=1, found_psr=2.0, redetect_distractors=distractors,
+                               distractor_margin=0.1)  # fmt: skip
+        search = SiamFCSearch(config, ModelConfig())
+        st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
+        search.remember(st, eye[0])
+        peak = Peak(np.array([52.0, 41.0]), size, 0.8, 5.0)
+        search.conclude(peak, st, eye[0])
+        st.lost_frames = 1
+        look_alike = unit(0.3, 1.0, 0.0)  # similarity 0.29: refused, and remembered where distractors are on
+        returning = unit(0.45, 0.0, 1.0)  # 0.41: short of 0.5 by less than the margin, far from the look-alike
+        answers.append((search.conclude(peak, st, look_alike).found, search.conclude(peak, st, returning).found))
+        assert len(st.memory.refused) == (1 if distractors else 0)
+    assert answers == [(False, False), (False, True)]
+    # lost again: a box within the margin of the bar (0.45) but nearer the remembered look-alike is refused
+    st.lost_frames = 1
+    assert not search.conclude(peak, st, unit(0.5, 1.0, 0.0)).found
+
+
+def test_remembered_look_alikes_are_checked():
+    with pytest.raises(ConfigError, match="redetect_distractors"):
+        TrackerConfig(redetect_distractors=-1)
+    with pytest.raises(ConfigError, match="distractor_margin"):
+        TrackerConfig(distractor_margin=1.5)

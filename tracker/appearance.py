@@ -299,16 +299,27 @@ def with_redetect_check(config: TrackerConfig, weights: str | os.PathLike) -> Tr
 @dataclass
 class Memory:
     """A target's appearances: the first frame's vector, always kept, and up to ``size`` later ones (oldest
-    dropped first)."""
+    dropped first); and up to ``distractors`` look-alikes refused while the target was lost (oldest dropped first)."""
 
     first: np.ndarray
     size: int
     recent: list[np.ndarray] = field(default_factory=list)
+    distractors: int = 0
+    refused: list[np.ndarray] = field(default_factory=list)
 
     def similarity(self, vector: np.ndarray) -> float:
         """The highest cosine similarity of ``vector`` with a remembered one, in [-1, 1]."""
         return float(max(np.dot(v, vector) for v in [self.first, *self.recent]))
 
+    def distractor_similarity(self, vector: np.ndarray) -> float | None:
+        """The highest cosine similarity of ``vector`` with a refused look-alike; None where none is remembered."""
+        return float(max(np.dot(v, vector) for v in self.refused)) if self.refused else None
+
     def add(self, vector: np.ndarray) -> None:
         if self.size:
             self.recent = [*self.recent, vector][-self.size :]
+
+    def refuse(self, vector: np.ndarray) -> None:
+        """Remember a look-alike refused while the target was lost."""
+        if self.distractors:
+            self.refused = [*self.refused, vector][-self.distractors :]

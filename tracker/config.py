@@ -165,8 +165,10 @@ class ModelConfig:
             raise ConfigError(f"blocks must be None or a count >= 1 for a MobileNet backbone, got {self.blocks!r}")
         if self.expansions is not None:
             counts = self.expansions
-            if not isinstance(counts, (list, tuple)) or not counts or any(
-                isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts
+            if (
+                not isinstance(counts, (list, tuple))
+                or not counts
+                or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts)
             ):
                 raise ConfigError(f"expansions must be None or a list of channel counts >= 1, got {counts!r}")
             if self.backbone != "mobilenetv2":
@@ -283,6 +285,12 @@ class TrackerConfig:
     # the similarity's bars is taken: a look-alike that outscores the returning target no longer hides it.
     # 1: only the best is verified
     redetect_candidates: int = 1
+    # while lost, the verifier remembers up to this many candidates it refused (look-alikes that passed the score's
+    # bar but not the similarity's), and a later candidate that falls short of the similarity's bar by at most
+    # distractor_margin is still taken where it looks more like the target than like every one of them by that
+    # margin: the scene's own look-alikes, not a fixed bar, tell an unseen target from them. 0: off
+    redetect_distractors: int = 0
+    distractor_margin: float = 0.1
     # appearance verification (tracker.appearance): the target counts as found only while the chosen box's
     # appearance has at least this cosine similarity with the target's remembered ones (the first frame's and up to
     # verify_memory confidently tracked ones); it needs the weights' appearance embedding file. None: a tracked
@@ -362,6 +370,11 @@ class TrackerConfig:
         n = self.redetect_candidates
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"redetect_candidates must be an integer >= 1, got {n!r}")
+        n = self.redetect_distractors
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"redetect_distractors must be an integer >= 0, got {n!r}")
+        if not 0.0 <= self.distractor_margin <= 1.0:
+            raise ConfigError(f"distractor_margin must be in [0, 1], got {self.distractor_margin}")
         if self.template_rate is not None and not 0.0 <= self.template_rate <= 1.0:
             raise ConfigError(f"template_rate must be in [0, 1], got {self.template_rate}")
         if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:

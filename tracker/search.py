@@ -153,7 +153,7 @@ class TargetSearch:
 
     def remember(self, st: TargetState, vector: np.ndarray) -> None:
         """Start ``st``'s appearance memory with the unit vector of its exemplar (``tracker.appearance``)."""
-        st.memory = Memory(vector, self.config.verify_memory)
+        st.memory = Memory(vector, self.config.verify_memory, distractors=self.config.redetect_distractors)
 
     def wants_appearance(self, st: TargetState) -> bool:
         """Whether the verifier runs on the frame about to be concluded for ``st``: on every frame while the target
@@ -213,8 +213,11 @@ class TargetSearch:
             # MEMORY_EVERY frames while tracking and verified
             similarity = st.memory.similarity(appearance)
             measuring = st.tracked <= self.config.reference_frames
-            needed = self._similarity_needed(bool(st.lost_frames) or st.held is not None)
-            found = found and (measuring or similarity >= needed)
+            lost = bool(st.lost_frames) or st.held is not None
+            looks_like = self._looks_like(similarity, appearance, st.memory, lost)
+            if lost and found and not measuring and not looks_like:
+                st.memory.refuse(appearance)  # a look-alike the score would have taken
+            found = found and (measuring or looks_like)
             remember = st.tracked == self.config.reference_frames or st.tracked % MEMORY_EVERY == 0
             st.remembered = found and not st.lost_frames and remember
             if st.remembered:
@@ -260,12 +263,12 @@ class TargetSearch:
         where none does (it is then judged not found, as it would be alone)."""
         if len(peaks) == 1 or st.memory is None or st.reference is None:
             return 0
-        needed = self._similarity_needed(True)
         index, best = 0, -math.inf
         for i, (peak, vector) in enumerate(zip(peaks, vectors, strict=True)):
             score = min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
             similarity = st.memory.similarity(vector)
-            if self._is_found(score, peak.psr, True, st.level) and similarity >= needed and similarity > best:
+            scored = self._is_found(score, peak.psr, True, st.level)
+            if scored and self._looks_like(similarity, vector, st.memory, True) and similarity > best:
                 index, best = i, similarity
         return index
 
@@ -301,6 +304,17 @@ class TargetSearch:
         the spacing of crops whose response maps abut into one map."""
         r, stride = self.model_config.response_size, self.model_config.stride
         return (r - 1) / 2 * stride, r * stride
+
+    def _looks_like(self, similarity: float, vector: np.ndarray, memory: Memory, lost: bool) -> bool:
+        """Whether a box whose appearance ``vector`` has ``similarity`` with the target's memory passes the
+        similarity's bar (:meth:`_similarity_needed`); while ``lost``, one short of it by at most
+        ``distractor_margin`` passes where it is that much nearer the target than every refused look-alike."""
+        needed = self._similarity_needed(lost)
+        if similarity >= needed:
+            return True
+        margin = self.config.distractor_margin
+        nearest = memory.distractor_similarity(vector) if lost else None
+        return nearest is not None and similarity >= needed - margin and similarity >= nearest + margin
 
     def _similarity_needed(self, lost: bool) -> float:
         """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,
