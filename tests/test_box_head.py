@@ -477,3 +477,25 @@ def test_track_export_gives_a_box_head_one_crop_per_target(box_weights, tmp_path
     tracker = SiamFCTracker(tmp_path / "graphs", backend="onnx")  # the exported folder tracks as it is
     tracker.init(np.zeros((240, 320, 3), np.uint8), (100, 100, 40, 30))
     assert np.isfinite(tracker.update(np.zeros((240, 320, 3), np.uint8)).box).all()
+
+
+def test_a_redetection_is_centred_by_the_regressed_box_with_redetect_refine():
+    frame = np.zeros((240, 320, 3), np.uint8)
+    peaks = []
+    for refine in (False, True):
+        search = BoxSearch(TrackerConfig(redetect_refine=refine, lost_scan_after=None), BOX)
+        st = search.start(frame, (100, 80, 40, 30))
+        st.lost_frames = 1
+        plan = search.plan(frame, st)
+        n = len(plan.crops)
+        assert n > 1  # a grid of crops around the held box
+        cls = np.full((n, 16, 16), -5.0, np.float32)
+        cls[n - 1, 4, 11] = 5.0  # the last crop's cell (row 4, column 11)
+        ltrb = np.broadcast_to(np.array([30.0, 20.0, 10.0, 40.0], np.float32)[:, None, None], (n, 4, 16, 16))
+        peaks.append(plan.decode({"cls": cls, "box": ltrb.copy(), "quality": np.full((n, 16, 16), 5.0, np.float32)}))
+        np.testing.assert_allclose(peaks[-1].size, st.size)  # a re-detection keeps the held size
+    to_crop = 255 / search._search_side(st.size)
+    shift = np.array([(10 - 30) / 2, (40 - 20) / 2])  # the regressed box's centre from its cell, crop pixels
+    np.testing.assert_allclose(peaks[1].center - peaks[0].center, shift / to_crop, atol=1e-6)
+    with pytest.raises(ConfigError, match="redetect_refine"):
+        TrackerConfig(redetect_refine=1)

@@ -40,11 +40,12 @@ def test_calibrate_found_scores_every_combination(dataset: Path, handset_weights
     assert [r[:4] for r in rows] == [["0", "0", "head", "0.5"], ["0", "0", "head", "1"],
                                      ["0.5", "0", "head", "0.5"], ["0.5", "0", "head", "1"]]  # fmt: skip
     # no verifier asked for, the box calibration the weights' own, re-detections not confirmed, the reach not
-    # kept after one, the template the weights' own and one re-detection candidate (the defaults)
-    assert {tuple(r[4:12]) for r in rows} == {("off", "off", "1", "head", "0", "0", "head", "1")}
+    # kept after one, the template the weights' own, one re-detection candidate, no look-alikes remembered (their
+    # margin the default) and re-detections at their cells' centres (the defaults)
+    assert {tuple(r[4:15]) for r in rows} == {("off", "off", "1", "head", "0", "0", "head", "1", "0", "0.1", "0")}
     for r in rows:
-        assert 0.0 <= float(r[12]) <= 1.0 and r[13].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
-    assert rows[0][13] == rows[1][13] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
+        assert 0.0 <= float(r[15]) <= 1.0 and r[16].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
+    assert rows[0][16] == rows[1][16] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
 
 
 def test_score_candidates_reads_the_box_heads_outputs(dataset: Path, box_weights: Path) -> None:

@@ -2,11 +2,12 @@
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
 ``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect``, ``verify_every``,
-``redetect_candidates``, ``redetect_distractors`` and ``distractor_margin``, and the box head's ``box_calibration``,
-``redetect_confirm``, ``redetect_keep_reach`` and ``template_rate`` is one tracker; all of them run in lockstep over
-the benchmark's streams (annotated absences plus spliced ones, so each frame is decoded once) and each is scored as
-the benchmark scores a tracker: AUROC of ``score``, absent and visible frames reported lost, visible frames reported
-found with the box off the target, returns re-acquired within 10 frames, success AUC on the visible frames.
+``redetect_candidates``, ``redetect_distractors`` and ``distractor_margin``, and the box head's ``redetect_refine``,
+``box_calibration``, ``redetect_confirm``, ``redetect_keep_reach`` and ``template_rate`` is one tracker; all of them
+run in lockstep over the benchmark's streams (annotated absences plus spliced ones, so each frame is decoded once)
+and each is scored as the benchmark scores a tracker: AUROC of ``score``, absent and visible frames reported lost,
+visible frames reported found with the box off the target, returns re-acquired within 10 frames, success AUC on the
+visible frames.
 
 Closed loop on purpose: ``found`` changes what the tracker does next (hold, widen, re-detect), so each
 combination is judged by the run it produces. Usage (docs/ROBUSTNESS.md, "Choosing the score and the thresholds"):
@@ -32,7 +33,8 @@ from tracker.eval.evaluate import select
 
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
           "verify_redetect", "verify_every", "box_calibration", "redetect_confirm", "redetect_keep_reach",
-          "template_rate", "redetect_candidates", "redetect_distractors", "distractor_margin")  # fmt: skip
+          "template_rate", "redetect_candidates", "redetect_distractors", "distractor_margin",
+          "redetect_refine")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     margin = TrackerConfig().distractor_margin
     parser.add_argument("--distractor-margin", type=lambda t: [float(v) for v in t.split(",")], default=[margin],
                         help=f"distractor_margin values (default {margin})")  # fmt: skip
+    parser.add_argument("--redetect-refine", type=lambda t: [v.strip() == "on" for v in t.split(",")],
+                        default=[False], help="redetect_refine values, on or off (default off)")  # fmt: skip
     absence.add_splice_arguments(parser)
     absence.add_canvas_argument(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     grid = [dict(zip(FIELDS, combo, strict=True)) for combo in itertools.product(
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
         args.verify_every, args.box_calibration, args.redetect_confirm, args.redetect_keep_reach,
-        args.template_rate, args.redetect_candidates, args.redetect_distractors, args.distractor_margin)]  # fmt: skip
+        args.template_rate, args.redetect_candidates, args.redetect_distractors, args.distractor_margin,
+        args.redetect_refine)]  # fmt: skip
     # the verifier's schedule means nothing without the verifier; 'off' for both its thresholds: no verifier at
     # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
     # the verifier's own fields mean nothing without it, and the margin nothing without distractors: such rows keep

@@ -285,6 +285,10 @@ class TrackerConfig:
     # the similarity's bars is taken: a look-alike that outscores the returning target no longer hides it.
     # 1: only the best is verified
     redetect_candidates: int = 1
+    # while lost, a candidate's centre is its cell's plus the box the head regresses there (the box head's; the
+    # size stays the held one), not the cell's centre alone, half a cell (8 crop pixels) off at worst: the crop the
+    # verifier judges is then centred on what the network found. False: the cell's centre
+    redetect_refine: bool = False
     # while lost, the verifier remembers up to this many candidates it refused (look-alikes that passed the score's
     # bar but not the similarity's), and a later candidate that falls short of the similarity's bar by at most
     # distractor_margin is still taken where it looks more like the target than like every one of them by that
@@ -370,6 +374,8 @@ class TrackerConfig:
         n = self.redetect_candidates
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"redetect_candidates must be an integer >= 1, got {n!r}")
+        if not isinstance(self.redetect_refine, bool):
+            raise ConfigError(f"redetect_refine must be True or False, got {self.redetect_refine!r}")
         n = self.redetect_distractors
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"redetect_distractors must be an integer >= 0, got {n!r}")

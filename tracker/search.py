@@ -402,7 +402,11 @@ class TargetSearch:
                     iy, ix = held_best(logits, hy, hx)
 
             def peak(cell: tuple[int, int]) -> Peak:
-                offset = (np.array(cell[::-1]) - middle) * stride * crop_to_frame
+                offset = (np.array(cell[::-1]) - middle) * stride
+                if cfg.redetect_refine:  # the head's own centre at that cell of its tile
+                    tile = cell[0] // r * cols + cell[1] // r
+                    offset = offset + self.centre_shift(outputs, tile, (cell[0] % r, cell[1] % r))
+                offset = offset * crop_to_frame
                 psr = pp.peak_to_sidelobe(pp.peak_window(logits, r, cell), cfg.psr_exclude)
                 return Peak(center + offset, st.size, float(pp.sigmoid(logits[cell])), psr)
 
@@ -422,6 +426,11 @@ class TargetSearch:
     def response(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         """The single map (N, r, r) of logits that lost-mode re-detection searches, from the head's outputs."""
         raise NotImplementedError
+
+    def centre_shift(self, outputs: dict[str, np.ndarray], crop: int, cell: tuple[int, int]) -> np.ndarray:
+        """(dx, dy), search-crop pixels: where the head puts the target's centre relative to ``cell`` (row, col) of
+        crop ``crop``'s map (``redetect_refine``); a head that regresses no box: none."""
+        return np.zeros(2)
 
     def _scan_block(self, st: TargetState, crop_to_frame: float, step: int) -> tuple[np.ndarray, int, int]:
         """Centre and tiles (cols, rows) of the ``step``-th block (round robin, row by row) of up to

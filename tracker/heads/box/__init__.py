@@ -75,6 +75,11 @@ class BoxSearch(TargetSearch):
         re-detection read."""
         return _logit(self.probability(outputs))
 
+    def centre_shift(self, outputs: dict[str, np.ndarray], crop: int, cell: tuple[int, int]) -> np.ndarray:
+        """The regressed box's centre at ``cell`` of crop ``crop``, relative to the cell (search-crop pixels)."""
+        left, top, right, bottom = outputs["box"][crop][:, cell[0], cell[1]]
+        return np.array([right - left, bottom - top], dtype=np.float64) / 2
+
     @staticmethod
     def probability(outputs: dict[str, np.ndarray]) -> np.ndarray:
         """``sigmoid(cls) * sigmoid(quality)`` (N, R, R), kept ``PROB_EPS`` from 0 and 1."""
