@@ -749,3 +749,33 @@ def test_remembered_look_alikes_are_checked():
         TrackerConfig(redetect_distractors=-1)
     with pytest.raises(ConfigError, match="distractor_margin"):
         TrackerConfig(distractor_margin=1.5)
+
+
+def test_an_ambiguous_tracked_frame_must_look_like_the_target():
+    from tracker.config import ModelConfig
+    from tracker.heads.box import BoxSearch
+    from tracker.search import Peak, TargetState
+
+    eye, size = np.eye(3), np.array([20.0, 16.0])
+    look = np.array([0.3, np.sqrt(1 - 0.09), 0.0])  # similarity 0.3 with the target
+    config = TrackerConfig(verify_redetect=0.5, verify_every=10, verify_ambiguous=0.5, reference_frames=1)
+    search = BoxSearch(config, ModelConfig(backbone="mobilenetv2", stride=16, head="box"))
+    st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
+    search.remember(st, eye[0])
+    confident, dipped = (Peak(np.array([52.0, 41.0]), size, s, 5.0) for s in (0.8, 0.3))
+    assert search.wants_appearance(st, confident)  # the measuring frame
+    search.conclude(confident, st, eye[0])  # the target's level: 0.8
+    assert not search.wants_appearance(st, confident)  # a confident tracked frame is not judged...
+    assert search.conclude(confident, st).found
+    assert search.wants_appearance(st, dipped)  # ...one below half the target's level is
+    assert search.conclude(dipped, st, eye[0]).found  # it looks like the target
+    assert not search.conclude(dipped, st, look).found  # 0.3 < the re-detection's 0.5
+    assert st.lost_frames == 1
+    off = BoxSearch(TrackerConfig(verify_redetect=0.5, reference_frames=1), ModelConfig(backbone="mobilenetv2",
+                    stride=16, head="box"))  # fmt: skip
+    st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
+    off.remember(st, eye[0])
+    off.conclude(confident, st, eye[0])
+    assert off.conclude(dipped, st, look).found  # without it a tracked frame is never judged
+    with pytest.raises(ConfigError, match="verify_ambiguous"):
+        TrackerConfig(verify_ambiguous=2.0)

@@ -285,6 +285,11 @@ class TrackerConfig:
     # the similarity's bars is taken: a look-alike that outscores the returning target no longer hides it.
     # 1: only the best is verified
     redetect_candidates: int = 1
+    # while tracked, a frame whose score falls below this fraction of the target's own level is ambiguous: the
+    # verifier runs on it and it must pass the re-detection's similarity bar (verify_redetect) to count as found, so
+    # a look-alike taken as the target leaves is caught where the score dips, without judging confident frames.
+    # None: off
+    verify_ambiguous: float | None = None
     # while lost, a candidate's centre is its cell's plus the box the head regresses there (the box head's; the
     # size stays the held one), not the cell's centre alone, half a cell (8 crop pixels) off at worst: the crop the
     # verifier judges is then centred on what the network found. False: the cell's centre
@@ -374,6 +379,8 @@ class TrackerConfig:
         n = self.redetect_candidates
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"redetect_candidates must be an integer >= 1, got {n!r}")
+        if self.verify_ambiguous is not None and not 0.0 <= self.verify_ambiguous <= 1.0:
+            raise ConfigError(f"verify_ambiguous must be in [0, 1] or None, got {self.verify_ambiguous}")
         if not isinstance(self.redetect_refine, bool):
             raise ConfigError(f"redetect_refine must be True or False, got {self.redetect_refine!r}")
         n = self.redetect_distractors

@@ -187,7 +187,8 @@ class MultiTracker(BackendInfo):
         peaks = {i: plans[i].decode(outputs[i]) for i in plans}
         vectors: dict[int, np.ndarray] = {}
         features: dict[int, np.ndarray] = {}
-        verified = [i for i in peaks if self._embedding is not None and self._search.wants_appearance(self._targets[i])]
+        wants = self._search.wants_appearance
+        verified = [i for i in peaks if self._embedding is not None and wants(self._targets[i], peaks[i])]
         if verified:  # each verified target's box (while lost, each candidate) against its own memory, in one batch
             candidates = {i: self._search.candidates(peaks[i], self._targets[i]) for i in verified}
             owners = [i for i in verified for _ in candidates[i]]

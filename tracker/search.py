@@ -155,10 +155,11 @@ class TargetSearch:
         """Start ``st``'s appearance memory with the unit vector of its exemplar (``tracker.appearance``)."""
         st.memory = Memory(vector, self.config.verify_memory, distractors=self.config.redetect_distractors)
 
-    def wants_appearance(self, st: TargetState) -> bool:
-        """Whether the verifier runs on the frame about to be concluded for ``st``: on every frame while the target
-        is lost (a re-detection must verify), over the first ``reference_frames``, on the frames that add to the
-        memory, and at least every ``verify_every``-th frame while tracking."""
+    def wants_appearance(self, st: TargetState, peak: Peak | None = None) -> bool:
+        """Whether the verifier runs on the frame about to be concluded for ``st`` (with ``peak``): on every frame
+        while the target is lost (a re-detection must verify), over the first ``reference_frames``, on the frames
+        that add to the memory, at least every ``verify_every``-th frame while tracking, and on an ambiguous one
+        (``verify_ambiguous``)."""
         if not self.verifies or st.memory is None:
             return False
         n = st.tracked + 1
@@ -167,6 +168,7 @@ class TargetSearch:
             or n <= self.config.reference_frames
             or n % MEMORY_EVERY == 0
             or n - st.verified >= (self.config.verify_every or 1)
+            or (peak is not None and self._ambiguous(self._score_of(peak, st), st))
         )
 
     def appearance_crop(self, frame: np.ndarray, peak: Peak, st: TargetState) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +197,8 @@ class TargetSearch:
         # absence benchmark); a re-detection asks for a higher score than keeping track does
         if st.reference is None:
             st.reference = max(peak.score, 1e-6)
-        score = min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
+        score = self._score_of(peak, st)
+        ambiguous = self._ambiguous(score, st)
         st.tracked += 1
         if st.tracked <= self.config.reference_frames:
             # the target's own level is still being measured: no evidence of a loss yet
@@ -214,7 +217,8 @@ class TargetSearch:
             similarity = st.memory.similarity(appearance)
             measuring = st.tracked <= self.config.reference_frames
             lost = bool(st.lost_frames) or st.held is not None
-            looks_like = self._looks_like(similarity, appearance, st.memory, lost)
+            # an ambiguous tracked frame is judged as a re-detection is
+            looks_like = self._looks_like(similarity, appearance, st.memory, lost or ambiguous)
             if lost and found and not measuring and not looks_like:
                 st.memory.refuse(appearance)  # a look-alike the score would have taken
             found = found and (measuring or looks_like)
@@ -265,7 +269,7 @@ class TargetSearch:
             return 0
         index, best = 0, -math.inf
         for i, (peak, vector) in enumerate(zip(peaks, vectors, strict=True)):
-            score = min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
+            score = self._score_of(peak, st)
             similarity = st.memory.similarity(vector)
             scored = self._is_found(score, peak.psr, True, st.level)
             if scored and self._looks_like(similarity, vector, st.memory, True) and similarity > best:
@@ -304,6 +308,18 @@ class TargetSearch:
         the spacing of crops whose response maps abut into one map."""
         r, stride = self.model_config.response_size, self.model_config.stride
         return (r - 1) / 2 * stride, r * stride
+
+    def _score_of(self, peak: Peak, st: TargetState) -> float:
+        """``peak``'s score as ``TrackResult.score`` gives it before the similarity: relative to the target's first
+        peak for a head whose ``RELATIVE_SCORE`` says so, capped at 1."""
+        return min(1.0, peak.score / st.reference if self.RELATIVE_SCORE else peak.score)
+
+    def _ambiguous(self, score: float, st: TargetState) -> bool:
+        """Whether a tracked frame (past the target's first ``reference_frames``) at ``score`` is below
+        ``verify_ambiguous`` x the target's own level."""
+        share = self.config.verify_ambiguous
+        tracked = not st.lost_frames and st.held is None and st.tracked >= self.config.reference_frames
+        return share is not None and tracked and st.reference is not None and score < share * st.level
 
     def _looks_like(self, similarity: float, vector: np.ndarray, memory: Memory, lost: bool) -> bool:
         """Whether a box whose appearance ``vector`` has ``similarity`` with the target's memory passes the

@@ -131,7 +131,7 @@ class Tracker(BackendInfo):
         peak = plan.decode(outputs)
         clock.lap("decode")
         appearance = features = None
-        if self._embedding is not None and self._search.wants_appearance(st):
+        if self._embedding is not None and self._search.wants_appearance(st, peak):
             # is it still the target? its box's appearance against the target's (while lost, each candidate's)
             peaks = self._search.candidates(peak, st)
             views = [self._search.appearance_crop(frame, p, st) for p in peaks]
