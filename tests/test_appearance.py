@@ -29,6 +29,22 @@ def _features(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, 4, 3, 3)).astype(np.float32)
 
 
+def _remembering(config: TrackerConfig, box_head: bool = False):
+    """A search of the fc (or box) head and a 20 x 16 target at (50, 40) of a 120 x 100 frame whose memory holds the
+    first unit vector."""
+    from tracker.config import ModelConfig
+    from tracker.heads.box import BoxSearch
+    from tracker.heads.fc import SiamFCSearch
+    from tracker.search import TargetState
+
+    model = ModelConfig(backbone="mobilenetv2", stride=16, head="box") if box_head else ModelConfig()
+    search = (BoxSearch if box_head else SiamFCSearch)(config, model)
+    size = np.array([20.0, 16.0])
+    st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
+    search.remember(st, np.eye(3)[0])
+    return search, st
+
+
 def test_embedding_centres_projects_and_normalises():
     feats = _features(5)
     mean = feats.mean(0)
@@ -644,16 +660,10 @@ def test_separate_peaks_keeps_apart_and_takes_the_held_cell_second():
 
 
 def test_a_lost_target_takes_the_candidate_that_looks_like_it():
-    from tracker.config import ModelConfig
-    from tracker.heads.fc import SiamFCSearch
-    from tracker.search import Peak, TargetState
+    from tracker.search import Peak
 
-    eye = np.eye(3)
-    search = SiamFCSearch(TrackerConfig(verify_redetect=0.5, reference_frames=1, found_psr=2.0), ModelConfig())
-    st = TargetState(np.array([50.0, 40.0]), np.array([20.0, 16.0]), np.array([20.0, 16.0]), None, (0.0,) * 3,
-                     (100, 120))  # fmt: skip
-    search.remember(st, eye[0])
-    size = np.array([20.0, 16.0])
+    eye, size = np.eye(3), np.array([20.0, 16.0])
+    search, st = _remembering(TrackerConfig(verify_redetect=0.5, reference_frames=1, found_psr=2.0))
     search.conclude(Peak(np.array([52.0, 41.0]), size, 0.8, 5.0), st, eye[0])
     look_alike, weak, target = (Peak(np.array(c), size, s, 5.0) for c, s in
                                 (([10.0, 10.0], 0.9), ([30.0, 60.0], 0.0001), ([55.0, 40.0], 0.6)))  # fmt: skip
@@ -715,9 +725,7 @@ def test_memory_remembers_the_latest_refused_look_alikes():
 
 
 def test_a_lost_target_short_of_the_bar_is_taken_where_it_is_nearer_the_target_than_the_look_alikes():
-    from tracker.config import ModelConfig
-    from tracker.heads.fc import SiamFCSearch
-    from tracker.search import Peak, TargetState
+    from tracker.search import Peak
 
     def unit(*v):
         v = np.array(v, dtype=float)
@@ -728,9 +736,7 @@ def test_a_lost_target_short_of_the_bar_is_taken_where_it_is_nearer_the_target_t
     for distractors in (0, 4):
         config = TrackerConfig(verify_redetect=0.5, reference_frames=1, found_psr=2.0, redetect_distractors=distractors,
                                distractor_margin=0.1)  # fmt: skip
-        search = SiamFCSearch(config, ModelConfig())
-        st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
-        search.remember(st, eye[0])
+        search, st = _remembering(config)
         peak = Peak(np.array([52.0, 41.0]), size, 0.8, 5.0)
         search.conclude(peak, st, eye[0])
         st.lost_frames = 1
@@ -752,16 +758,12 @@ def test_remembered_look_alikes_are_checked():
 
 
 def test_an_ambiguous_tracked_frame_must_look_like_the_target():
-    from tracker.config import ModelConfig
-    from tracker.heads.box import BoxSearch
-    from tracker.search import Peak, TargetState
+    from tracker.search import Peak
 
     eye, size = np.eye(3), np.array([20.0, 16.0])
     look = np.array([0.3, np.sqrt(1 - 0.09), 0.0])  # similarity 0.3 with the target
     config = TrackerConfig(verify_redetect=0.5, verify_every=10, verify_ambiguous=0.5, reference_frames=1)
-    search = BoxSearch(config, ModelConfig(backbone="mobilenetv2", stride=16, head="box"))
-    st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
-    search.remember(st, eye[0])
+    search, st = _remembering(config, box_head=True)
     confident, dipped = (Peak(np.array([52.0, 41.0]), size, s, 5.0) for s in (0.8, 0.3))
     assert search.wants_appearance(st, confident)  # the measuring frame
     search.conclude(confident, st, eye[0])  # the target's level: 0.8
@@ -771,10 +773,7 @@ def test_an_ambiguous_tracked_frame_must_look_like_the_target():
     assert search.conclude(dipped, st, eye[0]).found  # it looks like the target
     assert not search.conclude(dipped, st, look).found  # 0.3 < the re-detection's 0.5
     assert st.lost_frames == 1
-    off = BoxSearch(TrackerConfig(verify_redetect=0.5, reference_frames=1), ModelConfig(backbone="mobilenetv2",
-                    stride=16, head="box"))  # fmt: skip
-    st = TargetState(np.array([50.0, 40.0]), size, size.copy(), None, (0.0,) * 3, (100, 120))
-    off.remember(st, eye[0])
+    off, st = _remembering(TrackerConfig(verify_redetect=0.5, reference_frames=1), box_head=True)
     off.conclude(confident, st, eye[0])
     assert off.conclude(dipped, st, look).found  # without it a tracked frame is never judged
     with pytest.raises(ConfigError, match="verify_ambiguous"):
