@@ -3,6 +3,8 @@ makes and measures the embedding."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -773,8 +775,13 @@ def test_an_ambiguous_tracked_frame_must_look_like_the_target():
     assert search.conclude(dipped, st, eye[0]).found  # it looks like the target
     assert not search.conclude(dipped, st, look).found  # 0.3 < the re-detection's 0.5
     assert st.lost_frames == 1
+    own, st = _remembering(replace(config, verify_ambiguous_bar=0.2), box_head=True)  # the dips' own, lower bar
+    own.conclude(confident, st, eye[0])
+    assert own.conclude(dipped, st, look).found and not own.conclude(dipped, st, eye[1]).found
     off, st = _remembering(TrackerConfig(verify_redetect=0.5, reference_frames=1), box_head=True)
     off.conclude(confident, st, eye[0])
     assert off.conclude(dipped, st, look).found  # without it a tracked frame is never judged
     with pytest.raises(ConfigError, match="verify_ambiguous"):
         TrackerConfig(verify_ambiguous=2.0)
+    with pytest.raises(ConfigError, match="verify_ambiguous_bar"):
+        TrackerConfig(verify_ambiguous_bar=2.0)

@@ -290,6 +290,8 @@ class TrackerConfig:
     # a look-alike taken as the target leaves is caught where the score dips, without judging confident frames.
     # None: off
     verify_ambiguous: float | None = None
+    # the similarity such an ambiguous frame needs; None: the re-detection's (verify_redetect)
+    verify_ambiguous_bar: float | None = None
     # while lost, a candidate's centre is its cell's plus the box the head regresses there (the box head's; the
     # size stays the held one), not the cell's centre alone, half a cell (8 crop pixels) off at worst: the crop the
     # verifier judges is then centred on what the network found. False: the cell's centre
@@ -381,6 +383,8 @@ class TrackerConfig:
             raise ConfigError(f"redetect_candidates must be an integer >= 1, got {n!r}")
         if self.verify_ambiguous is not None and not 0.0 <= self.verify_ambiguous <= 1.0:
             raise ConfigError(f"verify_ambiguous must be in [0, 1] or None, got {self.verify_ambiguous}")
+        if self.verify_ambiguous_bar is not None and not -1.0 <= self.verify_ambiguous_bar <= 1.0:
+            raise ConfigError(f"verify_ambiguous_bar must be in [-1, 1] or None, got {self.verify_ambiguous_bar}")
         if not isinstance(self.redetect_refine, bool):
             raise ConfigError(f"redetect_refine must be True or False, got {self.redetect_refine!r}")
         n = self.redetect_distractors

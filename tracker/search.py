@@ -217,8 +217,12 @@ class TargetSearch:
             similarity = st.memory.similarity(appearance)
             measuring = st.tracked <= self.config.reference_frames
             lost = bool(st.lost_frames) or st.held is not None
-            # an ambiguous tracked frame is judged as a re-detection is
-            looks_like = self._looks_like(similarity, appearance, st.memory, lost or ambiguous)
+            # an ambiguous tracked frame is judged as a re-detection is, or at its own bar
+            bar = self.config.verify_ambiguous_bar
+            if ambiguous and not lost and bar is not None:
+                looks_like = similarity >= bar
+            else:
+                looks_like = self._looks_like(similarity, appearance, st.memory, lost or ambiguous)
             if lost and found and not measuring and not looks_like:
                 st.memory.refuse(appearance)  # a look-alike the score would have taken
             found = found and (measuring or looks_like)
