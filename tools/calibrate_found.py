@@ -42,6 +42,11 @@ def values(text: str) -> list[float | None]:
     return [None if v.strip() in ("head", "off") else float(v) for v in text.split(",") if v.strip()]
 
 
+def integers(text: str) -> list[int]:
+    """``"1,3"`` -> ``[1, 3]``."""
+    return [int(v) for v in text.split(",")]
+
+
 def config(row: dict, threads: int) -> TrackerConfig:
     """The tracker of one row of the grid: no verifier where both its thresholds are off."""
     verify = row["verify_threshold"] is not None or row["verify_redetect"] is not None
@@ -61,29 +66,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-redetect", type=values, default=values("off"), help="verify_redetect values "
                         "(alone: only re-detections are verified)")  # fmt: skip
     parser.add_argument(
-        "--verify-every", type=lambda t: [int(v) for v in t.split(",")], default=[1],
+        "--verify-every", type=integers, default=[1],
         help="verify_every values (frames between two verifications while tracking; default 1)",
     )  # fmt: skip
     parser.add_argument("--box-calibration", type=values, default=values("head"),
                         help="box_calibration values ('head': the weights' own)")  # fmt: skip
     confirm = TrackerConfig().redetect_confirm
     parser.add_argument(
-        "--redetect-confirm", type=lambda t: [int(v) for v in t.split(",")], default=[confirm],
+        "--redetect-confirm", type=integers, default=[confirm],
         help=f"redetect_confirm values (frames a far re-detection must hold; default {confirm})",
     )  # fmt: skip
     parser.add_argument(
-        "--redetect-keep-reach", type=lambda t: [int(v) for v in t.split(",")], default=[0],
+        "--redetect-keep-reach", type=integers, default=[0],
         help="redetect_keep_reach values (frames after a re-detection in which a loss resumes the search's reach; "
         "default 0: off)",
     )  # fmt: skip
     parser.add_argument("--template-rate", type=values, default=values("head"),
                         help="template_rate values ('head': the weights' own)")  # fmt: skip
     parser.add_argument(
-        "--redetect-candidates", type=lambda t: [int(v) for v in t.split(",")], default=[1],
+        "--redetect-candidates", type=integers, default=[1],
         help="redetect_candidates values (separate peaks a lost target's verifier judges; default 1)",
     )  # fmt: skip
     parser.add_argument(
-        "--redetect-distractors", type=lambda t: [int(v) for v in t.split(",")], default=[0],
+        "--redetect-distractors", type=integers, default=[0],
         help="redetect_distractors values (refused look-alikes a lost target's verifier remembers; default 0: off)",
     )  # fmt: skip
     margin = TrackerConfig().distractor_margin
@@ -113,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
     # the verifier's own fields mean nothing without it, and the margin nothing without distractors: such rows keep
     # their defaults
-    margin = TrackerConfig().distractor_margin
     idle = {"verify_every": 1, "redetect_candidates": 1, "redetect_distractors": 0, "distractor_margin": margin,
             "verify_ambiguous": None, "verify_ambiguous_bar": None}
     grid = [g for g in grid if config(g, None).verify or all(g[f] == v for f, v in idle.items())]

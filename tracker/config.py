@@ -364,7 +364,8 @@ class TrackerConfig:
             raise ConfigError("need reference_frames >= 1 and redetect_margin >= 1")
         if self.found_fraction is not None and self.found_fraction < 0:
             raise ConfigError(f"found_fraction must be >= 0 or None, got {self.found_fraction}")
-        for name in ("found_threshold", "redetect_threshold", "redetect_fraction", "redetect_floor"):
+        shares = ("found_threshold", "redetect_threshold", "redetect_fraction", "redetect_floor", "verify_ambiguous")
+        for name in shares:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1] or None, got {value}")
@@ -374,30 +375,23 @@ class TrackerConfig:
             raise ConfigError("lost_search_growth and lost_search_max must be >= 1")
         if self.lost_scan_after is not None and (isinstance(self.lost_scan_after, bool) or self.lost_scan_after < 0):
             raise ConfigError(f"lost_scan_after must be an integer >= 0 or None, got {self.lost_scan_after!r}")
-        for name in ("redetect_confirm", "redetect_keep_reach"):
+        for name in ("redetect_confirm", "redetect_keep_reach", "redetect_distractors"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         n = self.redetect_candidates
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"redetect_candidates must be an integer >= 1, got {n!r}")
-        if self.verify_ambiguous is not None and not 0.0 <= self.verify_ambiguous <= 1.0:
-            raise ConfigError(f"verify_ambiguous must be in [0, 1] or None, got {self.verify_ambiguous}")
-        if self.verify_ambiguous_bar is not None and not -1.0 <= self.verify_ambiguous_bar <= 1.0:
-            raise ConfigError(f"verify_ambiguous_bar must be in [-1, 1] or None, got {self.verify_ambiguous_bar}")
         if not isinstance(self.redetect_refine, bool):
             raise ConfigError(f"redetect_refine must be True or False, got {self.redetect_refine!r}")
-        n = self.redetect_distractors
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ConfigError(f"redetect_distractors must be an integer >= 0, got {n!r}")
         if not 0.0 <= self.distractor_margin <= 1.0:
             raise ConfigError(f"distractor_margin must be in [0, 1], got {self.distractor_margin}")
         if self.template_rate is not None and not 0.0 <= self.template_rate <= 1.0:
             raise ConfigError(f"template_rate must be in [0, 1], got {self.template_rate}")
-        if self.verify_threshold is not None and not -1.0 <= self.verify_threshold <= 1.0:
-            raise ConfigError(f"verify_threshold must be in [-1, 1] or None, got {self.verify_threshold}")
-        if self.verify_redetect is not None and not -1.0 <= self.verify_redetect <= 1.0:
-            raise ConfigError(f"verify_redetect must be in [-1, 1] or None, got {self.verify_redetect}")
+        for name in ("verify_threshold", "verify_redetect", "verify_ambiguous_bar"):  # cosine similarities
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [-1, 1] or None, got {value}")
         if isinstance(self.verify_memory, bool) or not isinstance(self.verify_memory, int) or self.verify_memory < 0:
             raise ConfigError(f"verify_memory must be an integer >= 0, got {self.verify_memory!r}")
         every = self.verify_every

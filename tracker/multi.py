@@ -191,15 +191,16 @@ class MultiTracker(BackendInfo):
         verified = [i for i in peaks if self._embedding is not None and wants(self._targets[i], peaks[i])]
         if verified:  # each verified target's box (while lost, each candidate) against its own memory, in one batch
             candidates = {i: self._search.candidates(peaks[i], self._targets[i]) for i in verified}
-            owners = [i for i in verified for _ in candidates[i]]
             views = [self._search.appearance_crop(frame, p, self._targets[i]) for i in verified for p in candidates[i]]
             crops, extents = (np.stack(v) for v in zip(*views, strict=True))
             maps = to_array(self._run(appearance_features, self._backend, crops))
             embedded = self._embedding(maps, extents, crops)
+            start = 0  # each target's candidates are consecutive rows
             for i in verified:
-                rows = [k for k, owner in enumerate(owners) if owner == i]
-                j = rows[self._search.choose(candidates[i], embedded[rows], self._targets[i])]
-                peaks[i], features[i], vectors[i] = candidates[i][j - rows[0]], maps[j : j + 1], embedded[j]
+                own = candidates[i]
+                k = self._search.choose(own, embedded[start : start + len(own)], self._targets[i])
+                peaks[i], features[i], vectors[i] = own[k], maps[start + k : start + k + 1], embedded[start + k]
+                start += len(own)
         results = {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
         rate = self.config.template_rate
         for i in features:

@@ -199,14 +199,15 @@ class TargetSearch:
             st.reference = max(peak.score, 1e-6)
         score = self._score_of(peak, st)
         ambiguous = self._ambiguous(score, st)
+        # lost, or a re-detection still being confirmed: the re-detection's bars
+        lost = bool(st.lost_frames) or st.held is not None
         st.tracked += 1
         if st.tracked <= self.config.reference_frames:
             # the target's own level is still being measured: no evidence of a loss yet
             st.level = max(st.level, score)
             found = peak.psr > 0
         else:
-            # a re-detection still being confirmed keeps the re-detection's bar
-            found = self._is_found(score, peak.psr, bool(st.lost_frames) or st.held is not None, st.level)
+            found = self._is_found(score, peak.psr, lost, st.level)
         similarity, st.remembered = None, False
         if appearance is not None and st.memory is not None:
             # "is this still my target?": the box's appearance against the target's own; the score carries it so
@@ -216,10 +217,9 @@ class TargetSearch:
             # MEMORY_EVERY frames while tracking and verified
             similarity = st.memory.similarity(appearance)
             measuring = st.tracked <= self.config.reference_frames
-            lost = bool(st.lost_frames) or st.held is not None
             # an ambiguous tracked frame is judged as a re-detection is, or at its own bar
             bar = self.config.verify_ambiguous_bar
-            if ambiguous and not lost and bar is not None:
+            if ambiguous and bar is not None:  # ambiguous: tracked, never lost
                 looks_like = similarity >= bar
             else:
                 looks_like = self._looks_like(similarity, appearance, st.memory, lost or ambiguous)
@@ -262,8 +262,7 @@ class TargetSearch:
     def candidates(self, peak: Peak, st: TargetState) -> tuple[Peak, ...]:
         """The peaks the verifier judges for ``st`` on this frame: ``peak``, and while the target is lost (past its
         first ``reference_frames``, no re-detection being confirmed) its alternates (``redetect_candidates``)."""
-        lost = st.lost_frames and st.held is None and st.tracked >= self.config.reference_frames
-        return (peak, *peak.alternates) if lost else (peak,)
+        return (peak, *peak.alternates) if st.lost_frames and self._judged(st) else (peak,)
 
     def choose(self, peaks: Sequence[Peak], vectors: Sequence[np.ndarray], st: TargetState) -> int:
         """Which of :meth:`candidates` ``peaks`` (with the unit vectors of their appearance crops) to conclude with:
@@ -322,8 +321,13 @@ class TargetSearch:
         """Whether a tracked frame (past the target's first ``reference_frames``) at ``score`` is below
         ``verify_ambiguous`` x the target's own level."""
         share = self.config.verify_ambiguous
-        tracked = not st.lost_frames and st.held is None and st.tracked >= self.config.reference_frames
+        tracked = not st.lost_frames and self._judged(st)
         return share is not None and tracked and st.reference is not None and score < share * st.level
+
+    def _judged(self, st: TargetState) -> bool:
+        """Whether the frame about to be concluded for ``st`` is past the target's first ``reference_frames`` (no
+        veto while its level is measured) with no re-detection being confirmed."""
+        return st.held is None and st.tracked >= self.config.reference_frames
 
     def _looks_like(self, similarity: float, vector: np.ndarray, memory: Memory, lost: bool) -> bool:
         """Whether a box whose appearance ``vector`` has ``similarity`` with the target's memory passes the
@@ -412,14 +416,15 @@ class TargetSearch:
                 logits = np.where(outside, logits.min(), logits)
             middle = (np.array([cols, rows]) * r - 1) / 2
             iy, ix = np.unravel_index(int(np.argmax(logits)), logits.shape)
+            held_cell: tuple[tuple[int, int], ...] = ()
             if not scanning:  # the local grid is centred on the held box
                 # a candidate away from the held box must beat what is there by a margin, or the held box stays
                 # the candidate: a jump needs evidence, not the best of many weak peaks
                 hx, hy = np.round(middle).astype(int)
-                held = logits[max(0, hy - 1) : hy + 2, max(0, hx - 1) : hx + 2]
+                held_cell = (held_best(logits, hy, hx),)
                 far = np.abs(np.array([ix, iy]) - middle).max() > (r - 1) / 2
-                if far and pp.sigmoid(logits[iy, ix]) < cfg.redetect_margin * pp.sigmoid(held.max()):
-                    iy, ix = held_best(logits, hy, hx)
+                if far and pp.sigmoid(logits[iy, ix]) < cfg.redetect_margin * pp.sigmoid(logits[held_cell[0]]):
+                    iy, ix = held_cell[0]
 
             def peak(cell: tuple[int, int]) -> Peak:
                 offset = (np.array(cell[::-1]) - middle) * stride
@@ -434,8 +439,6 @@ class TargetSearch:
                 return peak((iy, ix))
             # the verifier judges the next separate peaks too: the held box's best cell (when the local grid did not
             # take it), then the highest cells left, each at least the target's half-size from those taken
-            hx, hy = np.round(middle).astype(int)
-            held_cell = () if scanning else (held_best(logits, hy, hx),)
             radius = max(1, math.ceil(float(st.size.max()) / crop_to_frame / stride / 2))
             cells = separate_peaks(np.where(outside, -np.inf, logits), (iy, ix), held_cell, cfg.redetect_candidates,
                                    radius)  # fmt: skip
