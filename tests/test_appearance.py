@@ -785,3 +785,28 @@ def test_an_ambiguous_tracked_frame_must_look_like_the_target():
         TrackerConfig(verify_ambiguous=2.0)
     with pytest.raises(ConfigError, match="verify_ambiguous_bar"):
         TrackerConfig(verify_ambiguous_bar=2.0)
+
+
+@pytest.mark.parametrize("share", [None, 0.5])
+def test_only_confident_frames_join_the_memory(share):
+    from tracker.search import MEMORY_EVERY, Peak
+
+    eye, size = np.eye(3), np.array([20.0, 16.0])
+    config = TrackerConfig(verify_redetect=0.5, verify_every=1, reference_frames=1, memory_confidence=share)
+    search, st = _remembering(config, box_head=True)
+    confident, low = (Peak(np.array([52.0, 41.0]), size, s, 5.0) for s in (0.8, 0.3))
+    search.conclude(confident, st, eye[0])  # the target's level: 0.8; its look remembered as the first frame's
+    for _ in range(MEMORY_EVERY - 2):
+        assert search.conclude(confident, st, eye[0]).found and len(st.memory.recent) == 1
+    # the frame due for the memory is found at 0.3 of a level of 0.8
+    assert search.conclude(low, st, eye[1]).found
+    assert len(st.memory.recent) == (2 if share is None else 1)
+    assert st.remembered is (share is None)  # the kernel moves with the memory (template_rate)
+    for _ in range(MEMORY_EVERY):
+        search.conclude(confident, st, eye[2])
+    assert len(st.memory.recent) == (3 if share is None else 2)  # a confident frame due joins it
+
+
+def test_memory_confidence_is_a_share():
+    with pytest.raises(ConfigError, match="memory_confidence"):
+        TrackerConfig(memory_confidence=1.5)

@@ -2,12 +2,12 @@
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
 ``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect``, ``verify_every``,
-``redetect_candidates``, ``redetect_distractors``, ``distractor_margin``, ``verify_ambiguous`` and its bar, and the
-box head's ``redetect_refine``, ``box_calibration``, ``redetect_confirm``, ``redetect_keep_reach`` and
-``template_rate`` is one tracker; all of them run in lockstep over the benchmark's streams (annotated absences plus
-spliced ones, so each frame is decoded once) and each is scored as the benchmark scores a tracker: AUROC of
-``score``, absent and visible frames reported lost, visible frames reported found with the box off the target,
-returns re-acquired within 10 frames, success AUC on the visible frames.
+``redetect_candidates``, ``redetect_distractors``, ``distractor_margin``, ``verify_ambiguous`` and its bar,
+``memory_confidence``, and the box head's ``redetect_refine``, ``box_calibration``, ``redetect_confirm``,
+``redetect_keep_reach`` and ``template_rate`` is one tracker; all of them run in lockstep over the benchmark's
+streams (annotated absences plus spliced ones, so each frame is decoded once) and each is scored as the benchmark
+scores a tracker: AUROC of ``score``, absent and visible frames reported lost, visible frames reported found with
+the box off the target, returns re-acquired within 10 frames, success AUC on the visible frames.
 
 Closed loop on purpose: ``found`` changes what the tracker does next (hold, widen, re-detect), so each
 combination is judged by the run it produces. Usage (docs/ROBUSTNESS.md, "Choosing the score and the thresholds"):
@@ -34,7 +34,7 @@ from tracker.eval.evaluate import select
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
           "verify_redetect", "verify_every", "box_calibration", "redetect_confirm", "redetect_keep_reach",
           "template_rate", "redetect_candidates", "redetect_distractors", "distractor_margin",
-          "redetect_refine", "verify_ambiguous", "verify_ambiguous_bar")  # fmt: skip
+          "redetect_refine", "verify_ambiguous", "verify_ambiguous_bar", "memory_confidence")  # fmt: skip
 
 
 def values(text: str) -> list[float | None]:
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="verify_ambiguous values ('off': none)")  # fmt: skip
     parser.add_argument("--verify-ambiguous-bar", type=values, default=values("off"),
                         help="verify_ambiguous_bar values ('off': the re-detection's)")  # fmt: skip
+    parser.add_argument("--memory-confidence", type=values, default=values("off"),
+                        help="memory_confidence values ('off': every frame due adds to the memory)")  # fmt: skip
     absence.add_splice_arguments(parser)
     absence.add_canvas_argument(parser)
     parser.add_argument("--same-size", action="store_true", help="every frame at the first one's size (as for "
@@ -113,13 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
         args.verify_every, args.box_calibration, args.redetect_confirm, args.redetect_keep_reach,
         args.template_rate, args.redetect_candidates, args.redetect_distractors, args.distractor_margin,
-        args.redetect_refine, args.verify_ambiguous, args.verify_ambiguous_bar)]  # fmt: skip
+        args.redetect_refine, args.verify_ambiguous, args.verify_ambiguous_bar, args.memory_confidence)]  # fmt: skip
     # the verifier's schedule means nothing without the verifier; 'off' for both its thresholds: no verifier at
     # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
     # the verifier's own fields mean nothing without it, and the margin nothing without distractors: such rows keep
     # their defaults
     idle = {"verify_every": 1, "redetect_candidates": 1, "redetect_distractors": 0, "distractor_margin": margin,
-            "verify_ambiguous": None, "verify_ambiguous_bar": None}
+            "verify_ambiguous": None, "verify_ambiguous_bar": None, "memory_confidence": None}
     grid = [g for g in grid if config(g, None).verify or all(g[f] == v for f, v in idle.items())]
     grid = [g for g in grid if g["redetect_distractors"] or g["distractor_margin"] == margin]
     factories = {

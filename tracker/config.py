@@ -290,6 +290,10 @@ class TrackerConfig:
     # a look-alike taken as the target leaves is caught where the score dips, without judging confident frames.
     # None: off
     verify_ambiguous: float | None = None
+    # a tracked frame's appearance joins the target's memory (and moves the kernel, template_rate) only where its
+    # score reaches this fraction of the target's own level: the memory holds confidently tracked appearances, not
+    # a look-alike or background the track slid onto at a low score. None: every frame that adds to the memory
+    memory_confidence: float | None = None
     # the similarity such an ambiguous frame needs; None: the re-detection's (verify_redetect)
     verify_ambiguous_bar: float | None = None
     # while lost, a candidate's centre is its cell's plus the box the head regresses there (the box head's; the
@@ -364,7 +368,8 @@ class TrackerConfig:
             raise ConfigError("need reference_frames >= 1 and redetect_margin >= 1")
         if self.found_fraction is not None and self.found_fraction < 0:
             raise ConfigError(f"found_fraction must be >= 0 or None, got {self.found_fraction}")
-        shares = ("found_threshold", "redetect_threshold", "redetect_fraction", "redetect_floor", "verify_ambiguous")
+        shares = ("found_threshold", "redetect_threshold", "redetect_fraction", "redetect_floor", "verify_ambiguous",
+                  "memory_confidence")  # fmt: skip
         for name in shares:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

@@ -227,7 +227,7 @@ class TargetSearch:
                 st.memory.refuse(appearance)  # a look-alike the score would have taken
             found = found and (measuring or looks_like)
             remember = st.tracked == self.config.reference_frames or st.tracked % MEMORY_EVERY == 0
-            st.remembered = found and not st.lost_frames and remember
+            st.remembered = found and not st.lost_frames and remember and self._confident(score, st)
             if st.remembered:
                 st.memory.add(appearance)
             st.similarity, st.verified = similarity, st.tracked
@@ -323,6 +323,13 @@ class TargetSearch:
         share = self.config.verify_ambiguous
         tracked = not st.lost_frames and self._judged(st)
         return share is not None and tracked and st.reference is not None and score < share * st.level
+
+    def _confident(self, score: float, st: TargetState) -> bool:
+        """Whether a frame at ``score`` (before the similarity) is confident enough for its appearance to join the
+        memory: at least ``memory_confidence`` x the target's own level; any frame where that is None, and over the
+        target's first ``reference_frames``, while its level is measured."""
+        share = self.config.memory_confidence
+        return share is None or st.tracked <= self.config.reference_frames or score >= share * st.level
 
     def _judged(self, st: TargetState) -> bool:
         """Whether the frame about to be concluded for ``st`` is past the target's first ``reference_frames`` (no
