@@ -9,15 +9,15 @@ once per target, and lets the backend run one large batch.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from . import postprocess as pp
 from .appearance import to_array
-from .backends import appearance_features, blend_kernel, joined_kernels
+from .backends import blend_kernel, joined_kernels
 from .config import TrackerConfig
-from .errors import InputError, UnknownTargetError, guard_runtime
+from .errors import InputError, UnknownTargetError
 from .geometry import as_frame
 from .heads import search_for
 from .result import TrackResult
@@ -190,17 +190,10 @@ class MultiTracker(BackendInfo):
         wants = self._search.wants_appearance
         verified = [i for i in peaks if self._embedding is not None and wants(self._targets[i], peaks[i])]
         if verified:  # each verified target's box (while lost, each candidate) against its own memory, in one batch
-            candidates = {i: self._search.candidates(peaks[i], self._targets[i]) for i in verified}
-            views = [self._search.appearance_crop(frame, p, self._targets[i]) for i in verified for p in candidates[i]]
-            crops, extents = (np.stack(v) for v in zip(*views, strict=True))
-            maps = to_array(self._run(appearance_features, self._backend, crops))
-            embedded = self._embedding(maps, extents, crops)
-            start = 0  # each target's candidates are consecutive rows
-            for i in verified:
-                own = candidates[i]
-                k = self._search.choose(own, embedded[start : start + len(own)], self._targets[i])
-                peaks[i], features[i], vectors[i] = own[k], maps[start + k : start + k + 1], embedded[start + k]
-                start += len(own)
+            entries = [(self._targets[i], peaks[i]) for i in verified]
+            judged = self._search.verify(frame, entries, self._appearance_maps, self._embedding)
+            for i, (peak, vector, maps) in zip(verified, judged, strict=True):
+                peaks[i], vectors[i], features[i] = peak, vector, maps
         results = {i: self._search.conclude(peaks[i], self._targets[i], vectors.get(i)) for i in peaks}
         rate = self.config.template_rate
         for i in features:
@@ -244,10 +237,6 @@ class MultiTracker(BackendInfo):
             return joined
         exemplars = np.concatenate([np.repeat(self._targets[i].exemplar[None], c, axis=0) for i, c in layout])
         return self._run(self._backend.embed, exemplars)
-
-    def _run(self, fn: Callable[..., object], *args: object) -> object:
-        """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
-        return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
 
 
 def _calls(copies: dict[int, int], size: int) -> tuple[tuple[tuple[int, int], ...], ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import postprocess as pp
-from .appearance import Memory
+from .appearance import Embedding, Memory
 from .config import ModelConfig, TrackerConfig
 from .errors import InputError
 from .geometry import Box, as_box, as_frame, context_size, crop_and_resize, grid_offsets, tiles_to_cover
@@ -263,6 +263,30 @@ class TargetSearch:
         """The peaks the verifier judges for ``st`` on this frame: ``peak``, and while the target is lost (past its
         first ``reference_frames``, no re-detection being confirmed) its alternates (``redetect_candidates``)."""
         return (peak, *peak.alternates) if st.lost_frames and self._judged(st) else (peak,)
+
+    def verify(
+        self,
+        frame: np.ndarray,
+        entries: Sequence[tuple[TargetState, Peak]],
+        features: Callable[[np.ndarray], np.ndarray],
+        embedding: Embedding,
+    ) -> list[tuple[Peak, np.ndarray, np.ndarray]]:
+        """The verifier on one or more targets' frames, in one batch: per ``(state, peak)`` entry its
+        :meth:`candidates`' appearance crops, their ``features`` (the network's exemplar branch, (B, C, k, k)) and
+        ``embedding``'s unit vectors; per entry, the candidate :meth:`choose` takes, its unit vector and its feature
+        map (1, C, k, k), for :meth:`conclude` and the template update."""
+        candidates = [self.candidates(peak, st) for st, peak in entries]
+        views = [self.appearance_crop(frame, p, st) for (st, _), own in zip(entries, candidates, strict=True)
+                 for p in own]  # fmt: skip
+        crops, extents = (np.stack(v) for v in zip(*views, strict=True))
+        maps = features(crops)
+        vectors = embedding(maps, extents, crops)
+        chosen, start = [], 0  # each entry's candidates are consecutive rows
+        for (st, _), own in zip(entries, candidates, strict=True):
+            k = start + self.choose(own, vectors[start : start + len(own)], st)
+            chosen.append((own[k - start], vectors[k], maps[k : k + 1]))
+            start += len(own)
+        return chosen
 
     def choose(self, peaks: Sequence[Peak], vectors: Sequence[np.ndarray], st: TargetState) -> int:
         """Which of :meth:`candidates` ``peaks`` (with the unit vectors of their appearance crops) to conclude with:

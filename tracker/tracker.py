@@ -48,6 +48,14 @@ class BackendInfo:
         choice = getattr(self._backend, "auto_choice", None)
         return None if choice is None else choice.describe()
 
+    def _run(self, fn: Callable[..., object], *args: object) -> object:
+        """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
+        return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
+
+    def _appearance_maps(self, crops: np.ndarray) -> np.ndarray:
+        """The exemplar features (B, C, k, k) of exemplar-sized ``crops``, as float32: what the verifier embeds."""
+        return to_array(self._run(appearance_features, self._backend, crops))
+
 
 class Tracker(BackendInfo):
     """Single-object tracker: ``init(frame, box)`` once, then ``update(frame)`` every frame.
@@ -133,13 +141,8 @@ class Tracker(BackendInfo):
         appearance = features = None
         if self._embedding is not None and self._search.wants_appearance(st, peak):
             # is it still the target? its box's appearance against the target's (while lost, each candidate's)
-            peaks = self._search.candidates(peak, st)
-            views = [self._search.appearance_crop(frame, p, st) for p in peaks]
-            crops, extents = (np.stack(v) for v in zip(*views, strict=True))
-            maps = to_array(self._run(appearance_features, self._backend, crops))
-            vectors = self._embedding(maps, extents, crops)
-            j = self._search.choose(peaks, vectors, st)
-            peak, appearance, features = peaks[j], vectors[j], maps[j : j + 1]
+            judge = self._search.verify(frame, [(st, peak)], self._appearance_maps, self._embedding)
+            ((peak, appearance, features),) = judge
         clock.lap("verify")
         result = self._search.conclude(peak, st, appearance)
         if st.remembered and self.config.template_rate:  # the kernel towards the target as it looks now
@@ -174,10 +177,6 @@ class Tracker(BackendInfo):
         outputs = pp.finite_outputs({name: v[:n] for name, v in outputs.items()})
         clock.lap("network")
         return outputs
-
-    def _run(self, fn: Callable[..., object], *args: object) -> object:
-        """Call the backend; a runtime failure inside it (e.g. out of memory) becomes one BackendError."""
-        return guard_runtime(fn, f"the {self.backend_name} backend failed")(*args)
 
 
 def check_template(given: TrackerConfig | None, embedding: Embedding | None) -> None:
