@@ -37,6 +37,9 @@ FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fracti
           "redetect_refine", "verify_ambiguous", "verify_ambiguous_bar", "memory_confidence")  # fmt: skip
 
 
+OFF = ("verify", "memory")  # fields whose None turns something off, not the head's default
+
+
 def values(text: str) -> list[float | None]:
     """``"0,0.5,head"`` -> ``[0.0, 0.5, None]`` (``head`` or ``off``: the default, None)."""
     return [None if v.strip() in ("head", "off") else float(v) for v in text.split(",") if v.strip()]
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     # the verifier's own fields mean nothing without it, and the margin nothing without distractors: such rows keep
     # their defaults
     idle = {"verify_every": 1, "redetect_candidates": 1, "redetect_distractors": 0, "distractor_margin": margin,
-            "verify_ambiguous": None, "verify_ambiguous_bar": None, "memory_confidence": None}
+            "verify_ambiguous": None, "verify_ambiguous_bar": None, "memory_confidence": None}  # fmt: skip
     grid = [g for g in grid if config(g, None).verify or all(g[f] == v for f, v in idle.items())]
     grid = [g for g in grid if g["redetect_distractors"] or g["distractor_margin"] == margin]
     factories = {
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---:|" * (len(FIELDS) + 2 + len(rates)))
     for k, g in enumerate(grid):
         o = results["trackers"][str(k)]["overall"]
-        cells = [("off" if f.startswith("verify") else "head") if g[f] is None else f"{g[f]:g}" for f in FIELDS]
+        cells = [("off" if f.startswith(OFF) else "head") if g[f] is None else f"{g[f]:g}" for f in FIELDS]
         auroc = "n/a" if o["auroc"] is None else f"{o['auroc']:.3f}"
         shares = " | ".join(absence.percent(o[r]) for r in rates)
         print(f"| {' | '.join(cells)} | {auroc} | {shares} | {o['auc']:.3f} |")
