@@ -810,3 +810,27 @@ def test_only_confident_frames_join_the_memory(share):
 def test_memory_confidence_is_a_share():
     with pytest.raises(ConfigError, match="memory_confidence"):
         TrackerConfig(memory_confidence=1.5)
+
+
+def test_a_far_redetection_needs_verify_redetect_far():
+    from tracker.search import Peak
+
+    eye, size = np.eye(3), np.array([20.0, 16.0])
+    look = np.array([0.4, np.sqrt(1 - 0.16), 0.0])  # similarity 0.4 with the target
+    config = TrackerConfig(verify_redetect=0.3, verify_redetect_far=0.5, reference_frames=1)
+    search, st = _remembering(config, box_head=True)
+    search.conclude(Peak(np.array([50.0, 40.0]), size, 0.8, 5.0), st, eye[0])  # the measuring frame
+    reach = search._reach(st)
+    near, far = (Peak(np.array([50.0 + d, 40.0]), size, 0.8, 5.0) for d in (reach / 2, reach + 1))
+    st.lost_frames = 3
+    assert not search.conclude(far, st, look).found  # a jump elsewhere at 0.4 < 0.5
+    assert st.lost_frames == 4
+    assert search.conclude(near, st, look).found  # the target back where it left, at 0.4 >= 0.3
+    off, st = _remembering(replace(config, verify_redetect_far=None), box_head=True)
+    off.conclude(Peak(np.array([50.0, 40.0]), size, 0.8, 5.0), st, eye[0])
+    st.lost_frames = 3
+    assert off.conclude(far, st, look).found  # without it, one bar wherever it lies
+    with pytest.raises(ConfigError, match="verify_redetect_far"):
+        TrackerConfig(verify_redetect_far=1.5)
+    with pytest.raises(ConfigError, match="verify_redetect_far"):
+        TrackerConfig(verify=False, verify_redetect_far=0.5)

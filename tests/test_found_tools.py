@@ -42,12 +42,12 @@ def test_calibrate_found_scores_every_combination(dataset: Path, handset_weights
     # no verifier asked for, the box calibration the weights' own, re-detections not confirmed, the reach not
     # kept after one, the template the weights' own, one re-detection candidate, no look-alikes remembered (their
     # margin the default), re-detections at their cells' centres, no ambiguous frame judged and every frame due
-    # remembered (the defaults)
-    defaults = ("off", "off", "1", "head", "0", "0", "head", "1", "0", "0.1", "0", "off", "off", "off")
-    assert {tuple(r[4:18]) for r in rows} == {defaults}
+    # remembered, one bar for every re-detection (the defaults)
+    defaults = ("off", "off", "1", "head", "0", "0", "head", "1", "0", "0.1", "0", "off", "off", "off", "off")
+    assert {tuple(r[4:19]) for r in rows} == {defaults}
     for r in rows:
-        assert 0.0 <= float(r[18]) <= 1.0 and r[19].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
-    assert rows[0][19] == rows[1][19] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
+        assert 0.0 <= float(r[19]) <= 1.0 and r[20].endswith("%") and 0.0 <= float(r[-1]) <= 1.0
+    assert rows[0][20] == rows[1][20] == "0.0%"  # with both thresholds at 0 only a flat map is ever lost
 
 
 def test_score_candidates_reads_the_box_heads_outputs(dataset: Path, box_weights: Path) -> None:

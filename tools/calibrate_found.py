@@ -1,9 +1,9 @@
 """Calibrate the ``found`` thresholds of TrackerConfig with the absence benchmark (``tracker.absence``).
 
 Every combination of the values given for ``found_threshold``, ``found_psr``, ``redetect_threshold``,
-``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect``, ``verify_every``,
-``redetect_candidates``, ``redetect_distractors``, ``distractor_margin``, ``verify_ambiguous`` and its bar,
-``memory_confidence``, and the box head's ``redetect_refine``, ``box_calibration``, ``redetect_confirm``,
+``redetect_fraction``, the appearance verifier's ``verify_threshold``, ``verify_redetect``, ``verify_redetect_far``,
+``verify_every``, ``redetect_candidates``, ``redetect_distractors``, ``distractor_margin``, ``verify_ambiguous`` and
+its bar, ``memory_confidence``, and the box head's ``redetect_refine``, ``box_calibration``, ``redetect_confirm``,
 ``redetect_keep_reach`` and ``template_rate`` is one tracker; all of them run in lockstep over the benchmark's
 streams (annotated absences plus spliced ones, so each frame is decoded once) and each is scored as the benchmark
 scores a tracker: AUROC of ``score``, absent and visible frames reported lost, visible frames reported found with
@@ -34,7 +34,8 @@ from tracker.eval.evaluate import select
 FIELDS = ("found_threshold", "found_psr", "redetect_threshold", "redetect_fraction", "verify_threshold",
           "verify_redetect", "verify_every", "box_calibration", "redetect_confirm", "redetect_keep_reach",
           "template_rate", "redetect_candidates", "redetect_distractors", "distractor_margin",
-          "redetect_refine", "verify_ambiguous", "verify_ambiguous_bar", "memory_confidence")  # fmt: skip
+          "redetect_refine", "verify_ambiguous", "verify_ambiguous_bar", "memory_confidence",
+          "verify_redetect_far")  # fmt: skip
 
 
 OFF = ("verify", "memory")  # fields whose None turns something off, not the head's default
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="verify_ambiguous values ('off': none)")  # fmt: skip
     parser.add_argument("--verify-ambiguous-bar", type=values, default=values("off"),
                         help="verify_ambiguous_bar values ('off': the re-detection's)")  # fmt: skip
+    parser.add_argument("--verify-redetect-far", type=values, default=values("off"),
+                        help="verify_redetect_far values ('off': verify_redetect wherever it lies)")  # fmt: skip
     parser.add_argument("--memory-confidence", type=values, default=values("off"),
                         help="memory_confidence values ('off': every frame due adds to the memory)")  # fmt: skip
     absence.add_splice_arguments(parser)
@@ -118,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         args.found, args.psr, args.redetect, args.fraction, args.verify, args.verify_redetect,
         args.verify_every, args.box_calibration, args.redetect_confirm, args.redetect_keep_reach,
         args.template_rate, args.redetect_candidates, args.redetect_distractors, args.distractor_margin,
-        args.redetect_refine, args.verify_ambiguous, args.verify_ambiguous_bar, args.memory_confidence)]  # fmt: skip
+        args.redetect_refine, args.verify_ambiguous, args.verify_ambiguous_bar, args.memory_confidence,
+        args.verify_redetect_far)]  # fmt: skip
     # the verifier's schedule means nothing without the verifier; 'off' for both its thresholds: no verifier at
     # all (not the weights' re-detection check, which --verify-redetect and the others give explicitly)
     # the verifier's own fields mean nothing without it, and the margin nothing without distractors: such rows keep
     # their defaults
     idle = {"verify_every": 1, "redetect_candidates": 1, "redetect_distractors": 0, "distractor_margin": margin,
-            "verify_ambiguous": None, "verify_ambiguous_bar": None, "memory_confidence": None}  # fmt: skip
+            "verify_ambiguous": None, "verify_ambiguous_bar": None, "memory_confidence": None,
+            "verify_redetect_far": None}  # fmt: skip
     grid = [g for g in grid if config(g, None).verify or all(g[f] == v for f, v in idle.items())]
     grid = [g for g in grid if g["redetect_distractors"] or g["distractor_margin"] == margin]
     factories = {

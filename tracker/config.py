@@ -316,6 +316,9 @@ class TrackerConfig:
     # another place needs more evidence that it is the target than keeping track of it does. Set alone (with
     # verify_threshold None), only re-detections are judged by their appearance
     verify_redetect: float | None = None
+    # the similarity a re-detection beyond the tracking search's reach of the held box must reach (a jump elsewhere,
+    # not the target coming back where it left); None: verify_redetect (or verify_threshold) wherever it lies
+    verify_redetect_far: float | None = None
     # while the target is tracked past its first reference_frames, the verifier runs on every verify_every-th frame
     # (and on every frame that adds to the memory); the frames between carry the last similarity in their score.
     # While lost it runs on every frame: a re-detection is taken only when it verifies. None: 1 (every frame), or
@@ -393,7 +396,7 @@ class TrackerConfig:
             raise ConfigError(f"distractor_margin must be in [0, 1], got {self.distractor_margin}")
         if self.template_rate is not None and not 0.0 <= self.template_rate <= 1.0:
             raise ConfigError(f"template_rate must be in [0, 1], got {self.template_rate}")
-        for name in ("verify_threshold", "verify_redetect", "verify_ambiguous_bar"):  # cosine similarities
+        for name in ("verify_threshold", "verify_redetect", "verify_redetect_far", "verify_ambiguous_bar"):  # cosines
             value = getattr(self, name)
             if value is not None and not -1.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be in [-1, 1] or None, got {value}")
@@ -404,9 +407,10 @@ class TrackerConfig:
             raise ConfigError(f"verify_every must be an integer >= 1 or None, got {self.verify_every!r}")
         if not isinstance(self.verify, bool):
             raise ConfigError(f"verify must be True or False, got {self.verify!r}")
-        if not self.verify and (self.verify_threshold is not None or self.verify_redetect is not None):
-            raise ConfigError("verify=False turns the appearance verifier off: leave verify_threshold and "
-                              "verify_redetect at None")  # fmt: skip
+        if not self.verify and any(v is not None for v in (self.verify_threshold, self.verify_redetect,
+                                                          self.verify_redetect_far)):  # fmt: skip
+            raise ConfigError("verify=False turns the appearance verifier off: leave verify_threshold, "
+                              "verify_redetect and verify_redetect_far at None")  # fmt: skip
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
         if self.precision not in PRECISIONS:

@@ -222,7 +222,7 @@ class TargetSearch:
             if ambiguous and bar is not None:  # ambiguous: tracked, never lost
                 looks_like = similarity >= bar
             else:
-                looks_like = self._looks_like(similarity, appearance, st.memory, lost or ambiguous)
+                looks_like = self._looks_like(similarity, appearance, st.memory, lost or ambiguous, self._far(peak, st))
             if lost and found and not measuring and not looks_like:
                 st.memory.refuse(appearance)  # a look-alike the score would have taken
             found = found and (measuring or looks_like)
@@ -299,7 +299,8 @@ class TargetSearch:
             score = self._score_of(peak, st)
             similarity = st.memory.similarity(vector)
             scored = self._is_found(score, peak.psr, True, st.level)
-            if scored and self._looks_like(similarity, vector, st.memory, True) and similarity > best:
+            looks_like = self._looks_like(similarity, vector, st.memory, True, self._far(peak, st))
+            if scored and looks_like and similarity > best:
                 index, best = i, similarity
         return index
 
@@ -310,7 +311,7 @@ class TargetSearch:
         # while lost nothing is held: a re-detection lost again before it was confirmed has returned the held box
         if st.lost_frames and self.config.redetect_confirm:
             # within the reach: the target coming back where it left, not a jump to something else
-            if np.abs(peak.center - st.center).max() > self._reach(st):
+            if self._far(peak, st):
                 st.held, st.confirming = (st.center.copy(), st.size.copy(), st.lost_frames), 0
         elif st.held is not None:
             st.confirming += 1
@@ -325,6 +326,11 @@ class TargetSearch:
             st.resume = (st.lost_frames, keep)
         elif st.resume is not None:
             st.resume = (st.resume[0], st.resume[1] - 1) if st.resume[1] > 1 else None
+
+    def _far(self, peak: Peak, st: TargetState) -> bool:
+        """Whether ``peak`` is a re-detection (``st`` lost) beyond the tracking search's reach of the held box: a jump
+        to somewhere else rather than the target coming back where it left."""
+        return bool(st.lost_frames) and bool(np.abs(peak.center - st.center).max() > self._reach(st))
 
     def _reach(self, st: TargetState) -> float:
         """How far from the held centre, in frame pixels, a tracking search's response reaches (either axis)."""
@@ -360,21 +366,26 @@ class TargetSearch:
         veto while its level is measured) with no re-detection being confirmed."""
         return st.held is None and st.tracked >= self.config.reference_frames
 
-    def _looks_like(self, similarity: float, vector: np.ndarray, memory: Memory, lost: bool) -> bool:
+    def _looks_like(
+        self, similarity: float, vector: np.ndarray, memory: Memory, lost: bool, far: bool = False
+    ) -> bool:
         """Whether a box whose appearance ``vector`` has ``similarity`` with the target's memory passes the
         similarity's bar (:meth:`_similarity_needed`); while ``lost``, one short of it by at most
         ``distractor_margin`` passes where it is that much nearer the target than every refused look-alike."""
-        needed = self._similarity_needed(lost)
+        needed = self._similarity_needed(lost, far)
         if similarity >= needed:
             return True
         margin = self.config.distractor_margin
         nearest = memory.distractor_similarity(vector) if lost else None
         return nearest is not None and similarity >= needed - margin and similarity >= nearest + margin
 
-    def _similarity_needed(self, lost: bool) -> float:
+    def _similarity_needed(self, lost: bool, far: bool = False) -> float:
         """The appearance similarity a found target needs: ``verify_threshold`` while tracking; while ``lost``,
-        ``verify_redetect`` where it is set; -1 (any) where neither applies."""
+        ``verify_redetect`` where it is set, and ``verify_redetect_far`` for a candidate ``far`` from the held box
+        where that is set; -1 (any) where none applies."""
         cfg = self.config
+        if lost and far and cfg.verify_redetect_far is not None:
+            return cfg.verify_redetect_far
         needed = cfg.verify_redetect if lost and cfg.verify_redetect is not None else cfg.verify_threshold
         return -1.0 if needed is None else needed
 
