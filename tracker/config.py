@@ -290,12 +290,12 @@ class TrackerConfig:
     # a look-alike taken as the target leaves is caught where the score dips, without judging confident frames.
     # None: off
     verify_ambiguous: float | None = None
+    # the similarity such an ambiguous frame needs; None: the re-detection's (verify_redetect)
+    verify_ambiguous_bar: float | None = None
     # a tracked frame's appearance joins the target's memory (and moves the kernel, template_rate) only where its
     # score reaches this fraction of the target's own level: the memory holds confidently tracked appearances, not
     # a look-alike or background the track slid onto at a low score. None: every frame that adds to the memory
     memory_confidence: float | None = None
-    # the similarity such an ambiguous frame needs; None: the re-detection's (verify_redetect)
-    verify_ambiguous_bar: float | None = None
     # while lost, a candidate's centre is its cell's plus the box the head regresses there (the box head's; the
     # size stays the held one), not the cell's centre alone, half a cell (8 crop pixels) off at worst: the crop the
     # verifier judges is then centred on what the network found. False: the cell's centre
